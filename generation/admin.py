@@ -1,0 +1,24 @@
+from django.contrib import admin
+
+from .models import Generation, GenerationInput
+
+
+class InputInline(admin.TabularInline):
+    model = GenerationInput
+    extra = 0
+    can_delete = False
+    readonly_fields = ["position", "kind", "file", "content_type", "width", "height", "created_at"]
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "state", "endpoint_id", "resolution", "duration", "credit_cost", "created_at"]
+    list_filter = ["state", "backend", "endpoint_id", "tier"]
+    search_fields = ["id", "user__email", "prompt", "provider_request_id"]
+    date_hierarchy = "created_at"
+    inlines = [InputInline]
+    # The pipeline owns every field: admins look, they do not edit state by hand.
+    readonly_fields = [field.name for field in Generation._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

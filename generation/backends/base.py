@@ -1,0 +1,61 @@
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ProviderError(Exception):
+    """A provider call failed. `retryable` says whether trying again can help."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: str
+    queue_position: int | None = None
+    urls: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a request stands: stage is 'in_queue', 'in_progress' or 'completed'."""
+
+    stage: str
+    queue_position: int | None = None
+    logs: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished video at the provider: a URL to fetch it from, and its declared type."""
+
+    video_url: str
+    content_type: str | None = None
+
+
+class VideoBackend(Protocol):
+    name: str
+
+    def submit(self, generation, *, webhook_url: str | None) -> Submitted: ...
+
+    def status(self, generation) -> Progress: ...
+
+    def result(self, generation) -> Completed: ...
+
+    def open_video(self, completed: Completed) -> AbstractContextManager[Iterator[bytes]]:
+        """Stream the video's bytes in chunks."""
+        ...
+
+    def cancel(self, generation) -> bool:
+        """Ask the provider to cancel; False if it had already finished."""
+        ...
+
+

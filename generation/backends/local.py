@@ -1,0 +1,137 @@
+"""The offline stand-in for fal: renders real MP4s on this machine, with a simulated queue.
+
+It behaves like a remote provider so that the rest of the pipeline cannot tell the difference:
+submit hands the job to a render task and returns at once, status reports a queue position and
+then progress, and the finished file is fetched and copied like any provider's output. Each
+request is a folder under LOCAL_RENDER_DIR, so every process on the machine sees the same state.
+"""
+
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django_q.tasks import async_task
+
+from ..render import RenderSpec, frame_size, nearest_aspect_ratio, render_video
+from .base import Completed, ProviderError, Progress, Submitted
+
+CHUNK = 1024 * 1024
+
+
+class LocalBackend:
+    name = "local"
+
+    @staticmethod
+    def job_dir(request_id: str) -> Path:
+        return Path(settings.LOCAL_RENDER_DIR) / request_id
+
+    def submit(self, generation, *, webhook_url: str | None) -> Submitted:
+        request_id = uuid.uuid4().hex
+        folder = self.job_dir(request_id)
+        folder.mkdir(parents=True)
+        image_path = None
+        first_input = generation.inputs.filter(kind="image").first()
+        if first_input is not None:
+            image_path = folder / f"input{Path(first_input.file.name).suffix}"
+            with default_storage.open(first_input.file.name, "rb") as src, open(image_path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        aspect = generation.aspect_ratio or (
+            nearest_aspect_ratio(first_input.width, first_input.height) if first_input else "16:9"
+        )
+        width, height = frame_size(generation.resolution, aspect)
+        job = {
+            "submitted_at": time.time(),
+            "queue_seconds": settings.LOCAL_QUEUE_SECONDS,
+            "spec": {
+                "width": width,
+                "height": height,
+                "duration_s": generation.duration,
+                "preset": generation.preset,
+                "seed": generation.seed,
+                "prompt": generation.prompt,
+                "image_path": str(image_path) if image_path else None,
+                "title": f"Promptreel {generation.pk}",
+            },
+        }
+        (folder / "job.json").write_text(json.dumps(job))
+        async_task("generation.tasks.local_render", request_id, task_name=f"render {request_id}")
+        return Submitted(request_id=request_id, queue_position=self._position(job))
+
+    @staticmethod
+    def _position(job: dict) -> int:
+        waited = time.time() - job["submitted_at"]
+        return max(0, math.ceil((job["queue_seconds"] - waited) / 0.5))
+
+    def _job(self, request_id: str) -> dict:
+        try:
+            return json.loads((self.job_dir(request_id) / "job.json").read_text())
+        except FileNotFoundError:
+            raise ProviderError(
+                "request_not_found", f"The offline renderer has no job {request_id}", retryable=False
+            ) from None
+
+    def status(self, generation) -> Progress:
+        folder = self.job_dir(generation.provider_request_id)
+        job = self._job(generation.provider_request_id)
+        if (folder / "canceled").exists():
+            return Progress("completed", error="Request cancelled", error_type="canceled")
+        position = self._position(job)
+        if position > 0:
+            return Progress("in_queue", queue_position=position)
+        if (folder / "error.txt").exists():
+            return Progress("completed", error=(folder / "error.txt").read_text(), error_type="render_error")
+        if (folder / "output.mp4").exists():
+            metrics = json.loads((folder / "metrics.json").read_text())
+            return Progress("completed", metrics=metrics)
+        return Progress("in_progress", logs=[{"message": "Rendering offline"}])
+
+    def result(self, generation) -> Completed:
+        path = self.job_dir(generation.provider_request_id) / "output.mp4"
+        if not path.exists():
+            raise ProviderError("result_missing", "The offline render has no output", retryable=False)
+        return Completed(video_url=path.as_uri(), content_type="video/mp4")
+
+    @contextmanager
+    def open_video(self, completed: Completed) -> Iterator[Iterator[bytes]]:
+        path = Path(completed.video_url.removeprefix("file://"))
+        with open(path, "rb") as stream:
+            yield iter(lambda: stream.read(CHUNK), b"")
+
+    def cancel(self, generation) -> bool:
+        folder = self.job_dir(generation.provider_request_id)
+        if (folder / "output.mp4").exists() or (folder / "error.txt").exists():
+            return False
+        (folder / "canceled").touch()
+        return True
+
+
+def render_job(request_id: str) -> bool:
+    """Do the provider's work for one request (a django-q task). True if this call rendered it."""
+    folder = LocalBackend.job_dir(request_id)
+    if (folder / "canceled").exists() or (folder / "output.mp4").exists():
+        return False
+    try:
+        # Creating the marker is atomic, so of all the processes that try, one renders.
+        os.close(os.open(folder / "rendering", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    job = json.loads((folder / "job.json").read_text())
+    started = time.monotonic()
+    partial = folder / "output.part.mp4"
+    try:
+        render_video(RenderSpec(**job["spec"]), str(partial))
+    except Exception as exc:
+        (folder / "error.txt").write_text(f"The offline renderer failed: {exc}")
+        raise
+    (folder / "metrics.json").write_text(json.dumps({"inference_time": time.monotonic() - started}))
+    # The rename is what makes the output visible, so a reader never sees half a file.
+    partial.replace(folder / "output.mp4")
+    return True

@@ -1,0 +1,8 @@
+from django.conf import settings
+
+
+def site(request):
+    return {
+        "site_name": settings.SITE_NAME,
+        "video_backend": settings.VIDEO_BACKEND,
+    }

@@ -1,0 +1,204 @@
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class State(models.TextChoices):
+    HELD = "held", "Awaiting review"
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    IN_QUEUE = "in_queue", "In the provider's queue"
+    IN_PROGRESS = "in_progress", "Rendering"
+    FINALIZING = "finalizing", "Saving the video"
+    SUCCEEDED = "succeeded", "Ready"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    BLOCKED = "blocked", "Blocked by moderation"
+
+
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.BLOCKED})
+# The provider holds the job in these states; they need polling or a webhook to move on.
+AT_PROVIDER = frozenset({State.IN_QUEUE, State.IN_PROGRESS})
+
+# The state machine of design §2: target state -> the states it may be entered from.
+_ACTIVE = {State.QUEUED, State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING}
+ALLOWED_SOURCES: dict[str, frozenset[str]] = {
+    State.QUEUED: frozenset({State.HELD, State.SUBMITTING}),  # approved, or a submit to retry
+    State.SUBMITTING: frozenset({State.QUEUED}),
+    State.IN_QUEUE: frozenset({State.SUBMITTING}),
+    State.IN_PROGRESS: frozenset({State.IN_QUEUE}),
+    State.FINALIZING: frozenset({State.IN_QUEUE, State.IN_PROGRESS}),
+    State.SUCCEEDED: frozenset({State.FINALIZING}),
+    State.FAILED: frozenset(_ACTIVE),
+    State.CANCELED: frozenset(_ACTIVE | {State.HELD}),
+    State.BLOCKED: frozenset({State.HELD}),
+    State.HELD: frozenset(),
+}
+
+# The row's timestamp for entering each state.
+STAGE_TIMESTAMP = {
+    State.QUEUED: "queued_at",
+    State.SUBMITTING: "submitting_at",
+    State.IN_QUEUE: "in_queue_at",
+    State.IN_PROGRESS: "in_progress_at",
+    State.FINALIZING: "finalizing_at",
+    State.SUCCEEDED: "finished_at",
+    State.FAILED: "finished_at",
+    State.CANCELED: "finished_at",
+    State.BLOCKED: "finished_at",
+}
+
+
+class Tier(models.TextChoices):
+    PREVIEW = "preview", "Preview"
+    HD = "hd", "HD"
+
+
+class GenerationQuerySet(models.QuerySet):
+    def transition(
+        self, pk, to: str, *, sources: Iterable[str] | None = None, **changes
+    ) -> bool:
+        """Move one row to state `to` if it is in an allowed source state; True if it moved.
+
+        A single conditional UPDATE, so a duplicate webhook, a racing tracker or a retried task
+        that tries the same move finds the row already gone from the source state and does
+        nothing.
+        """
+        allowed = ALLOWED_SOURCES[to]
+        if sources is not None:
+            allowed = allowed & frozenset(sources)
+        now = timezone.now()
+        if to in STAGE_TIMESTAMP:
+            changes.setdefault(STAGE_TIMESTAMP[to], now)
+        if to in TERMINAL:
+            changes.setdefault("next_check_at", None)
+        updated = self.filter(pk=pk, state__in=allowed).update(state=to, updated_at=now, **changes)
+        return updated == 1
+
+    def visible_to(self, user):
+        return self.filter(user=user)
+
+
+def output_path(instance, filename):
+    return f"outputs/{instance.user_id}/{instance.pk}.mp4"
+
+
+def poster_path(instance, filename):
+    return f"posters/{instance.user_id}/{instance.pk}.jpg"
+
+
+class Generation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+
+    # What was asked for.
+    endpoint_id = models.CharField(max_length=100)
+    backend = models.CharField(max_length=16)
+    prompt = models.TextField(blank=True)
+    preset = models.CharField(max_length=16, default="static")
+    arguments = models.JSONField(help_text="The exact arguments sent to the provider")
+    seed = models.BigIntegerField()
+    resolution = models.CharField(max_length=8)
+    duration = models.PositiveSmallIntegerField()
+    aspect_ratio = models.CharField(max_length=8, blank=True)
+    tier = models.CharField(max_length=8, choices=Tier.choices, default=Tier.PREVIEW)
+    credit_cost = models.PositiveIntegerField()
+    fal_price_usd = models.DecimalField(max_digits=8, decimal_places=4)
+
+    # The provider's side.
+    provider_request_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    provider_urls = models.JSONField(default=dict, blank=True)
+    queue_position = models.PositiveIntegerField(null=True, blank=True)
+    provider_metrics = models.JSONField(default=dict, blank=True)
+    inference_seconds = models.FloatField(null=True, blank=True)
+    provider_output_url = models.URLField(max_length=2000, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    polls = models.PositiveIntegerField(default=0)
+    # When the tracker should next look at this row (poll, retry, or re-run a stalled finalize).
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+
+    # The result, copied into our storage.
+    output = models.FileField(upload_to=output_path, blank=True, max_length=300)
+    poster = models.FileField(upload_to=poster_path, blank=True, max_length=300)
+    video_codec = models.CharField(max_length=16, blank=True)
+    video_width = models.PositiveIntegerField(null=True, blank=True)
+    video_height = models.PositiveIntegerField(null=True, blank=True)
+    video_duration = models.FloatField(null=True, blank=True)
+    video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+
+    # When each stage was entered.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    submitting_at = models.DateTimeField(null=True, blank=True)
+    in_queue_at = models.DateTimeField(null=True, blank=True)
+    in_progress_at = models.DateTimeField(null=True, blank=True)
+    finalizing_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["state", "next_check_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=State.values), name="generation_state_valid"),
+            models.CheckConstraint(condition=Q(tier__in=Tier.values), name="generation_tier_valid"),
+            models.CheckConstraint(
+                condition=~Q(state=State.SUCCEEDED) | ~Q(output=""),
+                name="generation_succeeded_has_output",
+            ),
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True) | Q(state__in=list(TERMINAL)),
+                name="generation_finished_only_when_terminal",
+            ),
+            models.CheckConstraint(
+                condition=Q(seed__gte=0) & Q(seed__lte=2**32 - 1), name="generation_seed_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} · {self.get_state_display()} · {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("generation_detail", args=[self.pk])
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+class GenerationInput(models.Model):
+    """An image (or video) the user gave us, re-encoded and stored under a generated name."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        VIDEO = "video"
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="inputs")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.IMAGE)
+    file = models.FileField(max_length=300)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField(null=True)
+    height = models.PositiveIntegerField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "kind", "position"], name="input_position_unique"),
+        ]

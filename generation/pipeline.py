@@ -1,0 +1,222 @@
+"""The worker side of a generation: submit, poll, finalize, retry, fail.
+
+Each function claims its row with a conditional UPDATE before it does anything, so any number
+of workers and trackers may call them for the same row at once; only one does the work.
+None of them waits on the provider: each makes one quick call and records what it learned.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import media
+from .backends import ProviderError, get_backend
+from .models import Generation, State
+
+log = logging.getLogger(__name__)
+
+# A finalize that has not finished after this long is taken to have died, and is run again.
+FINALIZE_LEASE = timedelta(minutes=5)
+RETRY_BASE_SECONDS = 2.0
+RETRY_CAP_SECONDS = 120.0
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Exponential back-off with full jitter, so that failures do not retry in lock-step."""
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def poll_delay(polls: int) -> timedelta:
+    """Poll often at first, then back off: most renders take tens of seconds."""
+    seconds = settings.TRACK_POLL_MIN_SECONDS * 1.5 ** min(polls, 20)
+    return timedelta(seconds=min(seconds, settings.TRACK_POLL_MAX_SECONDS))
+
+
+def webhook_url_for(generation: Generation) -> str | None:
+    if not settings.PUBLIC_BASE_URL or generation.backend != "fal":
+        return None
+    return f"{settings.PUBLIC_BASE_URL}/webhooks/fal/"
+
+
+def generation_submit(*, generation_id) -> bool:
+    """Hand a queued generation to its backend. True if this call submitted it."""
+    now = timezone.now()
+    claimed = Generation.objects.transition(
+        generation_id, State.SUBMITTING, attempts=F("attempts") + 1, next_check_at=None
+    )
+    if not claimed:
+        return False
+    generation = Generation.objects.get(pk=generation_id)
+    backend = get_backend(generation.backend)
+    try:
+        submitted = backend.submit(generation, webhook_url=webhook_url_for(generation))
+    except ProviderError as exc:
+        _submit_failed(generation, exc)
+        return False
+    moved = Generation.objects.transition(
+        generation_id,
+        State.IN_QUEUE,
+        provider_request_id=submitted.request_id,
+        provider_urls=submitted.urls,
+        queue_position=submitted.queue_position,
+        next_check_at=now + poll_delay(0),
+    )
+    if not moved:
+        # Canceled while we were submitting: the provider has the job now, so cancel it there.
+        Generation.objects.filter(pk=generation_id).update(provider_request_id=submitted.request_id)
+        generation.provider_request_id = submitted.request_id
+        _cancel_quietly(backend, generation)
+    log.info("generation %s submitted as %s", generation_id, submitted.request_id)
+    return moved
+
+
+def _submit_failed(generation: Generation, exc: ProviderError) -> None:
+    attempts = Generation.objects.values_list("attempts", flat=True).get(pk=generation.pk)
+    if exc.retryable and attempts < settings.GENERATION_MAX_ATTEMPTS:
+        Generation.objects.transition(
+            generation.pk,
+            State.QUEUED,
+            sources=[State.SUBMITTING],
+            next_check_at=timezone.now() + retry_delay(attempts),
+            error_code=exc.code,
+            error_message=exc.message,
+        )
+        log.warning("generation %s submit failed (%s), will retry", generation.pk, exc.code)
+        return
+    generation_fail(generation_id=generation.pk, code=exc.code, message=exc.message)
+
+
+def generation_fail(*, generation_id, code: str, message: str) -> bool:
+    failed = Generation.objects.transition(
+        generation_id, State.FAILED, error_code=code, error_message=message[:2000]
+    )
+    if failed:
+        log.warning("generation %s failed: %s %s", generation_id, code, message)
+    return failed
+
+
+def generation_poll(*, generation_id) -> None:
+    """Ask the provider once how a request stands, and record it."""
+    generation = Generation.objects.get(pk=generation_id)
+    if generation.state not in (State.IN_QUEUE, State.IN_PROGRESS):
+        return
+    backend = get_backend(generation.backend)
+    now = timezone.now()
+    try:
+        progress = backend.status(generation)
+    except ProviderError as exc:
+        if not exc.retryable:
+            generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
+            return
+        Generation.objects.filter(pk=generation_id, state=generation.state).update(
+            polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1)
+        )
+        return
+    next_check = now + poll_delay(generation.polls + 1)
+    if progress.stage == "in_queue":
+        Generation.objects.filter(pk=generation_id, state=State.IN_QUEUE).update(
+            queue_position=progress.queue_position, polls=generation.polls + 1, next_check_at=next_check
+        )
+    elif progress.stage == "in_progress":
+        Generation.objects.transition(generation_id, State.IN_PROGRESS, queue_position=None)
+        Generation.objects.filter(pk=generation_id, state=State.IN_PROGRESS).update(
+            polls=generation.polls + 1, next_check_at=next_check
+        )
+    else:
+        generation_complete_at_provider(
+            generation_id=generation_id,
+            metrics=progress.metrics,
+            error=progress.error,
+            error_type=progress.error_type,
+        )
+
+
+def generation_complete_at_provider(
+    *, generation_id, metrics: dict, error: str | None = None, error_type: str | None = None
+) -> None:
+    """The provider says the request is finished (from a poll or a webhook)."""
+    if error:
+        if error_type == "canceled":
+            Generation.objects.transition(generation_id, State.CANCELED)
+            return
+        generation_fail(generation_id=generation_id, code=error_type or "provider_error", message=error)
+        return
+    inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
+    moved = Generation.objects.transition(
+        generation_id,
+        State.FINALIZING,
+        provider_metrics=metrics or {},
+        inference_seconds=inference if isinstance(inference, int | float) else None,
+        queue_position=None,
+        next_check_at=timezone.now() + FINALIZE_LEASE,
+    )
+    if moved:
+        enqueue_finalize(generation_id)
+
+
+def enqueue_finalize(generation_id) -> None:
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task("generation.tasks.finalize", str(generation_id), task_name=f"finalize {generation_id}")
+    )
+
+
+def generation_finalize(*, generation_id) -> bool:
+    """Copy the finished video into our storage, probe it, make a poster, mark it succeeded."""
+    now = timezone.now()
+    generation = Generation.objects.get(pk=generation_id)
+    if generation.state != State.FINALIZING:
+        return False
+    # Take (or renew) the lease: only one finalize runs at a time for a row.
+    claimed = Generation.objects.filter(
+        pk=generation_id, state=State.FINALIZING, next_check_at=generation.next_check_at
+    ).update(next_check_at=now + FINALIZE_LEASE, updated_at=now)
+    if not claimed:
+        return False
+    backend = get_backend(generation.backend)
+    try:
+        completed = backend.result(generation)
+        Generation.objects.filter(pk=generation_id).update(provider_output_url=completed.video_url)
+        with backend.open_video(completed) as chunks:
+            stored = media.store_video(generation, chunks, declared_type=completed.content_type)
+    except ProviderError as exc:
+        if exc.retryable:
+            Generation.objects.filter(pk=generation_id, state=State.FINALIZING).update(
+                next_check_at=now + retry_delay(generation.attempts + 1)
+            )
+            return False
+        generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
+        return False
+    except media.BadVideo as exc:
+        generation_fail(generation_id=generation_id, code="malformed_result", message=str(exc))
+        return False
+    succeeded = Generation.objects.transition(
+        generation_id,
+        State.SUCCEEDED,
+        output=stored.video_name,
+        poster=stored.poster_name,
+        video_codec=stored.info.codec,
+        video_width=stored.info.width,
+        video_height=stored.info.height,
+        video_duration=stored.info.duration_s,
+        video_bytes=stored.info.size_bytes,
+        error_code="",
+        error_message="",
+    )
+    if not succeeded:
+        media.delete_quietly(stored.video_name, stored.poster_name)
+    return succeeded
+
+
+def _cancel_quietly(backend, generation: Generation) -> None:
+    try:
+        backend.cancel(generation)
+    except ProviderError:
+        log.exception("could not cancel %s at the provider", generation.pk)

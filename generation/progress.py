@@ -1,0 +1,41 @@
+"""How far along a generation is, as the page and the status endpoint show it."""
+
+from django.urls import reverse
+from django.utils import timezone
+
+from .models import Generation, State
+
+# Rough share of the bar each stage reaches; rendering fills the gap by elapsed time.
+STAGE_PERCENT = {
+    State.HELD: 2,
+    State.QUEUED: 5,
+    State.SUBMITTING: 10,
+    State.IN_QUEUE: 15,
+    State.IN_PROGRESS: 30,
+    State.FINALIZING: 92,
+    State.SUCCEEDED: 100,
+}
+# A typical render time, to move the bar while the provider works (seconds per video second).
+EXPECTED_RENDER_SECONDS_PER_SECOND = 6
+
+
+def progress_of(generation: Generation) -> dict:
+    percent = STAGE_PERCENT.get(generation.state, 100)
+    if generation.state == State.IN_PROGRESS and generation.in_progress_at:
+        elapsed = (timezone.now() - generation.in_progress_at).total_seconds()
+        expected = EXPECTED_RENDER_SECONDS_PER_SECOND * generation.duration
+        percent = min(90, 30 + int(60 * elapsed / expected))
+    data = {
+        "id": str(generation.pk),
+        "state": generation.state,
+        "label": generation.get_state_display(),
+        "percent": percent,
+        "queue_position": generation.queue_position,
+        "terminal": generation.is_terminal,
+        "error_code": generation.error_code,
+        "error_message": generation.error_message if generation.state == State.FAILED else "",
+    }
+    if generation.state == State.SUCCEEDED:
+        data["video_url"] = reverse("generation_media", args=[generation.pk, "video"])
+        data["poster_url"] = reverse("generation_media", args=[generation.pk, "poster"])
+    return data

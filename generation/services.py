@@ -1,0 +1,119 @@
+"""Write paths for generations that users start: create and cancel."""
+
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from . import catalogue
+from .backends import ProviderError, get_backend
+from .catalogue import InputError
+from .images import ImageRejected, clean_image
+from .models import Generation, GenerationInput, State, Tier
+
+log = logging.getLogger(__name__)
+
+SEED_LIMIT = 2**32
+
+
+def generation_create(
+    *,
+    user,
+    endpoint_id: str,
+    inputs: Mapping[str, Any],
+    images: Sequence[bytes | BinaryIO] = (),
+    preset: str = "static",
+    seed: int | None = None,
+    tier: str = Tier.PREVIEW,
+) -> Generation:
+    """Validate, price and record a generation, and queue it for submission.
+
+    Everything that can refuse the request runs before the row exists, so a refusal leaves
+    nothing behind. Raises InputError with per-field messages.
+    """
+    valid = catalogue.validate_input(endpoint_id, inputs, image_count=len(images), preset=preset)
+    if seed is None:
+        seed = secrets.randbelow(SEED_LIMIT)
+    elif not 0 <= seed < SEED_LIMIT:
+        raise InputError({"seed": f"Must be a whole number from 0 to {SEED_LIMIT - 1}."})
+    try:
+        price = catalogue.price_of(valid)
+    except catalogue.PriceUnknown as exc:
+        raise InputError({"endpoint": f"{exc} This endpoint cannot be used until it is priced."}) from None
+    cleaned = []
+    for index, image in enumerate(images):
+        try:
+            cleaned.append(
+                clean_image(image, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS)
+            )
+        except ImageRejected as exc:
+            field = "image" if len(images) == 1 else f"images[{index}]"
+            raise InputError({field: str(exc)}) from None
+
+    now = timezone.now()
+    with transaction.atomic():
+        generation = Generation.objects.create(
+            user=user,
+            state=State.QUEUED,
+            queued_at=now,
+            endpoint_id=valid.endpoint.id,
+            backend=settings.VIDEO_BACKEND,
+            prompt=valid.prompt,
+            preset=valid.preset,
+            arguments={**valid.arguments, "seed": seed},
+            seed=seed,
+            resolution=valid.resolution,
+            duration=valid.duration,
+            aspect_ratio=valid.aspect_ratio or "",
+            tier=tier,
+            credit_cost=price.credits,
+            fal_price_usd=price.usd,
+        )
+        for position, image in enumerate(cleaned):
+            name = f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}"
+            GenerationInput.objects.create(
+                generation=generation,
+                position=position,
+                file=default_storage.save(name, ContentFile(image.content)),
+                content_type=image.content_type,
+                width=image.width,
+                height=image.height,
+            )
+        transaction.on_commit(lambda: enqueue_submit(generation.pk))
+    log.info(
+        "generation %s created: %s %s %ss %s credits",
+        generation.pk, valid.endpoint.id, valid.resolution, valid.duration, price.credits,
+    )
+    return generation
+
+
+def enqueue_submit(generation_id) -> None:
+    async_task("generation.tasks.submit", str(generation_id), task_name=f"submit {generation_id}")
+
+
+def generation_cancel(*, generation: Generation) -> str:
+    """Cancel as design §2 says. Returns 'canceled', 'finishing' or 'finished'."""
+    early = [State.HELD, State.QUEUED, State.SUBMITTING]
+    if Generation.objects.transition(generation.pk, State.CANCELED, sources=early):
+        return "canceled"
+    generation.refresh_from_db()
+    if generation.state in (State.IN_QUEUE, State.IN_PROGRESS):
+        try:
+            accepted = get_backend(generation.backend).cancel(generation)
+        except ProviderError as exc:
+            log.warning("cancel of %s failed at the provider: %s", generation.pk, exc)
+            accepted = False
+        if accepted and Generation.objects.transition(
+            generation.pk, State.CANCELED, sources=[State.IN_QUEUE, State.IN_PROGRESS]
+        ):
+            return "canceled"
+        generation.refresh_from_db()
+    return "finished" if generation.is_terminal else "finishing"

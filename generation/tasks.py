@@ -1,0 +1,16 @@
+"""django-q2 tasks: thin, they take ids and call the pipeline."""
+
+from . import pipeline
+from .backends.local import render_job
+
+
+def submit(generation_id: str) -> None:
+    pipeline.generation_submit(generation_id=generation_id)
+
+
+def finalize(generation_id: str) -> None:
+    pipeline.generation_finalize(generation_id=generation_id)
+
+
+def local_render(request_id: str) -> None:
+    render_job(request_id)

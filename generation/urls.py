@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("generate/", views.generate, name="generate"),
+    path("gallery/", views.gallery, name="gallery"),
+    path("g/<uuid:pk>/", views.detail, name="generation_detail"),
+    path("g/<uuid:pk>/status/", views.status, name="generation_status"),
+    path("g/<uuid:pk>/cancel/", views.cancel, name="generation_cancel"),
+    path(
+        "g/<uuid:pk>/<str:kind>/",
+        views.media_file,
+        name="generation_media",
+    ),
+]

@@ -1,0 +1,43 @@
+import os
+
+import pytest
+from django.test import Client
+from django_q.conf import Conf
+
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_files_and_tasks(settings, tmp_path, monkeypatch):
+    """Every test gets its own media folder, and django-q tasks run inline (sync mode)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.LOCAL_RENDER_DIR = tmp_path / "local-provider"
+    settings.LOCAL_QUEUE_SECONDS = 0
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    for cache in settings.CACHES.values():
+        cache["KEY_PREFIX"] = f"test-{worker}"
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(email="alice@example.com")
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory(email="bob@example.com")
+
+
+@pytest.fixture
+def alice_client(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def bob_client(other_user):
+    client = Client()
+    client.force_login(other_user)
+    return client
