@@ -6,7 +6,7 @@ from .models import User
 
 @transaction.atomic
 def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
-    """Create (or reset the password of) a verified demo account; return it and whether it is new."""
+    """Create (or reset the password of) a verified demo account; say whether it is new."""
     user, created = User.objects.get_or_create(email=email.lower())
     user.set_password(password)
     user.is_active = True

@@ -80,7 +80,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,6 +88,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
+
+if not DEBUG:
+    # runserver serves static files in development; WhiteNoise does it in production.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -250,6 +253,8 @@ if VIDEO_BACKEND not in {"local", "fal"}:
 FAL_WEBHOOK_JWKS_URL = env_str(
     "FAL_WEBHOOK_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json"
 )
+# Only for tests and local fakes: let result downloads reach loopback/private addresses.
+FAL_ALLOW_PRIVATE_RESULT_HOSTS = env_bool("FAL_ALLOW_PRIVATE_RESULT_HOSTS", False)
 # Simulated provider queue for the offline renderer, so that progress is visible.
 LOCAL_QUEUE_SECONDS = env_float("LOCAL_QUEUE_SECONDS", 2.0)
 LOCAL_RENDER_DIR = Path(env_str("LOCAL_RENDER_DIR") or MEDIA_ROOT / "local-provider")

@@ -12,7 +12,16 @@ class InputInline(admin.TabularInline):
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "state", "endpoint_id", "resolution", "duration", "credit_cost", "created_at"]
+    list_display = [
+        "id",
+        "user",
+        "state",
+        "endpoint_id",
+        "resolution",
+        "duration",
+        "credit_cost",
+        "created_at",
+    ]
     list_filter = ["state", "backend", "endpoint_id", "tier"]
     search_fields = ["id", "user__email", "prompt", "provider_request_id"]
     date_hierarchy = "created_at"

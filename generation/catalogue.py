@@ -169,7 +169,9 @@ def validate_input(
             errors.update(exc.errors)
 
     if preset not in MOTION_PRESETS:
-        errors["preset"] = f"Unknown motion preset {preset!r}. Use one of: {', '.join(MOTION_PRESETS)}."
+        errors["preset"] = (
+            f"Unknown motion preset {preset!r}. Use one of: {', '.join(MOTION_PRESETS)}."
+        )
 
     if image_count < endpoint.media_min or image_count > endpoint.media_max:
         errors["image"] = _image_count_message(endpoint, image_count)
@@ -179,14 +181,18 @@ def validate_input(
         errors["video"] = f"{endpoint.id} does not take a video."
 
     if endpoint.kind == "frames" and "transitions" not in errors:
-        arguments["transitions"] = _frames_transitions(endpoint, data.get("transitions"), image_count)
+        arguments["transitions"] = _frames_transitions(
+            endpoint, data.get("transitions"), image_count
+        )
 
     if errors:
         raise InputError(errors)
 
     prompt = arguments.get("prompt", "")
     if PRESET_PROMPTS.get(preset) and "prompt" in endpoint.fields:
-        arguments["prompt"] = f"{prompt}, {PRESET_PROMPTS[preset]}" if prompt else PRESET_PROMPTS[preset]
+        arguments["prompt"] = (
+            f"{prompt}, {PRESET_PROMPTS[preset]}" if prompt else PRESET_PROMPTS[preset]
+        )
     return ValidInput(
         endpoint=endpoint,
         arguments=arguments,
@@ -218,7 +224,9 @@ def _clean_value(name: str, spec: dict, value: Any) -> Any:
         try:
             number = int(str(value).removesuffix("s"))
         except ValueError:
-            raise InputError({name: f"{value!r} is not a number. Use one of: {_listing(spec)}."}) from None
+            raise InputError(
+                {name: f"{value!r} is not a number. Use one of: {_listing(spec)}."}
+            ) from None
         if number not in spec["choices"]:
             raise InputError({name: f"{number} is not allowed. Use one of: {_listing(spec)}."})
         return number
@@ -246,21 +254,29 @@ def _frames_transitions(endpoint: Endpoint, raw: Any, image_count: int) -> list[
     if raw in (None, ""):
         raw = [{"duration": spec["default_duration"]} for _ in range(wanted)]
     if not isinstance(raw, list) or len(raw) != wanted:
-        raise InputError({"transitions": f"Give {wanted} transitions, one between each pair of keyframes."})
+        raise InputError(
+            {"transitions": f"Give {wanted} transitions, one between each pair of keyframes."}
+        )
     cleaned = []
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping):
-            raise InputError({f"transitions[{index}]": "Must be an object with duration and prompt."})
+            raise InputError(
+                {f"transitions[{index}]": "Must be an object with duration and prompt."}
+            )
         try:
             seconds = int(item.get("duration", spec["default_duration"]))
         except (TypeError, ValueError):
-            raise InputError({f"transitions[{index}].duration": "Must be a whole number of seconds."}) from None
+            raise InputError(
+                {f"transitions[{index}].duration": "Must be a whole number of seconds."}
+            ) from None
         if not spec["min_duration"] <= seconds <= spec["max_duration"]:
-            raise InputError({
-                f"transitions[{index}].duration": (
-                    f"Must be between {spec['min_duration']} and {spec['max_duration']} seconds."
-                )
-            })
+            raise InputError(
+                {
+                    f"transitions[{index}].duration": (
+                        f"Must be from {spec['min_duration']} to {spec['max_duration']} seconds."
+                    )
+                }
+            )
         transition = {"duration": seconds}
         if item.get("prompt"):
             transition["prompt"] = _clean_value("prompt", {"type": "text"}, item["prompt"])

@@ -17,12 +17,18 @@ class GenerateForm(forms.Form):
     image = forms.FileField(required=False, help_text="JPEG, PNG or WebP")
     pikaffect = forms.ChoiceField(
         required=False,
-        choices=[("", "—")] + [(c, c) for c in catalogue.get_endpoint("fal-ai/pika/v1.5/pikaffects").choices("pikaffect")],
+        choices=[("", "—")]
+        + [
+            (c, c)
+            for c in catalogue.get_endpoint("fal-ai/pika/v1.5/pikaffects").choices("pikaffect")
+        ],
     )
     aspect_ratio = forms.ChoiceField(choices=[(a, a) for a in ASPECT_RATIOS], initial="16:9")
     resolution = forms.ChoiceField(choices=[("720p", "720p"), ("1080p", "1080p")], initial="720p")
     duration = forms.ChoiceField(choices=[("5", "5 seconds"), ("10", "10 seconds")], initial="5")
-    preset = forms.ChoiceField(choices=list(MOTION_PRESETS.items()), initial="static", label="Motion")
+    preset = forms.ChoiceField(
+        choices=list(MOTION_PRESETS.items()), initial="static", label="Motion"
+    )
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
 
     def endpoint_inputs(self) -> dict:

@@ -28,7 +28,8 @@ AT_PROVIDER = frozenset({State.IN_QUEUE, State.IN_PROGRESS})
 # The state machine of design §2: target state -> the states it may be entered from.
 _ACTIVE = {State.QUEUED, State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING}
 ALLOWED_SOURCES: dict[str, frozenset[str]] = {
-    State.QUEUED: frozenset({State.HELD, State.SUBMITTING}),  # approved, or a submit to retry
+    # Approved by a moderator, or sent again after an infrastructure failure.
+    State.QUEUED: frozenset({State.HELD, State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS}),
     State.SUBMITTING: frozenset({State.QUEUED}),
     State.IN_QUEUE: frozenset({State.SUBMITTING}),
     State.IN_PROGRESS: frozenset({State.IN_QUEUE}),
@@ -60,9 +61,7 @@ class Tier(models.TextChoices):
 
 
 class GenerationQuerySet(models.QuerySet):
-    def transition(
-        self, pk, to: str, *, sources: Iterable[str] | None = None, **changes
-    ) -> bool:
+    def transition(self, pk, to: str, *, sources: Iterable[str] | None = None, **changes) -> bool:
         """Move one row to state `to` if it is in an allowed source state; True if it moved.
 
         A single conditional UPDATE, so a duplicate webhook, a racing tracker or a retried task
@@ -155,14 +154,16 @@ class Generation(models.Model):
             models.Index(fields=["state", "next_check_at"]),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(state__in=State.values), name="generation_state_valid"),
+            models.CheckConstraint(
+                condition=Q(state__in=State.values), name="generation_state_valid"
+            ),
             models.CheckConstraint(condition=Q(tier__in=Tier.values), name="generation_tier_valid"),
             models.CheckConstraint(
                 condition=~Q(state=State.SUCCEEDED) | ~Q(output=""),
                 name="generation_succeeded_has_output",
             ),
             models.CheckConstraint(
-                condition=Q(finished_at__isnull=True) | Q(state__in=list(TERMINAL)),
+                condition=Q(finished_at__isnull=True) | Q(state__in=sorted(TERMINAL)),
                 name="generation_finished_only_when_terminal",
             ),
             models.CheckConstraint(
@@ -200,5 +201,10 @@ class GenerationInput(models.Model):
     class Meta:
         ordering = ["position"]
         constraints = [
-            models.UniqueConstraint(fields=["generation", "kind", "position"], name="input_position_unique"),
+            models.UniqueConstraint(
+                fields=["generation", "kind", "position"], name="input_position_unique"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.position} of {self.generation_id}"

@@ -59,9 +59,11 @@ def generation_submit(*, generation_id) -> bool:
     except ProviderError as exc:
         _submit_failed(generation, exc)
         return False
+    recorded = {"arguments": submitted.arguments} if submitted.arguments else {}
     moved = Generation.objects.transition(
         generation_id,
         State.IN_QUEUE,
+        **recorded,
         provider_request_id=submitted.request_id,
         provider_urls=submitted.urls,
         queue_position=submitted.queue_position,
@@ -71,25 +73,43 @@ def generation_submit(*, generation_id) -> bool:
         # Canceled while we were submitting: the provider has the job now, so cancel it there.
         Generation.objects.filter(pk=generation_id).update(provider_request_id=submitted.request_id)
         generation.provider_request_id = submitted.request_id
-        _cancel_quietly(backend, generation)
+        generation_cancel_at_provider(generation)
     log.info("generation %s submitted as %s", generation_id, submitted.request_id)
     return moved
 
 
 def _submit_failed(generation: Generation, exc: ProviderError) -> None:
-    attempts = Generation.objects.values_list("attempts", flat=True).get(pk=generation.pk)
-    if exc.retryable and attempts < settings.GENERATION_MAX_ATTEMPTS:
-        Generation.objects.transition(
-            generation.pk,
-            State.QUEUED,
-            sources=[State.SUBMITTING],
-            next_check_at=timezone.now() + retry_delay(attempts),
-            error_code=exc.code,
-            error_message=exc.message,
+    if exc.retryable:
+        generation_retry_or_fail(generation_id=generation.pk, code=exc.code, message=exc.message)
+    else:
+        generation_fail(generation_id=generation.pk, code=exc.code, message=exc.message)
+
+
+def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
+    """After an infrastructure failure: queue the job again with back-off, or give up.
+
+    `attempts` counts submissions, so however the failure was reported (a submit error, a
+    failed status, a webhook) the job is sent at most GENERATION_MAX_ATTEMPTS times.
+    """
+    attempts = Generation.objects.values_list("attempts", flat=True).get(pk=generation_id)
+    if attempts >= settings.GENERATION_MAX_ATTEMPTS:
+        return generation_fail(
+            generation_id=generation_id,
+            code=code,
+            message=f"{message} (gave up after {attempts} attempts)",
         )
-        log.warning("generation %s submit failed (%s), will retry", generation.pk, exc.code)
-        return
-    generation_fail(generation_id=generation.pk, code=exc.code, message=exc.message)
+    requeued = Generation.objects.transition(
+        generation_id,
+        State.QUEUED,
+        sources=[State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS],
+        next_check_at=timezone.now() + retry_delay(attempts),
+        queue_position=None,
+        error_code=code,
+        error_message=message[:2000],
+    )
+    if requeued:
+        log.warning("generation %s: %s, retry %s queued", generation_id, code, attempts + 1)
+    return requeued
 
 
 def generation_fail(*, generation_id, code: str, message: str) -> bool:
@@ -121,7 +141,9 @@ def generation_poll(*, generation_id) -> None:
     next_check = now + poll_delay(generation.polls + 1)
     if progress.stage == "in_queue":
         Generation.objects.filter(pk=generation_id, state=State.IN_QUEUE).update(
-            queue_position=progress.queue_position, polls=generation.polls + 1, next_check_at=next_check
+            queue_position=progress.queue_position,
+            polls=generation.polls + 1,
+            next_check_at=next_check,
         )
     elif progress.stage == "in_progress":
         Generation.objects.transition(generation_id, State.IN_PROGRESS, queue_position=None)
@@ -144,8 +166,12 @@ def generation_complete_at_provider(
     if error:
         if error_type == "canceled":
             Generation.objects.transition(generation_id, State.CANCELED)
-            return
-        generation_fail(generation_id=generation_id, code=error_type or "provider_error", message=error)
+        elif is_infrastructure_error(error_type):
+            generation_retry_or_fail(generation_id=generation_id, code=error_type, message=error)
+        else:
+            generation_fail(
+                generation_id=generation_id, code=error_type or "provider_error", message=error
+            )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
     moved = Generation.objects.transition(
@@ -160,11 +186,22 @@ def generation_complete_at_provider(
         enqueue_finalize(generation_id)
 
 
+INFRASTRUCTURE_ERROR_TYPES = {"request_timeout", "startup_timeout", "internal_error"}
+
+
+def is_infrastructure_error(error_type: str | None) -> bool:
+    return bool(error_type) and (
+        error_type in INFRASTRUCTURE_ERROR_TYPES or error_type.startswith("runner_")
+    )
+
+
 def enqueue_finalize(generation_id) -> None:
     from django_q.tasks import async_task
 
     transaction.on_commit(
-        lambda: async_task("generation.tasks.finalize", str(generation_id), task_name=f"finalize {generation_id}")
+        lambda: async_task(
+            "generation.tasks.finalize", str(generation_id), task_name=f"finalize {generation_id}"
+        )
     )
 
 
@@ -215,8 +252,11 @@ def generation_finalize(*, generation_id) -> bool:
     return succeeded
 
 
-def _cancel_quietly(backend, generation: Generation) -> None:
+def generation_cancel_at_provider(generation: Generation) -> None:
+    """Best effort: stop paying for a job we no longer want."""
+    if not generation.provider_request_id:
+        return
     try:
-        backend.cancel(generation)
-    except ProviderError:
-        log.exception("could not cancel %s at the provider", generation.pk)
+        get_backend(generation.backend).cancel(generation)
+    except ProviderError as exc:
+        log.warning("could not cancel %s at the provider: %s", generation.pk, exc)

@@ -47,12 +47,16 @@ def generation_create(
     try:
         price = catalogue.price_of(valid)
     except catalogue.PriceUnknown as exc:
-        raise InputError({"endpoint": f"{exc} This endpoint cannot be used until it is priced."}) from None
+        raise InputError(
+            {"endpoint": f"{exc} This endpoint cannot be used until it is priced."}
+        ) from None
     cleaned = []
     for index, image in enumerate(images):
         try:
             cleaned.append(
-                clean_image(image, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS)
+                clean_image(
+                    image, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS
+                )
             )
         except ImageRejected as exc:
             field = "image" if len(images) == 1 else f"images[{index}]"
@@ -90,7 +94,11 @@ def generation_create(
         transaction.on_commit(lambda: enqueue_submit(generation.pk))
     log.info(
         "generation %s created: %s %s %ss %s credits",
-        generation.pk, valid.endpoint.id, valid.resolution, valid.duration, price.credits,
+        generation.pk,
+        valid.endpoint.id,
+        valid.resolution,
+        valid.duration,
+        price.credits,
     )
     return generation
 

@@ -1,6 +1,6 @@
 """django-q2 tasks: thin, they take ids and call the pipeline."""
 
-from . import pipeline
+from . import pipeline, tracking
 from .backends.local import render_job
 
 
@@ -14,3 +14,7 @@ def finalize(generation_id: str) -> None:
 
 def local_render(request_id: str) -> None:
     render_job(request_id)
+
+
+def reap() -> dict:
+    return tracking.reap()

@@ -60,3 +60,43 @@ def _step_in_thread(item) -> None:
     # Each pool thread has its own connection; drop it if it broke or outlived CONN_MAX_AGE.
     close_old_connections()
     _step(*item)
+
+
+# How long a row may sit in each state before the reaper steps in.
+STAGE_DEADLINES = {
+    State.QUEUED: timedelta(minutes=5),  # the submit task was lost
+    State.SUBMITTING: timedelta(minutes=10),  # the worker died during submit
+    State.IN_QUEUE: timedelta(hours=3),  # fal never ran it
+    State.IN_PROGRESS: timedelta(hours=1),  # fal never finished it
+}
+
+
+def reap(*, now=None) -> dict[str, int]:
+    """Repair rows stuck past their stage deadline, so nothing stays non-terminal forever."""
+    now = now or timezone.now()
+    repaired = {"requeued": 0, "rechecked": 0, "failed": 0}
+    # Lost tasks and lost tracker schedules: make the tracker look again now.
+    repaired["rechecked"] += Generation.objects.filter(
+        state__in=TRACKED, next_check_at__isnull=True, updated_at__lt=now - timedelta(minutes=2)
+    ).update(next_check_at=now)
+    for generation in Generation.objects.filter(
+        state=State.SUBMITTING, submitting_at__lt=now - STAGE_DEADLINES[State.SUBMITTING]
+    ):
+        if pipeline.generation_retry_or_fail(
+            generation_id=generation.pk,
+            code="submit_lost",
+            message="The submission never finished.",
+        ):
+            repaired["requeued"] += 1
+    for state, stamp in ((State.IN_QUEUE, "in_queue_at"), (State.IN_PROGRESS, "in_progress_at")):
+        for generation in Generation.objects.filter(
+            **{"state": state, f"{stamp}__lt": now - STAGE_DEADLINES[state]}
+        ):
+            pipeline.generation_cancel_at_provider(generation)
+            if pipeline.generation_fail(
+                generation_id=generation.pk,
+                code="provider_timeout",
+                message=f"The provider did not finish within {STAGE_DEADLINES[state]}.",
+            ):
+                repaired["failed"] += 1
+    return repaired

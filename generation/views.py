@@ -56,11 +56,13 @@ def _endpoint_table():
                     usd, confirmed = catalogue.fal_price_usd(endpoint, resolution, duration)
                 except catalogue.PriceUnknown:
                     continue
-                prices.append({
-                    "label": f"{resolution} · {duration}s",
-                    "credits": catalogue.credits_for_usd(usd),
-                    "confirmed": confirmed,
-                })
+                prices.append(
+                    {
+                        "label": f"{resolution} · {duration}s",
+                        "credits": catalogue.credits_for_usd(usd),
+                        "confirmed": confirmed,
+                    }
+                )
         rows.append({"endpoint": endpoint, "prices": prices})
     return rows
 
@@ -72,7 +74,9 @@ def _own_generation(request, pk) -> Generation:
 @login_required
 def detail(request, pk):
     generation = _own_generation(request, pk)
-    return render(request, "generation/detail.html", {"g": generation, "progress": progress_of(generation)})
+    return render(
+        request, "generation/detail.html", {"g": generation, "progress": progress_of(generation)}
+    )
 
 
 @login_required

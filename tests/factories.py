@@ -30,7 +30,9 @@ class GenerationFactory(factory.django.DjangoModelFactory):
     endpoint_id = "fal-ai/pika/v2.2/text-to-video"
     backend = "local"
     prompt = "a red fox in snow"
-    arguments = factory.LazyAttribute(lambda o: {"prompt": o.prompt, "resolution": "720p", "duration": 5})
+    arguments = factory.LazyAttribute(
+        lambda o: {"prompt": o.prompt, "resolution": "720p", "duration": 5}
+    )
     seed = 42
     resolution = "720p"
     duration = 5

@@ -19,6 +19,7 @@ class Submitted:
     request_id: str
     queue_position: int | None = None
     urls: dict = field(default_factory=dict)
+    arguments: dict | None = None  # as sent, media URLs included, when they differ from the row's
 
 
 @dataclass(frozen=True)
@@ -57,5 +58,3 @@ class VideoBackend(Protocol):
     def cancel(self, generation) -> bool:
         """Ask the provider to cancel; False if it had already finished."""
         ...
-
-

@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django_q.tasks import async_task
 
 from ..render import RenderSpec, frame_size, nearest_aspect_ratio, render_video
-from .base import Completed, ProviderError, Progress, Submitted
+from .base import Completed, Progress, ProviderError, Submitted
 
 CHUNK = 1024 * 1024
 
@@ -41,7 +41,10 @@ class LocalBackend:
         first_input = generation.inputs.filter(kind="image").first()
         if first_input is not None:
             image_path = folder / f"input{Path(first_input.file.name).suffix}"
-            with default_storage.open(first_input.file.name, "rb") as src, open(image_path, "wb") as dst:
+            with (
+                default_storage.open(first_input.file.name, "rb") as src,
+                open(image_path, "wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst)
         aspect = generation.aspect_ratio or (
             nearest_aspect_ratio(first_input.width, first_input.height) if first_input else "16:9"
@@ -75,7 +78,9 @@ class LocalBackend:
             return json.loads((self.job_dir(request_id) / "job.json").read_text())
         except FileNotFoundError:
             raise ProviderError(
-                "request_not_found", f"The offline renderer has no job {request_id}", retryable=False
+                "request_not_found",
+                f"The offline renderer has no job {request_id}",
+                retryable=False,
             ) from None
 
     def status(self, generation) -> Progress:
@@ -87,7 +92,9 @@ class LocalBackend:
         if position > 0:
             return Progress("in_queue", queue_position=position)
         if (folder / "error.txt").exists():
-            return Progress("completed", error=(folder / "error.txt").read_text(), error_type="render_error")
+            return Progress(
+                "completed", error=(folder / "error.txt").read_text(), error_type="render_error"
+            )
         if (folder / "output.mp4").exists():
             metrics = json.loads((folder / "metrics.json").read_text())
             return Progress("completed", metrics=metrics)
@@ -96,7 +103,9 @@ class LocalBackend:
     def result(self, generation) -> Completed:
         path = self.job_dir(generation.provider_request_id) / "output.mp4"
         if not path.exists():
-            raise ProviderError("result_missing", "The offline render has no output", retryable=False)
+            raise ProviderError(
+                "result_missing", "The offline render has no output", retryable=False
+            )
         return Completed(video_url=path.as_uri(), content_type="video/mp4")
 
     @contextmanager

@@ -12,26 +12,39 @@ I2V = "fal-ai/pika/v2.2/image-to-video"
 def test_every_endpoint_of_the_protocol_is_catalogued():
     ids = {endpoint.id for endpoint in catalogue.endpoints()}
     assert ids == {
-        "fal-ai/pika/v2.2/text-to-video", "fal-ai/pika/v2.2/image-to-video",
-        "fal-ai/pika/v2.2/pikascenes", "fal-ai/pika/v2.2/pikaframes",
-        "fal-ai/pika/v2.1/text-to-video", "fal-ai/pika/v2.1/image-to-video",
-        "fal-ai/pika/v2/turbo/text-to-video", "fal-ai/pika/v2/turbo/image-to-video",
-        "fal-ai/pika/v1.5/pikaffects", "fal-ai/pika/v2/pikadditions",
+        "fal-ai/pika/v2.2/text-to-video",
+        "fal-ai/pika/v2.2/image-to-video",
+        "fal-ai/pika/v2.2/pikascenes",
+        "fal-ai/pika/v2.2/pikaframes",
+        "fal-ai/pika/v2.1/text-to-video",
+        "fal-ai/pika/v2.1/image-to-video",
+        "fal-ai/pika/v2/turbo/text-to-video",
+        "fal-ai/pika/v2/turbo/image-to-video",
+        "fal-ai/pika/v1.5/pikaffects",
+        "fal-ai/pika/v2/pikadditions",
     }
 
 
 def test_text_to_video_defaults():
     valid = validate_input(T2V, {"prompt": "a fox"})
     assert valid.arguments == {
-        "prompt": "a fox", "negative_prompt": "ugly, bad, terrible",
-        "aspect_ratio": "16:9", "resolution": "720p", "duration": 5,
+        "prompt": "a fox",
+        "negative_prompt": "ugly, bad, terrible",
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "duration": 5,
     }
     assert (valid.resolution, valid.duration, valid.aspect_ratio) == ("720p", 5, "16:9")
 
 
 def test_image_to_video_defaults_and_no_aspect_ratio():
     valid = validate_input(I2V, {"prompt": "waves"}, image_count=1)
-    assert valid.arguments == {"prompt": "waves", "negative_prompt": "", "resolution": "720p", "duration": 5}
+    assert valid.arguments == {
+        "prompt": "waves",
+        "negative_prompt": "",
+        "resolution": "720p",
+        "duration": 5,
+    }
     assert valid.aspect_ratio is None
 
 
@@ -60,15 +73,37 @@ def test_duration_accepts_numeric_strings():
         (T2V, {"prompt": "x"}, {"image_count": 1}, "image", "takes no image"),
         (T2V, {"prompt": "x"}, {"preset": "spin"}, "preset", "dolly_in"),
         (I2V, {"prompt": "x"}, {}, "image", "exactly 1 image"),
-        (I2V, {"prompt": "x", "aspect_ratio": "1:1"}, {"image_count": 1}, "aspect_ratio", "does not take"),
+        (
+            I2V,
+            {"prompt": "x", "aspect_ratio": "1:1"},
+            {"image_count": 1},
+            "aspect_ratio",
+            "does not take",
+        ),
         ("fal-ai/pika/v2.2/pikaframes", {}, {"image_count": 1}, "image", "2 to 5"),
-        ("fal-ai/pika/v2.2/pikaframes", {"transitions": [{"duration": 30}]}, {"image_count": 2},
-         "transitions[0].duration", "between 1 and 25"),
-        ("fal-ai/pika/v2.2/pikaframes", {"transitions": [{"duration": 20}] * 2}, {"image_count": 3},
-         "transitions", "limit is 25"),
+        (
+            "fal-ai/pika/v2.2/pikaframes",
+            {"transitions": [{"duration": 30}]},
+            {"image_count": 2},
+            "transitions[0].duration",
+            "from 1 to 25",
+        ),
+        (
+            "fal-ai/pika/v2.2/pikaframes",
+            {"transitions": [{"duration": 20}] * 2},
+            {"image_count": 3},
+            "transitions",
+            "limit is 25",
+        ),
         ("fal-ai/pika/v2.2/pikascenes", {"prompt": "x"}, {"image_count": 7}, "image", "1 to 6"),
         ("fal-ai/pika/v1.5/pikaffects", {}, {"image_count": 1}, "pikaffect", "required"),
-        ("fal-ai/pika/v1.5/pikaffects", {"pikaffect": "Vanish"}, {"image_count": 1}, "pikaffect", "Melt"),
+        (
+            "fal-ai/pika/v1.5/pikaffects",
+            {"pikaffect": "Vanish"},
+            {"image_count": 1},
+            "pikaffect",
+            "Melt",
+        ),
         ("fal-ai/pika/v2/pikadditions", {}, {"image_count": 1}, "video", "needs an input video"),
         ("fal-ai/pika/v9/nothing", {}, {}, "endpoint", "Unknown endpoint"),
     ],
@@ -89,8 +124,12 @@ def test_pikaframes_default_transitions_follow_keyframes():
 
 @pytest.mark.parametrize(
     ("resolution", "duration", "usd", "confirmed", "credits"),
-    [("720p", 5, "0.20", True, 40), ("1080p", 5, "0.45", True, 90),
-     ("720p", 10, "0.40", False, 80), ("1080p", 10, "0.90", False, 180)],
+    [
+        ("720p", 5, "0.20", True, 40),
+        ("1080p", 5, "0.45", True, 90),
+        ("720p", 10, "0.40", False, 80),
+        ("1080p", 10, "0.90", False, 180),
+    ],
 )
 def test_price_table(resolution, duration, usd, confirmed, credits):
     valid = validate_input(T2V, {"prompt": "x", "resolution": resolution, "duration": duration})

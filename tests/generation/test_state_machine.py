@@ -11,7 +11,9 @@ PAIRS = [(source, target) for target in State.values for source in State.values]
 
 @pytest.mark.parametrize(("source", "target"), PAIRS)
 def test_transition_table(source, target):
-    generation = GenerationFactory(state=source, output="outputs/x.mp4" if source == State.SUCCEEDED else "")
+    generation = GenerationFactory(
+        state=source, output="outputs/x.mp4" if source == State.SUCCEEDED else ""
+    )
     changes = {"output": "outputs/done.mp4"} if target == State.SUCCEEDED else {}
 
     moved = Generation.objects.transition(generation.pk, target, **changes)
@@ -38,8 +40,14 @@ def test_happy_path_in_order_stamps_every_stage():
         assert Generation.objects.transition(generation.pk, state)
     assert Generation.objects.transition(generation.pk, State.SUCCEEDED, output="outputs/a.mp4")
     generation.refresh_from_db()
-    stamps = [generation.queued_at, generation.submitting_at, generation.in_queue_at,
-              generation.in_progress_at, generation.finalizing_at, generation.finished_at]
+    stamps = [
+        generation.queued_at,
+        generation.submitting_at,
+        generation.in_queue_at,
+        generation.in_progress_at,
+        generation.finalizing_at,
+        generation.finished_at,
+    ]
     assert all(stamps)
     assert stamps == sorted(stamps)
 

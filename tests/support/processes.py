@@ -49,7 +49,11 @@ def running(*commands: list[str], env: dict[str, str], log_dir: Path):
             log = open(log_dir / f"process-{index}.log", "w+b")  # noqa: SIM115 - closed below
             proc = subprocess.Popen(
                 [sys.executable, "manage.py", *command],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             processes.append((proc, log))
         yield [proc for proc, _ in processes]
@@ -70,4 +74,6 @@ def running(*commands: list[str], env: dict[str, str], log_dir: Path):
 
 
 def output_of(log_dir: Path) -> str:
-    return "\n".join(path.read_text(errors="replace") for path in sorted(log_dir.glob("process-*.log")))
+    return "\n".join(
+        path.read_text(errors="replace") for path in sorted(log_dir.glob("process-*.log"))
+    )

@@ -20,7 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("prompt")
         parser.add_argument("--image", type=Path, help="an input image (image-to-video)")
-        parser.add_argument("--endpoint", help="catalogue endpoint id (default: text or image v2.2)")
+        parser.add_argument(
+            "--endpoint", help="catalogue endpoint id (default: text or image v2.2)"
+        )
         parser.add_argument("--resolution")
         parser.add_argument("--duration", type=int)
         parser.add_argument("--aspect-ratio")
@@ -33,7 +35,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         user = get_user_model().objects.filter(email__iexact=opts["user"]).first()
         if user is None:
-            raise CommandError(f"No user {opts['user']}; run manage.py ensure_demo_user or pass --user")
+            raise CommandError(
+                f"No user {opts['user']}; run manage.py ensure_demo_user or pass --user"
+            )
         images = []
         if opts["image"]:
             if not opts["image"].is_file():
@@ -48,8 +52,12 @@ class Command(BaseCommand):
                 inputs[name] = opts[name]
         try:
             generation = generation_create(
-                user=user, endpoint_id=endpoint, inputs=inputs, images=images,
-                preset=opts["preset"], seed=opts["seed"],
+                user=user,
+                endpoint_id=endpoint,
+                inputs=inputs,
+                images=images,
+                preset=opts["preset"],
+                seed=opts["seed"],
             )
         except InputError as exc:
             raise CommandError(f"Refused: {exc}") from None
@@ -60,9 +68,11 @@ class Command(BaseCommand):
         self.stdout.write(generation.state)
         if generation.state != State.SUCCEEDED:
             raise CommandError(f"{generation.state}: {generation.error_message or 'no output'}")
-        self.stdout.write(default_storage.path(generation.output.name)
-                          if hasattr(default_storage, "path") and not settings.AWS_STORAGE_BUCKET_NAME
-                          else generation.output.name)
+        self.stdout.write(
+            default_storage.path(generation.output.name)
+            if hasattr(default_storage, "path") and not settings.AWS_STORAGE_BUCKET_NAME
+            else generation.output.name
+        )
 
     def _wait(self, generation: Generation, timeout: float) -> Generation:
         """Drive this one generation through the pipeline while waiting.

@@ -13,7 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--threads", type=int, default=16, help="concurrent provider calls")
-        parser.add_argument("--idle-sleep", type=float, default=0.2, help="pause when nothing is due")
+        parser.add_argument(
+            "--idle-sleep", type=float, default=0.2, help="pause when nothing is due"
+        )
 
     def handle(self, *args, threads: int, idle_sleep: float, **options):
         stopping = False

@@ -1,0 +1,268 @@
+"""The fal.ai backend: fal-client 1.0.3 against fal's queue API, never blocking on a job.
+
+Only single, quick calls are made: submit, one status poll, one result fetch, cancel. The
+blocking helpers (`subscribe`, `handle.get`, `SyncClient.result`) are never used.
+"""
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from urllib.parse import urlsplit
+
+import fal_client
+import fal_client.client as fal_internals
+import httpx
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from ..safe_fetch import FetchRefused, check_ip
+from .base import Completed, Progress, ProviderError, Submitted
+
+# fal-client retries failed calls up to 10 times, sleeping up to 30 s between tries. Our
+# pipeline retries with its own counted back-off instead, so that no worker sleeps on fal.
+fal_internals.MAX_ATTEMPTS = 1
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+CHUNK = 1024 * 1024
+INFRASTRUCTURE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+PRESIGNED_INPUT_TTL = 60 * 60 * 6  # fal may hold a job in its queue for hours
+
+
+@cache
+def _client() -> fal_client.SyncClient:
+    return fal_client.SyncClient(key=settings.FAL_KEY or None, default_timeout=30.0)
+
+
+def _download_client() -> httpx.Client:
+    # Separate from the fal client: the API key must never be sent to whatever host a result
+    # names.
+    return httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+
+
+class FalBackend:
+    name = "fal"
+
+    def submit(self, generation, *, webhook_url: str | None) -> Submitted:
+        arguments = dict(generation.arguments)
+        media_field = _media_field(generation.endpoint_id)
+        images = [self._input_url(item) for item in generation.inputs.filter(kind="image")]
+        if media_field == "image_url" and images:
+            arguments["image_url"] = images[0]
+        elif media_field == "image_urls":
+            arguments["image_urls"] = images
+        with _errors("submit"):
+            handle = _client().submit(generation.endpoint_id, arguments, webhook_url=webhook_url)
+        return Submitted(
+            request_id=handle.request_id,
+            urls={
+                "status_url": handle.status_url,
+                "response_url": handle.response_url,
+                "cancel_url": handle.cancel_url,
+            },
+            arguments=arguments,
+        )
+
+    def _input_url(self, item) -> str:
+        """A URL fal can fetch without our credentials: presigned on S3, else fal's upload."""
+        if settings.AWS_STORAGE_BUCKET_NAME:
+            return default_storage.url(item.file.name, expire=PRESIGNED_INPUT_TTL)
+        with default_storage.open(item.file.name, "rb") as stream:
+            data = stream.read()
+        with _errors("upload"):
+            return _client().upload(data, item.content_type)
+
+    def _handle(self, generation) -> fal_client.SyncRequestHandle:
+        urls = generation.provider_urls or {}
+        if {"status_url", "response_url", "cancel_url"} <= urls.keys():
+            return fal_client.SyncRequestHandle(
+                request_id=generation.provider_request_id,
+                client=_client()._client,
+                **{key: urls[key] for key in ("status_url", "response_url", "cancel_url")},
+            )
+        return _client().get_handle(generation.endpoint_id, generation.provider_request_id)
+
+    def status(self, generation) -> Progress:
+        with _errors("status"):
+            status = self._handle(generation).status(with_logs=False)
+        if isinstance(status, fal_client.Queued):
+            return Progress("in_queue", queue_position=status.position)
+        if isinstance(status, fal_client.InProgress):
+            return Progress("in_progress", logs=status.logs or [])
+        return Progress(
+            "completed",
+            metrics=status.metrics or {},
+            error=status.error,
+            error_type=_completed_error_type(status.error, status.error_type),
+        )
+
+    def result(self, generation) -> Completed:
+        handle = self._handle(generation)
+        with _errors("result"):
+            response = handle.client.get(handle.response_url, timeout=TIMEOUT)
+        if response.status_code == 404:
+            raise ProviderError(
+                "result_expired",
+                "fal no longer holds this result (it keeps results for a limited time).",
+                retryable=False,
+            )
+        if response.status_code != 200:
+            raise _http_error(
+                response.status_code, _detail(response), response.headers.get("x-fal-error-type")
+            )
+        return parse_output(_json(response))
+
+    @contextmanager
+    def open_video(self, completed: Completed) -> Iterator[Iterator[bytes]]:
+        _check_download_url(completed.video_url)
+        with _download_client() as client:
+            try:
+                with client.stream("GET", completed.video_url) as response:
+                    if response.status_code != 200:
+                        raise ProviderError(
+                            "download_failed",
+                            f"Fetching the video answered HTTP {response.status_code}.",
+                            retryable=response.status_code in INFRASTRUCTURE_STATUS,
+                        )
+                    yield response.iter_bytes(CHUNK)
+            except httpx.TransportError as exc:
+                raise ProviderError(
+                    "download_failed", f"Fetching the video failed: {exc}", retryable=True
+                ) from exc
+
+    def cancel(self, generation) -> bool:
+        try:
+            with _errors("cancel"):
+                self._handle(generation).cancel()
+        except ProviderError as exc:
+            if exc.code == "already_completed":
+                return False
+            raise
+        return True
+
+
+def parse_output(body) -> Completed:
+    """The model output (from the result endpoint or a webhook payload) → the video to fetch."""
+    video = body.get("video") if isinstance(body, dict) else None
+    url = video.get("url") if isinstance(video, dict) else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ProviderError(
+            "malformed_result", "fal's result has no video URL; nothing to save.", retryable=False
+        )
+    return Completed(video_url=url, content_type=video.get("content_type"))
+
+
+def _media_field(endpoint_id: str) -> str | None:
+    from ..catalogue import get_endpoint
+
+    return get_endpoint(endpoint_id).media_field
+
+
+def _completed_error_type(error: str | None, error_type: str | None) -> str | None:
+    if error and "cancel" in error.lower():
+        return "canceled"
+    return error_type
+
+
+def _check_download_url(url: str) -> None:
+    """The URL comes from a response: refuse ones that point into our own network."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ProviderError(
+            "malformed_result", f"Refusing to fetch the video from {url!r}.", retryable=False
+        )
+    if settings.FAL_ALLOW_PRIVATE_RESULT_HOSTS:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+        for address in addresses:
+            check_ip(ipaddress.ip_address(address.split("%")[0]))
+    except FetchRefused as exc:
+        raise ProviderError(
+            "malformed_result", f"Refusing to fetch the video: {exc}", retryable=False
+        ) from exc
+    except OSError as exc:
+        raise ProviderError(
+            "download_failed", f"Cannot resolve {parts.hostname}: {exc}", retryable=True
+        ) from exc
+
+
+@contextmanager
+def _errors(call: str):
+    """Turn fal-client's and httpx's exceptions into ProviderError with a retry verdict."""
+    try:
+        yield
+    except fal_client.client.FalClientHTTPError as exc:
+        body = _json(exc.response)
+        if isinstance(body, dict) and body.get("status") == "ALREADY_COMPLETED":
+            raise ProviderError(
+                "already_completed", "fal had already finished this request.", retryable=False
+            ) from exc
+        raise _http_error(exc.status_code, exc.message, exc.error_type) from exc
+    except (fal_client.client.FalClientTimeoutError, httpx.TimeoutException) as exc:
+        raise ProviderError(
+            "timeout", f"fal did not answer the {call} call in time.", retryable=True
+        ) from exc
+    except httpx.TransportError as exc:
+        raise ProviderError(
+            "transport_error", f"Could not reach fal for {call}: {exc}", retryable=True
+        ) from exc
+    except fal_client.auth.MissingCredentialsError as exc:
+        raise ProviderError("provider_auth", "FAL_KEY is not set.", retryable=False) from exc
+    except (KeyError, ValueError) as exc:
+        raise ProviderError(
+            "bad_provider_response",
+            f"fal's {call} answer was not understood: {exc}",
+            retryable=True,
+        ) from exc
+
+
+def _http_error(status: int, detail, error_type: str | None) -> ProviderError:
+    message = _describe(detail)
+    if status == 422:
+        policy = isinstance(detail, list) and any(
+            isinstance(item, dict) and item.get("type") == "content_policy_violation"
+            for item in detail
+        )
+        code = "content_policy" if policy else "provider_validation"
+        return ProviderError(code, message or "fal refused the input.", retryable=False)
+    if status in (401, 403):
+        return ProviderError(
+            "provider_auth", f"fal refused our credentials (HTTP {status}).", retryable=False
+        )
+    if status in INFRASTRUCTURE_STATUS or (error_type or "").startswith("runner_"):
+        return ProviderError(
+            error_type or "provider_unavailable",
+            message or f"fal answered HTTP {status}.",
+            retryable=True,
+        )
+    return ProviderError(
+        "provider_error", message or f"fal answered HTTP {status}.", retryable=False
+    )
+
+
+def _describe(detail) -> str:
+    """fal's error detail is a string, or (422) a list of {loc, msg, type}: say it plainly."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+                parts.append(f"{where}: {item.get('msg', '')}".strip(": "))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail or "")[:1000]
+
+
+def _detail(response: httpx.Response):
+    body = _json(response)
+    return body.get("detail") if isinstance(body, dict) else response.text[:1000]
+
+
+def _json(response: httpx.Response):
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,165 @@
+"""fal → us: the completion webhook, verified before it can change anything.
+
+fal signs "{request_id}\\n{user_id}\\n{timestamp}\\n{sha256_hex(body)}" with Ed25519; the public
+keys are published as a JWKS. A forged, stale or malformed call gets a 4xx and changes nothing.
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import time
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import pipeline
+from .backends import ProviderError
+from .backends.fal import _describe, _http_error, parse_output
+from .models import Generation
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP_TOLERANCE = 300
+JWKS_CACHE_KEY = "fal-webhook-jwks"
+JWKS_TTL = 24 * 60 * 60
+JWKS_REFRESH_GUARD = "fal-webhook-jwks-refreshed"
+REQUIRED_HEADERS = (
+    "X-Fal-Webhook-Request-Id",
+    "X-Fal-Webhook-User-Id",
+    "X-Fal-Webhook-Timestamp",
+    "X-Fal-Webhook-Signature",
+)
+
+
+class Unverified(Exception):
+    pass
+
+
+def _fetch_jwks() -> list[str]:
+    response = httpx.get(settings.FAL_WEBHOOK_JWKS_URL, timeout=5.0)
+    response.raise_for_status()
+    keys = [key["x"] for key in response.json().get("keys", []) if key.get("crv") == "Ed25519"]
+    cache.set(JWKS_CACHE_KEY, keys, JWKS_TTL)
+    return keys
+
+
+def _public_keys(*, refresh: bool = False) -> list[str]:
+    keys = None if refresh else cache.get(JWKS_CACHE_KEY)
+    if keys is None:
+        keys = _fetch_jwks()
+    return keys
+
+
+def _verifies(keys: list[str], message: bytes, signature: bytes) -> bool:
+    for encoded in keys:
+        try:
+            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            Ed25519PublicKey.from_public_bytes(raw).verify(signature, message)
+        except (InvalidSignature, ValueError, binascii.Error):
+            continue
+        return True
+    return False
+
+
+def verify(headers, body: bytes, *, now: float | None = None) -> str:
+    """Check a webhook's headers and signature; return the request id it speaks for."""
+    missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
+    if missing:
+        raise Unverified(f"missing header(s): {', '.join(missing)}")
+    request_id = headers["X-Fal-Webhook-Request-Id"]
+    user_id = headers["X-Fal-Webhook-User-Id"]
+    timestamp = headers["X-Fal-Webhook-Timestamp"]
+    try:
+        age = abs((now or time.time()) - int(timestamp))
+        signature = bytes.fromhex(headers["X-Fal-Webhook-Signature"])
+    except ValueError:
+        raise Unverified("malformed timestamp or signature") from None
+    if age > TIMESTAMP_TOLERANCE:
+        raise Unverified("timestamp outside the allowed window")
+    message = f"{request_id}\n{user_id}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
+    try:
+        if _verifies(_public_keys(), message, signature):
+            return request_id
+        # fal may have rotated its keys: refetch, but at most once a minute.
+        if cache.add(JWKS_REFRESH_GUARD, 1, 60) and _verifies(
+            _public_keys(refresh=True), message, signature
+        ):
+            return request_id
+    except httpx.HTTPError as exc:
+        log.warning("could not fetch fal's JWKS: %s", exc)
+        raise Unverified("signing keys unavailable") from exc
+    raise Unverified("signature does not verify")
+
+
+@csrf_exempt
+@require_POST
+def fal_webhook(request):
+    try:
+        request_id = verify(request.headers, request.body)
+    except Unverified as exc:
+        log.warning("refused a fal webhook: %s", exc)
+        return JsonResponse({"detail": f"Webhook refused: {exc}."}, status=401)
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        return JsonResponse({"detail": "Body is not JSON."}, status=400)
+    if not isinstance(body, dict) or body.get("request_id", request_id) != request_id:
+        return JsonResponse({"detail": "Body does not match the signed request id."}, status=400)
+    generation_id = (
+        Generation.objects.filter(provider_request_id=request_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if generation_id is None:
+        # Not ours (or long gone): acknowledge so fal stops retrying.
+        return HttpResponse(status=204)
+    record_webhook(generation_id=generation_id, body=body)
+    return HttpResponse(status=204)
+
+
+def record_webhook(*, generation_id, body: dict) -> None:
+    if body.get("status") == "OK":
+        try:
+            completed = parse_output(body.get("payload"))
+        except ProviderError as exc:
+            detail = body.get("payload_error") or exc.message
+            pipeline.generation_fail(
+                generation_id=generation_id, code="malformed_result", message=detail
+            )
+            return
+        Generation.objects.filter(pk=generation_id, provider_output_url="").update(
+            provider_output_url=completed.video_url
+        )
+        pipeline.generation_complete_at_provider(generation_id=generation_id, metrics={})
+        return
+    payload = body.get("payload") or {}
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    status = _status_of(body.get("error"))
+    if status:
+        error = _http_error(status, detail, body.get("error_type"))
+        if error.retryable:
+            pipeline.generation_retry_or_fail(
+                generation_id=generation_id, code=error.code, message=error.message
+            )
+        else:
+            pipeline.generation_fail(
+                generation_id=generation_id, code=error.code, message=error.message
+            )
+        return
+    message = _describe(detail) or str(body.get("error") or "fal reported an error")
+    pipeline.generation_fail(generation_id=generation_id, code="provider_error", message=message)
+
+
+def _status_of(error) -> int | None:
+    """fal's error text reads 'Invalid status code: 422'."""
+    if isinstance(error, str) and error.rsplit(":", 1)[-1].strip().isdigit():
+        return int(error.rsplit(":", 1)[-1].strip())
+    return None

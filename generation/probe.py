@@ -1,0 +1,163 @@
+"""Reading facts from a video file we hold: codec, size, duration, tags, and a poster frame.
+
+Whatever a provider claims about its output, these are the numbers we record, so the file is
+opened with PyAV and its first frame actually decoded. Pure Python, no Django.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import av
+from PIL import Image
+
+# Top-level boxes an MP4/MOV file can start with (ISO BMFF; old QuickTime files skip 'ftyp').
+_ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"}
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # Matroska and WebM
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    duration_s: float
+    fps: float
+    frame_count: int
+    size_bytes: int
+    metadata: dict[str, str]
+
+
+class NotAVideo(ValueError):
+    """The file is not a video we can decode; the message says why, in plain words."""
+
+
+def _demuxer(path: str) -> str:
+    """Pick the demuxer from the file's first bytes rather than letting FFmpeg guess.
+
+    FFmpeg's guessing would also accept playlists (HLS, concat) that make it open other files
+    or URLs, which is not something a downloaded file should be able to make us do.
+    """
+    with open(path, "rb") as src:
+        head = src.read(12)
+    if not head:
+        raise NotAVideo("The file is empty.")
+    if head[4:8] in _ISO_BOXES:
+        return "mp4"
+    if head[:4] == _EBML_MAGIC:
+        return "matroska"
+    raise NotAVideo("The file is not an MP4, MOV, WebM or Matroska video.")
+
+
+@contextmanager
+def _open(path: str) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+    """The container and its first video stream; FFmpeg's errors come out as NotAVideo."""
+    fmt = _demuxer(path)
+    try:
+        container = av.open(path, format=fmt, metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise NotAVideo(f"The file cannot be read as a video: {exc}") from exc
+    try:
+        if not container.streams.video:
+            raise NotAVideo("The file has no video stream.")
+        yield container, container.streams.video[0]
+    except av.FFmpegError as exc:
+        raise NotAVideo(f"The video cannot be decoded: {exc}") from exc
+    finally:
+        container.close()
+
+
+def _duration(container, stream) -> float:
+    # The video stream's own duration first: the container's may include a longer audio track.
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _scan(container, stream) -> tuple[int, bool]:
+    """Count the video packets (demuxing only, which is cheap) and decode just until one frame
+    comes out: (complete packets, whether a frame decoded)."""
+    packets, decoded = 0, False
+    for packet in container.demux(stream):
+        if packet.size == 0 or packet.is_corrupt:  # the end-of-stream marker, or cut-off data
+            continue
+        packets += 1
+        if not decoded:
+            decoded = bool(packet.decode())
+    if not decoded:  # decoders may hold frames back until told the stream has ended
+        decoded = bool(stream.codec_context.decode(None))
+    return packets, decoded
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Codec, frame size, duration, frame rate and container tags of the video at path.
+
+    Raises NotAVideo when the file is not a video, its first frame does not decode, or it is
+    cut short (fewer frames present than its index lists, as after an interrupted download).
+    """
+    with _open(path) as (container, stream):
+        listed = stream.frames  # from the MP4 index; Matroska has none and says 0
+        packets, decoded = _scan(container, stream)
+        if not decoded:
+            raise NotAVideo("The video has no decodable frames.")
+        if listed and packets < listed:
+            raise NotAVideo(f"The video is cut short: {packets} of its {listed} frames are there.")
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate
+        return VideoInfo(
+            codec=ctx.name,
+            width=ctx.width,
+            height=ctx.height,
+            duration_s=_duration(container, stream),
+            fps=float(rate) if rate else 0.0,
+            frame_count=packets,
+            size_bytes=os.path.getsize(path),
+            metadata={str(key): str(value) for key, value in container.metadata.items()},
+        )
+
+
+def _frame_near(container, stream, at_fraction: float):
+    """Decode the frame whose timestamp is nearest at_fraction of the way through."""
+    start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+    target = start + _duration(container, stream) * at_fraction
+    if target > start:
+        try:
+            # Lands on the keyframe at or before the target; decoding walks forward from there.
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+        except av.FFmpegError:
+            container.seek(0)
+    best = None
+    for frame in container.decode(stream):
+        if frame.time is None:
+            return frame  # no timestamps to go by: any decodable frame will do
+        if best is None or abs(frame.time - target) <= abs(best.time - target):
+            best = frame
+        if frame.time >= target:
+            break
+    return best
+
+
+def extract_poster(
+    video_path: str, out_path: str, *, at_fraction: float = 0.5, max_width: int = 1280
+) -> tuple[int, int]:
+    """Save the frame nearest at_fraction of the duration as a JPEG at most max_width wide.
+
+    Returns the poster's (width, height).
+    """
+    if not 0.0 <= at_fraction <= 1.0:
+        raise ValueError(f"at_fraction must be between 0 and 1, got {at_fraction!r}.")
+    if max_width < 1:
+        raise ValueError(f"max_width must be positive, got {max_width!r}.")
+    with _open(video_path) as (container, stream):
+        frame = _frame_near(container, stream, at_fraction)
+        if frame is None:
+            raise NotAVideo("The video has no frames.")
+        image = frame.to_image()
+    if image.width > max_width:
+        height = max(1, round(image.height * max_width / image.width))
+        image = image.resize((max_width, height), Image.Resampling.LANCZOS)
+    image.save(out_path, "JPEG", quality=85, optimize=True, progressive=True)
+    return image.size

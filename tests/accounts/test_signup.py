@@ -1,0 +1,78 @@
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from accounts.models import User
+from accounts.services import user_ensure_demo
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sign_up_verify_email_then_generate(client):
+    response = client.post(
+        reverse("account_signup"),
+        {
+            "email": "New.Person@Example.com",
+            "password1": "a long passphrase 42",
+            "password2": "a long passphrase 42",
+        },
+    )
+    assert response.status_code == 302
+    user = User.objects.get()
+    assert user.email == "new.person@example.com"
+    # Mandatory verification: no access until the emailed link is followed.
+    assert client.get(reverse("generate")).status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"https?://[^\s]+/accounts/confirm-email/[^\s]+", mail.outbox[0].body).group(0)
+    confirm_path = link.split("testserver", 1)[1]
+    response = client.post(confirm_path)
+    assert response.status_code == 302
+    assert client.get(reverse("generate")).status_code == 200
+
+
+def test_unverified_user_cannot_log_in(client):
+    User.objects.create_user("pending@example.com", "a long passphrase 42")
+    response = client.post(
+        reverse("account_login"),
+        {"login": "pending@example.com", "password": "a long passphrase 42"},
+    )
+    assert response.status_code == 302
+    assert "confirm-email" in response["Location"]
+    assert client.get(reverse("generate")).status_code == 302
+
+
+def test_duplicate_email_makes_no_account_and_reveals_nothing(client, user):
+    response = client.post(
+        reverse("account_signup"),
+        {
+            "email": user.email.upper(),
+            "password1": "a long passphrase 42",
+            "password2": "a long passphrase 42",
+        },
+    )
+    # The same answer as a real sign-up, so nobody can probe which emails have accounts;
+    # the owner of the address is told instead.
+    assert response.status_code == 302
+    assert User.objects.count() == 1
+    assert [message.to for message in mail.outbox] == [[user.email]]
+
+
+def test_login_page_uses_the_site_layout(client):
+    page = client.get(reverse("account_login")).content.decode()
+    assert "Promptreel" in page and "Sign up" in page
+
+
+def test_password_reset_sends_a_link(client, user):
+    response = client.post(reverse("account_reset_password"), {"email": user.email})
+    assert response.status_code == 302
+    assert "password/reset/key" in mail.outbox[0].body
+
+
+def test_demo_user_is_verified_and_idempotent():
+    first, created = user_ensure_demo(email="demo@example.com", password="pw-one-two-three")
+    again, created_again = user_ensure_demo(email="demo@example.com", password="pw-one-two-three")
+    assert created and not created_again and first.pk == again.pk
+    assert first.emailaddress_set.get().verified
+    assert again.check_password("pw-one-two-three")

@@ -1,0 +1,87 @@
+"""A person's first minute: sign in as the demo user, generate, watch the video appear."""
+
+import os
+import shutil
+import threading
+
+import pytest
+from django.conf import settings
+
+from accounts.services import user_ensure_demo
+from generation.tracking import track_once
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser_page():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def tracker(settings):
+    """The tracker process's loop, in a thread beside the live server."""
+    settings.TRACK_POLL_MIN_SECONDS = 0.1
+    stop = threading.Event()
+
+    def loop():
+        from django.db import connection
+
+        while not stop.is_set():
+            if track_once() == 0:
+                stop.wait(0.1)
+        connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+def test_demo_user_generates_and_sees_a_video(live_server, browser_page, tracker, tmp_path):
+    user_ensure_demo(email=settings.DEMO_EMAIL, password=settings.DEMO_PASSWORD)
+    page = browser_page
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", settings.DEMO_EMAIL)
+    page.fill("input[name=password]", settings.DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/generate/")
+
+    page.fill("textarea[name=prompt]", "a paper boat on a rainy street")
+    page.select_option("select[name=preset]", "dolly_in")
+    page.click("#generate-form button[type=submit]")
+
+    page.wait_for_selector("video source", state="attached")
+    source = page.get_attribute("video source", "src")
+    assert source and source.endswith("/video/")
+    assert "AI-generated" in page.inner_text("figcaption")
+    page.screenshot(path=str(tmp_path / "generated.png"))
+    # The browser can fetch the file it was given, as the signed-in user.
+    response = page.request.get(f"{live_server.url}{source}")
+    assert response.status == 200 and response.headers["content-type"] == "video/mp4"
