@@ -306,7 +306,10 @@ def test_cancel_in_progress_can_be_ignored(fake, fal, client, monkeypatch):
     assert handle.get()["video"]["url"]
 
 
-def test_submit_errors_and_client_internal_retries(fake, fal, client):
+def test_submit_errors_and_client_internal_retries(fake, fal, client, monkeypatch):
+    # Promptreel's fal backend turns the client's own retries off; this test documents the
+    # library's default behaviour, so it puts the default back for its duration.
+    monkeypatch.setattr(fal.client, "MAX_ATTEMPTS", 10)
     # fal-style 503 (x-fal-request-id present): fal_client surfaces it at once, one attempt
     fake.fail_next_submits(1, status=503, error_type="runner_scheduling_failure")
     with pytest.raises(fal.FalClientHTTPError) as info:
