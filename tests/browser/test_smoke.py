@@ -51,10 +51,12 @@ def tracker(settings):
     def loop():
         from django.db import connection
 
-        while not stop.is_set():
-            if track_once() == 0:
-                stop.wait(0.1)
-        connection.close()
+        try:
+            while not stop.is_set():
+                if track_once() == 0:
+                    stop.wait(0.1)
+        finally:
+            connection.close()  # or PostgreSQL cannot drop the test database afterwards
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
@@ -63,8 +65,25 @@ def tracker(settings):
     thread.join(timeout=10)
 
 
-def test_demo_user_generates_and_sees_a_video(live_server, browser_page, tracker, tmp_path):
-    user_ensure_demo(email=settings.DEMO_EMAIL, password=settings.DEMO_PASSWORD)
+@pytest.fixture
+def demo_user():
+    user = user_ensure_demo(email=settings.DEMO_EMAIL, password=settings.DEMO_PASSWORD)
+    yield user
+    # The live server's request threads can leave a PostgreSQL session behind, which would stop
+    # pytest-django from dropping the test database at the end of the run.
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+def test_demo_user_generates_and_sees_a_video(
+    live_server, demo_user, tracker, browser_page, tmp_path
+):
     page = browser_page
 
     page.goto(f"{live_server.url}/accounts/login/")
