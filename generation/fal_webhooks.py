@@ -135,10 +135,9 @@ def record_webhook(*, generation_id, body: dict) -> None:
                 generation_id=generation_id, code="malformed_result", message=detail
             )
             return
-        Generation.objects.filter(pk=generation_id, provider_output_url="").update(
-            provider_output_url=completed.video_url
+        pipeline.generation_complete_at_provider(
+            generation_id=generation_id, metrics={}, output_url=completed.video_url
         )
-        pipeline.generation_complete_at_provider(generation_id=generation_id, metrics={})
         return
     payload = body.get("payload") or {}
     detail = payload.get("detail") if isinstance(payload, dict) else None

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import media
-from .backends import ProviderError, get_backend
+from .backends import Completed, ProviderError, get_backend
 from .models import Generation, State
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # A finalize that has not finished after this long is taken to have died, and is run again.
 FINALIZE_LEASE = timedelta(minutes=5)
 RETRY_BASE_SECONDS = 2.0
+# With a webhook expected, the first poll only has to show the queue position: 4× later.
+WEBHOOK_FIRST_POLL_FACTOR = 4
 RETRY_CAP_SECONDS = 120.0
 
 
@@ -32,10 +34,19 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def poll_delay(polls: int) -> timedelta:
-    """Poll often at first, then back off: most renders take tens of seconds."""
-    seconds = settings.TRACK_POLL_MIN_SECONDS * 1.5 ** min(polls, 20)
-    return timedelta(seconds=min(seconds, settings.TRACK_POLL_MAX_SECONDS))
+def poll_delay(polls: int, *, webhook: bool = False) -> timedelta:
+    """Poll often at first, then back off: most renders take tens of seconds.
+
+    With a webhook on its way, polls only keep the queue position fresh and catch a webhook
+    that never came, so they back off further.
+    """
+    if webhook:
+        first = settings.TRACK_POLL_MIN_SECONDS * WEBHOOK_FIRST_POLL_FACTOR
+        cap = settings.TRACK_POLL_WITH_WEBHOOK_SECONDS
+    else:
+        first, cap = settings.TRACK_POLL_MIN_SECONDS, settings.TRACK_POLL_MAX_SECONDS
+    seconds = first * 1.5 ** min(polls, 20)
+    return timedelta(seconds=min(seconds, cap))
 
 
 def webhook_url_for(generation: Generation) -> str | None:
@@ -57,9 +68,10 @@ def generation_submit(*, generation_id) -> bool:
     try:
         submitted = backend.submit(generation, webhook_url=webhook_url_for(generation))
     except ProviderError as exc:
-        _submit_failed(generation, exc)
+        _failed(generation_id, exc)
         return False
     recorded = {"arguments": submitted.arguments} if submitted.arguments else {}
+    webhook = webhook_url_for(generation) is not None
     moved = Generation.objects.transition(
         generation_id,
         State.IN_QUEUE,
@@ -67,7 +79,7 @@ def generation_submit(*, generation_id) -> bool:
         provider_request_id=submitted.request_id,
         provider_urls=submitted.urls,
         queue_position=submitted.queue_position,
-        next_check_at=now + poll_delay(0),
+        next_check_at=now + poll_delay(0, webhook=webhook),
     )
     if not moved:
         # Canceled while we were submitting: the provider has the job now, so cancel it there.
@@ -78,11 +90,11 @@ def generation_submit(*, generation_id) -> bool:
     return moved
 
 
-def _submit_failed(generation: Generation, exc: ProviderError) -> None:
+def _failed(generation_id, exc: ProviderError) -> None:
     if exc.retryable:
-        generation_retry_or_fail(generation_id=generation.pk, code=exc.code, message=exc.message)
+        generation_retry_or_fail(generation_id=generation_id, code=exc.code, message=exc.message)
     else:
-        generation_fail(generation_id=generation.pk, code=exc.code, message=exc.message)
+        generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
 
 
 def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
@@ -112,18 +124,25 @@ def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
     return requeued
 
 
-def generation_fail(*, generation_id, code: str, message: str) -> bool:
+def generation_fail(
+    *, generation_id, code: str, message: str, sources: list[str] | None = None
+) -> bool:
     failed = Generation.objects.transition(
-        generation_id, State.FAILED, error_code=code, error_message=message[:2000]
+        generation_id, State.FAILED, sources=sources, error_code=code, error_message=message[:2000]
     )
     if failed:
         log.warning("generation %s failed: %s %s", generation_id, code, message)
     return failed
 
 
-def generation_poll(*, generation_id) -> None:
-    """Ask the provider once how a request stands, and record it."""
-    generation = Generation.objects.get(pk=generation_id)
+def generation_poll(*, generation_id, generation: Generation | None = None) -> None:
+    """Ask the provider once how a request stands, and record it.
+
+    The tracker passes the row it claimed, saving a read; every write below is conditional
+    on the state, so a webhook that moved the row meanwhile wins.
+    """
+    if generation is None:
+        generation = Generation.objects.get(pk=generation_id)
     if generation.state not in (State.IN_QUEUE, State.IN_PROGRESS):
         return
     backend = get_backend(generation.backend)
@@ -138,7 +157,9 @@ def generation_poll(*, generation_id) -> None:
             polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1)
         )
         return
-    next_check = now + poll_delay(generation.polls + 1)
+    next_check = now + poll_delay(
+        generation.polls + 1, webhook=webhook_url_for(generation) is not None
+    )
     if progress.stage == "in_queue":
         Generation.objects.filter(pk=generation_id, state=State.IN_QUEUE).update(
             queue_position=progress.queue_position,
@@ -151,6 +172,14 @@ def generation_poll(*, generation_id) -> None:
             polls=generation.polls + 1, next_check_at=next_check
         )
     else:
+        if progress.error and not _is_retry_or_cancel(progress.error_type):
+            # The status only says "Invalid status code: 422"; the result holds fal's detail
+            # (which field, which policy), and that is what the user should read.
+            try:
+                backend.result(generation)
+            except ProviderError as exc:
+                _failed(generation_id, exc)
+                return
         generation_complete_at_provider(
             generation_id=generation_id,
             metrics=progress.metrics,
@@ -159,8 +188,17 @@ def generation_poll(*, generation_id) -> None:
         )
 
 
+def _is_retry_or_cancel(error_type: str | None) -> bool:
+    return error_type == "canceled" or is_infrastructure_error(error_type)
+
+
 def generation_complete_at_provider(
-    *, generation_id, metrics: dict, error: str | None = None, error_type: str | None = None
+    *,
+    generation_id,
+    metrics: dict,
+    error: str | None = None,
+    error_type: str | None = None,
+    output_url: str = "",
 ) -> None:
     """The provider says the request is finished (from a poll or a webhook)."""
     if error:
@@ -180,6 +218,7 @@ def generation_complete_at_provider(
         provider_metrics=metrics or {},
         inference_seconds=inference if isinstance(inference, int | float) else None,
         queue_position=None,
+        provider_output_url=output_url,
         next_check_at=timezone.now() + FINALIZE_LEASE,
     )
     if moved:
@@ -200,7 +239,11 @@ def enqueue_finalize(generation_id) -> None:
 
     transaction.on_commit(
         lambda: async_task(
-            "generation.tasks.finalize", str(generation_id), task_name=f"finalize {generation_id}"
+            "generation.tasks.finalize",
+            str(generation_id),
+            task_name=f"finalize {generation_id}",
+            # The row records the outcome; django-q's result table would cost queries per job.
+            save=False,
         )
     )
 
@@ -219,8 +262,14 @@ def generation_finalize(*, generation_id) -> bool:
         return False
     backend = get_backend(generation.backend)
     try:
-        completed = backend.result(generation)
-        Generation.objects.filter(pk=generation_id).update(provider_output_url=completed.video_url)
+        if generation.provider_output_url:
+            # The webhook carried the output: no need to ask fal for it again.
+            completed = Completed(video_url=generation.provider_output_url)
+        else:
+            completed = backend.result(generation)
+            Generation.objects.filter(pk=generation_id).update(
+                provider_output_url=completed.video_url
+            )
         with backend.open_video(completed) as chunks:
             stored = media.store_video(generation, chunks, declared_type=completed.content_type)
     except ProviderError as exc:
@@ -246,6 +295,8 @@ def generation_finalize(*, generation_id) -> bool:
         video_bytes=stored.info.size_bytes,
         error_code="",
         error_message="",
+        # The provider's link was only a fallback until our copy existed; it expires anyway.
+        provider_output_url="",
     )
     if not succeeded:
         media.delete_quietly(stored.video_name, stored.poster_name)

@@ -1,12 +1,14 @@
-"""The tracker: finds rows whose next check is due and moves each one step on.
+"""The tracker and the reaper: find rows whose next check is due and move each one step on.
 
-Any number of trackers may run: each row is claimed with a conditional UPDATE of its
-next_check_at before it is touched, so two trackers never work on the same row at once.
+Any number of trackers may run: a pass claims its due rows with one conditional UPDATE that
+sets their next_check_at to a claim mark unique to the pass, so two trackers never work on
+the same row at once. The reaper (a django-q2 schedule) is the safety net behind them.
 """
 
 import logging
+import random
 from concurrent.futures import Executor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -21,82 +23,126 @@ CLAIM_LEASE = timedelta(seconds=30)
 TRACKED = [State.QUEUED, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING]
 
 
-def track_once(*, limit: int = 200, executor: Executor | None = None) -> int:
-    """One pass over due rows; returns how many this tracker claimed."""
-    now = timezone.now()
-    due = (
-        Generation.objects.filter(state__in=TRACKED, next_check_at__lte=now)
+def track_once(
+    *,
+    limit: int = 200,
+    executor: Executor | None = None,
+    now: datetime | None = None,
+    overdue_by: timedelta = timedelta(0),
+) -> int:
+    """One pass over due rows; returns how many this pass claimed and stepped."""
+    now = now or timezone.now()
+    cutoff = now - overdue_by
+    due = list(
+        Generation.objects.filter(state__in=TRACKED, next_check_at__lte=cutoff)
         .order_by("next_check_at")
-        .values_list("pk", "state", "next_check_at")[:limit]
+        .values_list("pk", flat=True)[:limit]
     )
-    claimed = []
-    for pk, state, due_at in due:
-        won = Generation.objects.filter(pk=pk, state=state, next_check_at=due_at).update(
-            next_check_at=now + CLAIM_LEASE
-        )
-        if won:
-            claimed.append((pk, state))
-    if executor is None:
-        for pk, state in claimed:
-            _step(pk, state)
+    if not due:
+        return 0
+    # The mark is later than any cutoff, so a row it was written to no longer matches another
+    # tracker's claim; the random microseconds tell this pass's rows from a concurrent pass's.
+    mark = now + CLAIM_LEASE + timedelta(microseconds=random.randrange(1, 10**6))
+    Generation.objects.filter(pk__in=due, state__in=TRACKED, next_check_at__lte=cutoff).update(
+        next_check_at=mark
+    )
+    claimed = list(Generation.objects.filter(pk__in=due, next_check_at=mark))
+    if executor is None or len(claimed) == 1:
+        for generation in claimed:
+            _step(generation)
     else:
         list(executor.map(_step_in_thread, claimed))
     return len(claimed)
 
 
-def _step(pk, state: str) -> None:
+def _step(generation: Generation) -> None:
     try:
-        if state == State.QUEUED:
-            pipeline.generation_submit(generation_id=pk)
-        elif state == State.FINALIZING:
-            pipeline.enqueue_finalize(pk)
+        if generation.state == State.QUEUED:
+            pipeline.generation_submit(generation_id=generation.pk)
+        elif generation.state == State.FINALIZING:
+            pipeline.enqueue_finalize(generation.pk)
         else:
-            pipeline.generation_poll(generation_id=pk)
+            pipeline.generation_poll(generation_id=generation.pk, generation=generation)
     except Exception:
-        log.exception("tracking step for %s (%s) failed", pk, state)
+        log.exception("tracking step for %s (%s) failed", generation.pk, generation.state)
 
 
-def _step_in_thread(item) -> None:
+def _step_in_thread(generation: Generation) -> None:
     # Each pool thread has its own connection; drop it if it broke or outlived CONN_MAX_AGE.
     close_old_connections()
-    _step(*item)
+    _step(generation)
 
 
-# How long a row may sit in each state before the reaper steps in.
+# How long a row may sit in each state (since entering it) before the reaper ends it.
 STAGE_DEADLINES = {
-    State.QUEUED: timedelta(minutes=5),  # the submit task was lost
-    State.SUBMITTING: timedelta(minutes=10),  # the worker died during submit
-    State.IN_QUEUE: timedelta(hours=3),  # fal never ran it
-    State.IN_PROGRESS: timedelta(hours=1),  # fal never finished it
+    State.QUEUED: ("queued_at", timedelta(hours=1)),  # never got through to the provider
+    State.SUBMITTING: ("submitting_at", timedelta(minutes=5)),  # the worker died submitting
+    State.IN_QUEUE: ("in_queue_at", timedelta(hours=3)),  # fal never ran it
+    State.IN_PROGRESS: ("in_progress_at", timedelta(hours=1)),  # fal never finished it
+    State.FINALIZING: ("finalizing_at", timedelta(minutes=30)),  # we never saved the video
+}
+# A due check nobody took for this long means no tracker is running: the reaper does it.
+REAPER_GRACE = timedelta(minutes=1)
+# Rows with no check planned at all (a task lost with its broker message) are looked at after.
+UNPLANNED_GRACE = timedelta(minutes=2)
+
+
+def reap(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Repair rows stuck past their deadlines, so nothing stays non-terminal forever."""
+    now = now or timezone.now()
+    repaired = {"rechecked": 0, "requeued": 0, "failed": 0}
+
+    # A check was lost (a task dropped with its broker message): plan one, overdue already.
+    repaired["rechecked"] += Generation.objects.filter(
+        state__in=TRACKED, next_check_at__isnull=True, updated_at__lt=now - UNPLANNED_GRACE
+    ).update(next_check_at=now - REAPER_GRACE)
+    # Checks that no tracker took: re-poll, resubmit or re-run the finalize from here.
+    repaired["rechecked"] += track_once(limit=limit, now=now, overdue_by=REAPER_GRACE)
+
+    stamp, deadline = STAGE_DEADLINES[State.SUBMITTING]
+    for pk in _past(State.SUBMITTING, now - deadline, limit):
+        # Whether fal got the request is unknown; our credits are held once per row, so
+        # sending it again cannot charge the user twice.
+        if pipeline.generation_retry_or_fail(
+            generation_id=pk, code="submit_lost", message="The submission never finished."
+        ):
+            repaired["requeued"] += 1
+    for state in (State.QUEUED, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING):
+        stamp, deadline = STAGE_DEADLINES[state]
+        for generation in Generation.objects.filter(
+            state=state, **{f"{stamp}__lt": now - deadline}
+        )[:limit]:
+            if state in (State.IN_QUEUE, State.IN_PROGRESS):
+                pipeline.generation_cancel_at_provider(generation)
+            if pipeline.generation_fail(
+                generation_id=generation.pk,
+                code="stage_timeout",
+                message=TIMEOUT_MESSAGES[state].format(deadline=_plain(deadline)),
+                sources=[state],
+            ):
+                repaired["failed"] += 1
+    if any(repaired.values()):
+        log.warning("reaper: %s", repaired)
+    return repaired
+
+
+TIMEOUT_MESSAGES = {
+    State.QUEUED: "The job could not be sent to the provider within {deadline}.",
+    State.IN_QUEUE: "The provider did not start the job within {deadline}.",
+    State.IN_PROGRESS: "The provider did not finish the job within {deadline}.",
+    State.FINALIZING: "The finished video could not be saved within {deadline}.",
 }
 
 
-def reap(*, now=None) -> dict[str, int]:
-    """Repair rows stuck past their stage deadline, so nothing stays non-terminal forever."""
-    now = now or timezone.now()
-    repaired = {"requeued": 0, "rechecked": 0, "failed": 0}
-    # Lost tasks and lost tracker schedules: make the tracker look again now.
-    repaired["rechecked"] += Generation.objects.filter(
-        state__in=TRACKED, next_check_at__isnull=True, updated_at__lt=now - timedelta(minutes=2)
-    ).update(next_check_at=now)
-    for generation in Generation.objects.filter(
-        state=State.SUBMITTING, submitting_at__lt=now - STAGE_DEADLINES[State.SUBMITTING]
-    ):
-        if pipeline.generation_retry_or_fail(
-            generation_id=generation.pk,
-            code="submit_lost",
-            message="The submission never finished.",
-        ):
-            repaired["requeued"] += 1
-    for state, stamp in ((State.IN_QUEUE, "in_queue_at"), (State.IN_PROGRESS, "in_progress_at")):
-        for generation in Generation.objects.filter(
-            **{"state": state, f"{stamp}__lt": now - STAGE_DEADLINES[state]}
-        ):
-            pipeline.generation_cancel_at_provider(generation)
-            if pipeline.generation_fail(
-                generation_id=generation.pk,
-                code="provider_timeout",
-                message=f"The provider did not finish within {STAGE_DEADLINES[state]}.",
-            ):
-                repaired["failed"] += 1
-    return repaired
+def _past(state: str, before: datetime, limit: int) -> list:
+    stamp = STAGE_DEADLINES[state][0]
+    return list(
+        Generation.objects.filter(state=state, **{f"{stamp}__lt": before}).values_list(
+            "pk", flat=True
+        )[:limit]
+    )
+
+
+def _plain(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"

@@ -974,6 +974,11 @@ class FakeFal:
             time.sleep(0.01)
         return False
 
+    def completion_times(self) -> dict[str, float]:
+        """Wall-clock time (time.time()) at which each completed request completed."""
+        with self._lock:
+            return {rid: rec.completed_wall for rid, rec in self._reqs.items() if rec.completed}
+
     def counts(self) -> dict[str, int]:
         """How many simulated requests are in each state right now."""
         result = {"IN_QUEUE": 0, "IN_PROGRESS": 0, "COMPLETED": 0}

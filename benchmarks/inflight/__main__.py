@@ -1,0 +1,410 @@
+"""N generations in flight against the fake fal, through the product's real processes.
+
+    .venv/bin/python -m benchmarks.inflight --n 1000 --db sqlite --webhooks on
+
+Starts, on loopback only: the fake fal (its own process, 20 s of simulated inference), a fresh
+database (a temporary SQLite file, or a throw-away PostgreSQL database + Redis), `manage.py
+qcluster` with Q_WORKERS=2, `manage.py track`, and with webhooks gunicorn serving
+/webhooks/fal/. It queues N generations at once, waits until every row is terminal (or the
+time limit), stops everything and prints a table. See benchmarks/README.md.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from benchmarks.inflight import counting, fakeproc
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/promptreel"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="generations (default 1000)")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--webhooks", choices=["on", "off"], default="on")
+    parser.add_argument("--inference", type=float, default=20.0, help="fake fal seconds per job")
+    parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
+    )
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    figures = run(args)
+    print_table(figures)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0 if figures["all_succeeded"] else 1
+
+
+def run(args) -> dict:
+    scratch = Path(tempfile.mkdtemp(prefix="promptreel-bench-"))
+    counts_dir = scratch / "counts"
+    counts_dir.mkdir()
+    tag = f"bench{os.getpid()}"
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        fake = stack.enter_context(fake_fal_process(args.inference))
+        web_port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
+            **fake["env"],
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
+            "DEBUG": "0",
+            "SECURE_SSL_REDIRECT": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "MEDIA_ROOT": str(scratch / "media"),
+            "VIDEO_BACKEND": "fal",
+            "FAL_ALLOW_PRIVATE_RESULT_HOSTS": "1",
+            "FAL_WEBHOOK_JWKS_URL": fake["jwks_url"],
+            "Q_WORKERS": str(args.workers),
+            "Q_QUEUE_NAME": tag,
+            "CACHE_KEY_PREFIX": tag,
+            "LOG_LEVEL": "WARNING",
+            "BENCH_COUNT_DIR": str(counts_dir),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}" if args.webhooks == "on" else "",
+        }
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        if args.db == "sqlite":
+            env["SQLITE_PATH"] = str(scratch / "bench.sqlite3")
+        else:
+            env["DATABASE_URL"] = stack.enter_context(throwaway_postgres(args.pg_admin_url, tag))
+            env["REDIS_URL"] = args.redis_url
+        env.update(item.split("=", 1) for item in args.env)
+        os.environ.update(env)
+        for command in (["migrate", "-v", "0"], ["createcachetable"]):
+            subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
+        import django
+
+        django.setup()
+        video_copy_ms = calibrate_video_copy(scratch)
+
+        commands = {
+            "worker": [sys.executable, "-m", "benchmarks.inflight.counted", "worker", "qcluster"],
+            "tracker": [sys.executable, "-m", "benchmarks.inflight.counted", "tracker", "track"],
+        }
+        if args.webhooks == "on":
+            commands["web"] = [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "benchmarks.inflight.wsgi:application",
+                "--workers=2",
+                f"--bind=127.0.0.1:{web_port}",
+                "--log-level=warning",
+            ]
+        procs = stack.enter_context(started(commands, env, scratch))
+        time.sleep(4)  # imports done, workers forked, brokers connected
+        idle_before = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
+        time.sleep(3)
+        idle_rate = {
+            role: (tree_cpu(proc.pid) - idle_before[role]) / 3 for role, proc in procs.items()
+        }
+        cpu_before = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
+        queries_before = counting.totals(counts_dir)
+
+        started_at = time.time()
+        ids = queue_generations(args.n)
+        limit = started_at + args.inference + 120 + args.n * 0.25
+        states = wait_until_terminal(ids, limit)
+        elapsed = time.time() - started_at
+        time.sleep(1.2)  # let the query counters write their last figures
+        cpu_after = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
+        queries_after = counting.totals(counts_dir)
+        completions = fake["stop"]()
+        rows = finished_rows(ids)
+
+    lags = [
+        row["finished_at"] - completions[row["provider_request_id"]]
+        for row in rows
+        if row["state"] == "succeeded" and row["provider_request_id"] in completions
+    ]
+    cpu = {role: cpu_after[role] - cpu_before[role] for role in cpu_before}
+    idle = {role: idle_rate[role] * elapsed for role in idle_rate}
+    queries = {
+        role: queries_after.get(role, 0) - queries_before.get(role, 0) for role in queries_after
+    }
+    return {
+        "n": args.n,
+        "db": args.db,
+        "webhooks": args.webhooks,
+        "inference_s": args.inference,
+        "workers": args.workers,
+        "extra_env": args.env,
+        "states": states,
+        "all_succeeded": states.get("succeeded", 0) == args.n,
+        "elapsed_s": elapsed,
+        "lag_s": summary(lags),
+        "stages_s": stage_times(rows, completions),
+        "cpu_ms_per_job": {role: 1000 * cpu[role] / args.n for role in cpu},
+        "idle_cpu_ms_per_job": {role: 1000 * idle[role] / args.n for role in idle},
+        "video_copy_cpu_ms": video_copy_ms,
+        "queries_per_job": {role: queries[role] / args.n for role in queries},
+    }
+
+
+@contextmanager
+def fake_fal_process(inference: float):
+    """The fake fal in a process of its own, so that its CPU is not counted as ours."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=fakeproc.serve, args=(theirs, inference), daemon=True)
+    process.start()
+    if not ours.poll(30):
+        raise RuntimeError("the fake fal did not start")
+    info = ours.recv()
+
+    def stop() -> dict[str, float]:
+        ours.send("stop")
+        if not ours.poll(30):
+            raise RuntimeError("the fake fal did not answer")
+        return ours.recv()
+
+    info["stop"] = stop
+    try:
+        yield info
+    finally:
+        if process.is_alive():
+            process.terminate()
+        process.join(10)
+
+
+@contextmanager
+def throwaway_postgres(admin_url: str, name: str):
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def started(commands: dict[str, list[str]], env: dict[str, str], scratch: Path):
+    procs = {}
+    try:
+        for role, command in commands.items():
+            log = open(scratch / f"{role}.log", "wb")  # noqa: SIM115 - closed with the dir
+            procs[role] = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for role, proc in procs.items():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            tail = (scratch / f"{role}.log").read_text(errors="replace")[-1500:]
+            if "Traceback" in tail or "ERROR" in tail:
+                print(f"--- {role} log (tail):\n{tail}", file=sys.stderr)
+
+
+def queue_generations(n: int) -> list:
+    """N text-to-video rows, queued at once, each with its submit task, as a burst of users."""
+    from django.utils import timezone
+    from django_q.tasks import async_task
+
+    from accounts.models import User
+    from generation.models import Generation, State
+
+    user = User.objects.create_user(email="bench@example.com", password="x" * 20)
+    now = timezone.now()
+    rows = Generation.objects.bulk_create(
+        Generation(
+            user=user,
+            state=State.QUEUED,
+            queued_at=now,
+            endpoint_id="fal-ai/pika/v2.2/text-to-video",
+            backend="fal",
+            prompt=f"benchmark clip {index}",
+            arguments={"prompt": f"benchmark clip {index}", "resolution": "720p", "seed": index},
+            seed=index,
+            resolution="720p",
+            duration=5,
+            aspect_ratio="16:9",
+            credit_cost=40,
+            fal_price_usd="0.20",
+        )
+        for index in range(n)
+    )
+    for row in rows:
+        async_task("generation.tasks.submit", str(row.pk), task_name=f"submit {row.pk}")
+    return [row.pk for row in rows]
+
+
+def wait_until_terminal(ids: list, limit: float) -> dict[str, int]:
+    from django.db.models import Count
+
+    from generation.models import TERMINAL, Generation
+
+    while True:
+        states = dict(
+            Generation.objects.filter(pk__in=ids)
+            .values_list("state")
+            .annotate(n=Count("pk"))
+            .values_list("state", "n")
+        )
+        if sum(n for state, n in states.items() if state in TERMINAL) == len(ids):
+            return states
+        if time.time() > limit:
+            print(f"time limit reached: {states}", file=sys.stderr)
+            return states
+        time.sleep(0.5)
+
+
+def finished_rows(ids: list) -> list[dict]:
+    from generation.models import Generation
+
+    fields = ["provider_request_id", "state", "created_at", "submitting_at", "in_queue_at"]
+    fields += ["finalizing_at", "finished_at"]
+    return [
+        {
+            key: value.timestamp() if hasattr(value, "timestamp") else value
+            for key, value in row.items()
+        }
+        for row in Generation.objects.filter(pk__in=ids).values(*fields)
+    ]
+
+
+def stage_times(rows: list[dict], completions: dict[str, float]) -> dict[str, dict]:
+    """Where the time goes, per job: waiting for a worker, submitting, and after fal finished."""
+    spans = {
+        "wait for submit task": ("created_at", "submitting_at"),
+        "submit call": ("submitting_at", "in_queue_at"),
+        "fal done → finalizing": ("fal_done", "finalizing_at"),
+        "finalizing → succeeded": ("finalizing_at", "finished_at"),
+    }
+    result = {}
+    for name, (start, end) in spans.items():
+        values = []
+        for row in rows:
+            row = {**row, "fal_done": completions.get(row["provider_request_id"])}
+            if row.get(start) and row.get(end):
+                values.append(row[end] - row[start])
+        result[name] = summary(values)
+    return result
+
+
+def calibrate_video_copy(scratch: Path, rounds: int = 20) -> float:
+    """CPU ms of media.store_video (spool, probe, poster, save) for the fake's clip."""
+    from generation import media
+    from generation.models import Generation
+    from tests.fakefal import default_mp4
+
+    data = default_mp4()
+    generation = Generation(user_id=0)
+    started = time.process_time()
+    for _ in range(rounds):
+        media.store_video(generation, [data], declared_type="video/mp4")
+    return 1000 * (time.process_time() - started) / rounds
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its living descendants."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        # utime, stime, and cutime/cstime of children it already waited for.
+        cpu[int(entry)] = sum(int(value) for value in fields[11:15]) / TICKS
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += cpu.get(current, 0.0)
+        stack.extend(children.get(current, []))
+    return total
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "p50": statistics.median(ordered),
+        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def print_table(f: dict) -> None:
+    lag = f["lag_s"]
+    cpu = f["cpu_ms_per_job"]
+    idle = f["idle_cpu_ms_per_job"]
+    total_cpu = sum(cpu.values())
+    rows = [
+        (
+            "generations",
+            f"{f['n']} ({f['db']}, webhooks {f['webhooks']}, Q_WORKERS={f['workers']})",
+        ),
+        ("all succeeded", f"{'yes' if f['all_succeeded'] else 'NO'} {f['states']}"),
+        ("wall time", f"{f['elapsed_s']:.1f} s (inference {f['inference_s']:.0f} s)"),
+    ]
+    if lag.get("count"):
+        rows.append(
+            (
+                "lag fal done → succeeded",
+                _spread(lag),
+            )
+        )
+    rows += [
+        ("CPU ms/job, all processes", f"{total_cpu:.1f} (idle share {sum(idle.values()):.1f})"),
+        *[(f"  {role}", f"{cpu[role]:.1f} (idle {idle[role]:.1f})") for role in cpu],
+        ("  video copy (in worker)", f"{f['video_copy_cpu_ms']:.1f}"),
+        (
+            "CPU ms/job excl. video copy",
+            f"{total_cpu - f['video_copy_cpu_ms']:.1f}",
+        ),
+        ("DB queries/job", f"{sum(f['queries_per_job'].values()):.1f}"),
+        *[(f"  {role}", f"{q:.1f}") for role, q in f["queries_per_job"].items()],
+    ]
+    for name, stage in f["stages_s"].items():
+        if stage.get("count"):
+            rows.append((f"  {name}", _spread(stage)))
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def _spread(stats: dict) -> str:
+    return f"p50 {stats['p50']:.2f} s · p95 {stats['p95']:.2f} s · max {stats['max']:.2f} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
