@@ -15,6 +15,13 @@ class GenerateForm(forms.Form):
     prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     negative_prompt = forms.CharField(required=False)
     image = forms.FileField(required=False, help_text="JPEG, PNG or WebP")
+    # A CharField, not a URLField: safe_fetch judges the link and explains what to fix.
+    image_url = forms.CharField(
+        required=False,
+        max_length=2048,
+        label="…or image link",
+        help_text="An https:// link to a JPEG, PNG or WebP image",
+    )
     pikaffect = forms.ChoiceField(
         required=False,
         choices=[("", "—")]

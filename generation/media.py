@@ -1,4 +1,14 @@
-"""Moving video bytes into our storage: capped, streamed, probed from our own copy."""
+"""Moving image and video bytes into our storage: capped, streamed, probed from our own copy.
+
+* Image inputs by link: fetch_image_url() downloads through safe_fetch (https only, checked
+  addresses, byte cap, one deadline); the bytes then go through images.clean_image like an
+  upload does (content sniffing, pixel cap, re-encode without metadata).
+* Provider videos: store_video() spools the stream to a temporary file (never whole in memory,
+  capped at VIDEO_MAX_BYTES), checks it is a complete video, makes sure it carries the
+  AI-generated disclosure tags (remuxing without re-encoding when it does not), probes our
+  copy, cuts a poster frame and saves both into default_storage (on S3 as a multipart upload
+  read from the spooled file part by part; see save_file and config.settings.s3_storage_options).
+"""
 
 import logging
 import os
@@ -6,15 +16,24 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import av
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from storages.utils import clean_name
 
-from .probe import NotAVideo, VideoInfo, extract_poster, probe_video
+from . import safe_fetch
+from .probe import NotAVideo, VideoInfo, container_format, extract_poster, probe_video
 
 log = logging.getLogger(__name__)
 
-VIDEO_TYPES = {"video/mp4", "application/octet-stream", "binary/octet-stream"}
+VIDEO_TYPES = {"video/mp4", "video/quicktime", "application/octet-stream", "binary/octet-stream"}
+DISCLOSURE = "AI-generated"
+SPOOL_CHUNK = 1024 * 1024
+
+# Extra keyword arguments for safe_fetch.fetch_url; tests use it to reach a local server
+# (allow_http, allowed_ports, ip_check). Empty in production.
+FETCH_OPTIONS: dict = {}
 
 
 class BadVideo(Exception):
@@ -28,37 +47,130 @@ class StoredVideo:
     info: VideoInfo
 
 
+def fetch_image_url(url: str) -> bytes:
+    """The bytes behind a user's image link, for generation_create(images=[...]).
+
+    Raises safe_fetch.FetchRefused (a ValueError whose str() tells the user what to fix) for
+    anything unsafe or unusable: not https, a private/loopback/metadata address in any
+    spelling or after a redirect, larger than IMAGE_MAX_BYTES, slower than
+    IMAGE_FETCH_TIMEOUT, an HTTP error. The content itself is judged later by clean_image.
+    """
+    fetched = safe_fetch.fetch_url(
+        url,
+        max_bytes=settings.IMAGE_MAX_BYTES,
+        timeout=settings.IMAGE_FETCH_TIMEOUT,
+        **FETCH_OPTIONS,
+    )
+    return fetched.content
+
+
+def disclosure_tags(generation) -> dict[str, str]:
+    """The container tags every stored MP4 carries (design: output is labelled AI-generated)."""
+    return {
+        "title": f"{DISCLOSURE} video ({settings.SITE_NAME})",
+        "comment": f"{DISCLOSURE} with {generation.endpoint_id} via {settings.SITE_NAME}.",
+    }
+
+
+def is_disclosed(metadata: dict[str, str]) -> bool:
+    """True when the file's tags already say it is AI-generated."""
+    comment = metadata.get("comment", "")
+    return bool(metadata.get("title")) and DISCLOSURE.lower() in comment.lower()
+
+
 def store_video(generation, chunks: Iterable[bytes], *, declared_type: str | None) -> StoredVideo:
     """Spool the stream to a temporary file (never whole in memory), check it, then store it.
 
     Probing our own copy, not the provider's claims, is what decides the recorded metadata.
+    Raises BadVideo (nothing stored) for a wrong type, an over-size or broken file.
     """
     if declared_type and declared_type.split(";")[0].strip().lower() not in VIDEO_TYPES:
         raise BadVideo(f"The provider returned {declared_type}, not an MP4 video.")
     limit = settings.VIDEO_MAX_BYTES
     with tempfile.TemporaryDirectory(prefix="promptreel-") as scratch:
-        video_path = os.path.join(scratch, "video.mp4")
+        spool_path = os.path.join(scratch, "download.mp4")
+        tagged_path = os.path.join(scratch, "tagged.mp4")
         poster_path = os.path.join(scratch, "poster.jpg")
         written = 0
-        with open(video_path, "wb") as spool:
+        with open(spool_path, "wb") as spool:
             for chunk in chunks:
                 written += len(chunk)
                 if written > limit:
                     raise BadVideo(f"The video is larger than the {limit // 2**20} MB limit.")
                 spool.write(chunk)
         try:
-            info = probe_video(video_path)
+            # The download as it came: complete (not cut short) and decodable?
+            original = probe_video(spool_path)
+            video_path = spool_path
+            if not is_disclosed(original.metadata):
+                add_tags(spool_path, tagged_path, disclosure_tags(generation))
+                video_path = tagged_path
+            info = probe_video(video_path)  # what we keep is what we describe
             extract_poster(video_path, poster_path)
         except NotAVideo as exc:
             raise BadVideo(f"The provider's output is not a playable video: {exc}") from exc
+        if not is_disclosed(info.metadata):
+            raise BadVideo("The video could not be labelled as AI-generated.")
         video_name = generation.output.field.generate_filename(generation, "video.mp4")
         poster_name = generation.poster.field.generate_filename(generation, "poster.jpg")
         # A finalize that died after saving left these names behind: replace, never suffix.
         delete_quietly(video_name, poster_name)
-        with open(video_path, "rb") as video, open(poster_path, "rb") as poster:
-            video_name = default_storage.save(video_name, File(video))
-            poster_name = default_storage.save(poster_name, File(poster))
+        video_name = save_file(video_name, video_path)
+        poster_name = save_file(poster_name, poster_path)
     return StoredVideo(video_name=video_name, poster_name=poster_name, info=info)
+
+
+def save_file(name: str, path: str) -> str:
+    """Save the local file at path into default_storage as name (or a free variant of it);
+    returns the stored name. Streams from disk in bounded memory on every backend.
+
+    On S3 this hands boto3 the PATH (upload_file), not an open file object: for a file object
+    s3transfer reads each multipart part into memory (≈ 40 MB peak for a 200 MB video with
+    8 MiB parts), for a path it reads the parts from disk as they are sent (≈ 6 MB). The
+    object parameters (Content-Type, ACL) and the name rules are django-storages' own.
+    """
+    from .delivery import is_s3
+
+    if is_s3(default_storage):
+        storage = default_storage
+        name = storage.get_available_name(name)  # file_overwrite=False: never replace
+        key = storage._normalize_name(clean_name(name))  # adds the AWS_LOCATION prefix
+        storage.bucket.Object(key).upload_file(
+            path,
+            ExtraArgs=storage._get_write_parameters(key),
+            Config=storage.transfer_config,
+        )
+        return clean_name(name)
+    with open(path, "rb") as handle:
+        return default_storage.save(name, File(handle))  # FileSystemStorage: 64 KiB chunks
+
+
+def add_tags(src: str, dst: str, tags: dict[str, str]) -> None:
+    """Copy src to dst as MP4 with these container tags: stream copy, no re-encoding.
+
+    Video and audio streams are copied packet by packet (other tracks, such as timecode or
+    data tracks, are dropped); faststart moves the index to the front for browsers.
+    Raises NotAVideo if FFmpeg cannot remux the file.
+    """
+    try:
+        with (
+            av.open(src, format=container_format(src), metadata_errors="replace") as source,
+            av.open(dst, "w", format="mp4", options={"movflags": "+faststart"}) as target,
+        ):
+            target.metadata.update(tags)
+            mapping = {}
+            for stream in source.streams:
+                if stream.type in ("video", "audio"):
+                    mapping[stream.index] = target.add_stream_from_template(stream)
+            if not mapping:
+                raise NotAVideo("The file has no video stream.")
+            for packet in source.demux([source.streams[index] for index in mapping]):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.stream = mapping[packet.stream.index]
+                target.mux(packet)
+    except av.FFmpegError as exc:
+        raise NotAVideo(f"The video cannot be copied: {exc}") from exc
 
 
 def delete_quietly(*names: str) -> None:
@@ -66,5 +178,5 @@ def delete_quietly(*names: str) -> None:
         try:
             if name and default_storage.exists(name):
                 default_storage.delete(name)
-        except OSError:
+        except Exception:  # OSError on disk, botocore's ClientError on S3
             log.exception("could not delete %s", name)

@@ -50,6 +50,14 @@ def _demuxer(path: str) -> str:
     raise NotAVideo("The file is not an MP4, MOV, WebM or Matroska video.")
 
 
+def container_format(path: str) -> str:
+    """FFmpeg's demuxer name for the file at path ("mp4" or "matroska"), from its magic bytes.
+
+    Raises NotAVideo for anything else.
+    """
+    return _demuxer(path)
+
+
 @contextmanager
 def _open(path: str) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """The container and its first video stream; FFmpeg's errors come out as NotAVideo."""
@@ -61,7 +69,10 @@ def _open(path: str) -> Iterator[tuple[av.container.InputContainer, av.video.str
     try:
         if not container.streams.video:
             raise NotAVideo("The file has no video stream.")
-        yield container, container.streams.video[0]
+        stream = container.streams.video[0]
+        if stream.codec_context is None:  # e.g. an index cut off, or a codec FFmpeg lacks
+            raise NotAVideo("The video stream cannot be decoded (unknown codec or cut short).")
+        yield container, stream
     except av.FFmpegError as exc:
         raise NotAVideo(f"The video cannot be decoded: {exc}") from exc
     finally:

@@ -12,6 +12,9 @@ Framework-free. Defences, in the order a request meets them:
 * the body is streamed and dropped once past max_bytes, and one deadline bounds the whole
   fetch, so a slow-drip server cannot hold a worker. (DNS lookups are outside the deadline:
   getaddrinfo cannot be interrupted; the system resolver's own timeouts apply.)
+
+fetch_url() returns the whole (small) body; open_stream() is the same fetch as a context
+manager yielding the body chunk by chunk, for large files such as a provider's video.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -123,6 +127,82 @@ def fetch_url(
     {443}, plus 80 with allow_http) and ip_check exist for tests and local development only.
     verify is True (system and certifi roots), False, or a CA bundle path.
     """
+    with open_stream(
+        url,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        max_redirects=max_redirects,
+        resolver=resolver,
+        allow_http=allow_http,
+        verify=verify,
+        allowed_ports=allowed_ports,
+        ip_check=ip_check,
+        accept="image/*",
+        what="image",
+    ) as stream:
+        body = b"".join(stream)
+        return FetchedFile(content=body, content_type=stream.content_type, final_url=stream.url)
+
+
+class Stream:
+    """An open, checked download: iterate it for the body's chunks (at most max_bytes in all).
+
+    Iterating raises FetchRefused (url_too_large, url_timeout, url_http_error) when the body
+    goes past the cap, the total deadline passes or the connection breaks.
+    """
+
+    def __init__(
+        self, response, target: _Target, headers: dict[str, str], max_bytes: int, what: str
+    ):
+        self._response = response
+        self._what = what
+        self._target = target
+        self.headers = headers
+        self.max_bytes = max_bytes
+        self.url = target.url
+        content_type = headers.get("content-type")
+        if content_type:
+            content_type = content_type.split(";")[0].strip().lower() or None
+        self.content_type: str | None = content_type
+        declared = headers.get("content-length", "").strip()
+        self.content_length: int | None = int(declared) if declared.isdigit() else None
+        self.received = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _mapped_errors(self._target, self._what):
+            for chunk in self._response.iter_stream():
+                if not chunk:
+                    continue
+                self.received += len(chunk)
+                if self.received > self.max_bytes:
+                    raise _too_large(self.max_bytes, self._what)
+                yield chunk
+
+
+@contextmanager
+def open_stream(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float = 10.0,
+    max_redirects: int = 3,
+    resolver: Resolver | None = None,
+    allow_http: bool = False,
+    verify: bool | str = True,
+    allowed_ports: set[int] | None = None,
+    ip_check: Callable[[IPAddress], None] = check_ip,
+    accept: str = "*/*",
+    what: str = "file",
+) -> Iterator[Stream]:
+    """Open url with every check of fetch_url and yield a Stream of its body's chunks.
+
+    Nothing is buffered beyond one network read, so a large file (a provider's video) can be
+    copied to disk or storage in constant memory. The connection goes to a checked address
+    only; redirects are followed by hand and checked hop by hop; a Content-Length over
+    max_bytes is refused before the body is read; timeout bounds everything from the first
+    connect to the last byte (pass a larger one for large files). `what` names the file in
+    the messages ("image", "video").
+    """
     deadline = time.monotonic() + timeout
     current = url
     for hop in range(max_redirects + 1):
@@ -134,28 +214,41 @@ def fetch_url(
                 raise
             raise FetchRefused(exc.code, f"The link redirects to a refused address: {exc}") from exc
         ssl_context = _ssl_context(verify) if target.scheme == "https" else None
-        status, headers, body = _get(target, addresses, ssl_context, deadline, max_bytes)
-        if status in REDIRECT_STATUSES:
-            location = headers.get("location")
-            if not location:
+        with _get(target, addresses, ssl_context, deadline, accept, what) as (
+            status,
+            headers,
+            response,
+        ):
+            if status in REDIRECT_STATUSES:
+                location = headers.get("location")
+                if not location:
+                    raise FetchRefused(
+                        "url_redirect", f"{target.host} sent a redirect without a destination."
+                    )
+                current = urljoin(target.url, location)
+                continue  # the body of a redirect is never read
+            if not 200 <= status < 300:
                 raise FetchRefused(
-                    "url_redirect", f"{target.host} sent a redirect without a destination."
+                    "url_http_error",
+                    f"{target.host} answered with HTTP status {status} instead of the {what}. "
+                    f"Check that the link opens the {what} in a browser.",
                 )
-            current = urljoin(target.url, location)
-            continue
-        if not 200 <= status < 300:
-            raise FetchRefused(
-                "url_http_error",
-                f"{target.host} answered with HTTP status {status} instead of the image. "
-                "Check that the link opens the image in a browser.",
-            )
-        content_type = headers.get("content-type")
-        if content_type:
-            content_type = content_type.split(";")[0].strip().lower() or None
-        return FetchedFile(content=body, content_type=content_type, final_url=target.url)
+            declared = headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise _too_large(max_bytes, what)  # refuse before reading a byte of the body
+            yield Stream(response, target, headers, max_bytes, what)
+            return
     raise FetchRefused(
         "url_redirect",
-        f"The link redirects more than {max_redirects} times. Use the image's direct address.",
+        f"The link redirects more than {max_redirects} times. Use the {what}'s direct address.",
+    )
+
+
+def _too_large(max_bytes: int, what: str) -> FetchRefused:
+    return FetchRefused(
+        "url_too_large",
+        f"The {what} at this link is larger than the {max_bytes:,}-byte limit. "
+        f"Use a smaller {what}.",
     )
 
 
@@ -315,12 +408,13 @@ def _resolve(
     return addresses
 
 
-def _get(target, addresses, ssl_context, deadline, max_bytes):
-    """One GET to a pinned address. Returns (status, lower-cased headers, body)."""
+@contextmanager
+def _get(target, addresses, ssl_context, deadline, accept: str, what: str):
+    """One GET to a pinned address: yields (status, lower-cased headers, open response)."""
     headers = [
         (b"Host", target.authority.encode("ascii")),
         (b"User-Agent", USER_AGENT.encode()),
-        (b"Accept", b"image/*"),
+        (b"Accept", accept.encode("ascii")),
         (b"Accept-Encoding", b"identity"),  # never decompress: no zip bombs, honest byte counts
         (b"Connection", b"close"),
     ]
@@ -331,41 +425,34 @@ def _get(target, addresses, ssl_context, deadline, max_bytes):
         target=target.path.encode("ascii"),
     )  # fmt: skip
     backend = _PinnedBackend(addresses, target.port, deadline)
+    with ExitStack() as stack:
+        # Only our own network calls are translated: an error raised by the caller's code
+        # while it holds the stream (a full disk, say) must come out as itself.
+        with _mapped_errors(target, what):
+            pool = stack.enter_context(
+                httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend)
+            )
+            response = stack.enter_context(
+                pool.stream("GET", url, headers=headers, extensions={"timeout": timeouts})
+            )
+        found = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+        yield response.status, found, response
+
+
+@contextmanager
+def _mapped_errors(target: _Target, what: str):
+    """httpcore's and the socket layer's errors become FetchRefused with a plain message."""
     try:
-        with (
-            httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend) as pool,
-            pool.stream("GET", url, headers=headers, extensions={"timeout": timeouts}) as response,
-        ):
-            found = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
-            if response.status in REDIRECT_STATUSES or not 200 <= response.status < 300:
-                return response.status, found, b""  # the body of a redirect or error is unread
-            return response.status, found, _read_capped(response, found, max_bytes)
+        yield
     except httpcore.TimeoutException:
         raise FetchRefused(
-            "url_timeout", f"{target.host} took too long to send the image. Try again later."
+            "url_timeout", f"{target.host} took too long to send the {what}. Try again later."
         ) from None
     except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
         reason = "could not be reached"
         if isinstance(exc.__context__ or exc.__cause__, ssl.SSLCertVerificationError):
             reason = "has an HTTPS certificate that could not be verified"
         raise FetchRefused("url_http_error", f"{target.host} {reason}.") from exc
-
-
-def _read_capped(response, headers: dict[str, str], max_bytes: int) -> bytes:
-    too_large = FetchRefused(
-        "url_too_large",
-        f"The image at this link is larger than the {max_bytes:,}-byte limit. Use a smaller image.",
-    )
-    declared = headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large  # refuse before reading a byte of the body
-    chunks, total = [], 0
-    for chunk in response.iter_stream():
-        total += len(chunk)
-        if total > max_bytes:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _ssl_context(verify: bool | str) -> ssl.SSLContext:

@@ -9,6 +9,7 @@ from django.apps import apps
 SCHEDULES = (
     # (name, function, minutes between runs)
     ("reap stuck generations", "generation.tasks.reap", 1),
+    ("clean up media", "generation.retention.cleanup", 60),
 )
 
 

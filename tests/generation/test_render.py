@@ -64,12 +64,19 @@ def halves(size, first, second, *, vertical=False) -> Image.Image:
 # -- frame sizes -----------------------------------------------------------------------------
 
 SIZES = {
-    ("720p", "16:9"): (1280, 720), ("720p", "9:16"): (720, 1280), ("720p", "1:1"): (720, 720),
-    ("720p", "4:5"): (720, 900), ("720p", "5:4"): (900, 720), ("720p", "3:2"): (1080, 720),
+    ("720p", "16:9"): (1280, 720),
+    ("720p", "9:16"): (720, 1280),
+    ("720p", "1:1"): (720, 720),
+    ("720p", "4:5"): (720, 900),
+    ("720p", "5:4"): (900, 720),
+    ("720p", "3:2"): (1080, 720),
     ("720p", "2:3"): (720, 1080),
-    ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920),
-    ("1080p", "1:1"): (1080, 1080), ("1080p", "4:5"): (1080, 1350),
-    ("1080p", "5:4"): (1350, 1080), ("1080p", "3:2"): (1620, 1080),
+    ("1080p", "16:9"): (1920, 1080),
+    ("1080p", "9:16"): (1080, 1920),
+    ("1080p", "1:1"): (1080, 1080),
+    ("1080p", "4:5"): (1080, 1350),
+    ("1080p", "5:4"): (1350, 1080),
+    ("1080p", "3:2"): (1620, 1080),
     ("1080p", "2:3"): (1080, 1620),
     ("480p", "16:9"): (854, 480),
 }
@@ -95,9 +102,16 @@ def test_frame_size_rejects_unknown_values(resolution, aspect):
 @pytest.mark.parametrize(
     ("size", "expected"),
     [
-        ((1920, 1080), "16:9"), ((1080, 1920), "9:16"), ((1000, 1000), "1:1"),
-        ((800, 1000), "4:5"), ((1250, 1000), "5:4"), ((3000, 2000), "3:2"),
-        ((2000, 3000), "2:3"), ((8000, 1000), "16:9"), ((1, 1000), "9:16"), ((1024, 1000), "1:1"),
+        ((1920, 1080), "16:9"),
+        ((1080, 1920), "9:16"),
+        ((1000, 1000), "1:1"),
+        ((800, 1000), "4:5"),
+        ((1250, 1000), "5:4"),
+        ((3000, 2000), "3:2"),
+        ((2000, 3000), "2:3"),
+        ((8000, 1000), "16:9"),
+        ((1, 1000), "9:16"),
+        ((1024, 1000), "1:1"),
     ],
 )
 def test_nearest_aspect_ratio(size, expected):
@@ -280,9 +294,17 @@ def test_unknown_preset_is_refused_by_name(tmp_path):
 @pytest.mark.parametrize(
     "fields",
     [
-        {"width": 0}, {"height": 0}, {"width": 321}, {"height": 181}, {"width": -2},
-        {"width": 8000}, {"duration_s": 0}, {"duration_s": -1}, {"duration_s": float("nan")},
-        {"fps": 0}, {"fps": 24.5},
+        {"width": 0},
+        {"height": 0},
+        {"width": 321},
+        {"height": 181},
+        {"width": -2},
+        {"width": 8000},
+        {"duration_s": 0},
+        {"duration_s": -1},
+        {"duration_s": float("nan")},
+        {"fps": 0},
+        {"fps": 24.5},
     ],
 )
 def test_bad_specs_are_refused(tmp_path, fields):
@@ -337,7 +359,9 @@ def test_probe_refuses_files_that_are_not_videos(tmp_path, kind):
         full = Path(render(tmp_path, duration_s=2)).read_bytes()
         path.write_bytes(full[: len(full) // 3] if kind == "truncated" else full[:-200])
     elif kind == "playlist":  # FFmpeg would follow this to other files if it guessed the format
-        path.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n")
+        path.write_text(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n"
+        )
     else:
         _audio_only_mp4(str(path))
     with pytest.raises(NotAVideo):
