@@ -1,4 +1,5 @@
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.db import transaction
 
 from .models import User
@@ -14,4 +15,14 @@ def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
     EmailAddress.objects.update_or_create(
         user=user, email=user.email, defaults={"verified": True, "primary": True}
     )
+    if settings.DEMO_CREDITS > 0:
+        # Once per demo user (keyed), so that it can render in HD without Stripe.
+        from billing.services import account_for, credits_purchase
+
+        credits_purchase(
+            account=account_for(user),
+            credits=settings.DEMO_CREDITS,
+            key=f"demo:{user.pk}",
+            reason="Demo account starting credits",
+        )
     return user, created

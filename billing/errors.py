@@ -1,0 +1,44 @@
+"""Refusals for money and plan reasons.
+
+They subclass generation.catalogue.InputError so that every caller that already turns an
+InputError into a form error (the website) or a CommandError (manage.py generate) shows them;
+`code`, `http_status` and `allowed_by` let the website answer 402/400 and the API map them to
+problem+json codes `insufficient_credits` / `plan_limit`.
+"""
+
+from generation.catalogue import InputError
+
+
+class BillingRefusal(InputError):
+    code = "billing"
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str = "credits", allowed_by: str | None = None):
+        self.message = message
+        self.allowed_by = allowed_by
+        super().__init__({field: message})
+
+
+class InsufficientCredits(BillingRefusal):
+    code = "insufficient_credits"
+    http_status = 402
+
+    def __init__(self, *, needed: int, available: int, message: str | None = None):
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            message
+            or (
+                f"This render costs {needed} credits and your balance is {available}. "
+                "Buy a credit pack or subscribe to Creator or Studio."
+            )
+        )
+
+
+class PlanLimit(BillingRefusal):
+    code = "plan_limit"
+    http_status = 400
+
+
+class LedgerError(Exception):
+    """A ledger movement that would break an invariant (e.g. take a balance below zero)."""

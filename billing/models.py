@@ -1,0 +1,209 @@
+"""Credits as an append-only ledger with a cached, never-negative balance (design §5).
+
+Invariant: for every account, balance_monthly == sum(entry.monthly) and balance_purchased ==
+sum(entry.purchased). Both are changed only by billing.services.ledger_apply, which inserts the
+entry (unique idempotency key) and moves the balance with a conditional UPDATE in one
+transaction.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import plans
+
+
+class AppendOnly(Exception):
+    pass
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnly(f"{self.model.__name__} rows are never changed")
+
+    def delete(self):
+        raise AppendOnly(f"{self.model.__name__} rows are never deleted")
+
+
+class AppendOnlyModel(models.Model):
+    """save() inserts only; update and delete are refused (the database cascade of a deleted
+    user is the one way rows go)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnly(f"{type(self).__name__} rows are never changed")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnly(f"{type(self).__name__} rows are never deleted")
+
+
+class CreditAccount(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
+    )
+    plan = models.CharField(max_length=16, default=plans.FREE)
+    balance_monthly = models.BigIntegerField(default=0)
+    balance_purchased = models.BigIntegerField(default=0)
+    # When the monthly credits (balance_monthly) expire; the expiry job writes them off then.
+    monthly_expires_at = models.DateTimeField(null=True, blank=True)
+
+    stripe_customer_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=100, blank=True)
+    subscription_status = models.CharField(max_length=32, blank=True)
+    # Creation time of the newest Stripe event that set plan/subscription fields: older events
+    # arriving late never overwrite newer state.
+    plan_event_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance_monthly__gte=0), name="credit_monthly_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(balance_purchased__gte=0), name="credit_purchased_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.plan} · {self.balance} credits"
+
+    @property
+    def balance(self) -> int:
+        return self.balance_monthly + self.balance_purchased
+
+    @property
+    def plan_info(self) -> plans.Plan:
+        return plans.get_plan(self.plan)
+
+
+class LedgerEntry(AppendOnlyModel):
+    class Kind(models.TextChoices):
+        GRANT_MONTHLY = "grant_monthly", "Monthly credits"
+        PURCHASE = "purchase", "Credit purchase"
+        HOLD = "hold", "Held for a render"
+        CAPTURE = "capture", "Charged"
+        RELEASE = "release", "Refunded"
+        EXPIRE = "expire", "Expired"
+        ADJUST = "adjust", "Adjustment by staff"
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # amount == monthly + purchased: the signed movement of each bucket.
+    amount = models.BigIntegerField()
+    monthly = models.BigIntegerField(default=0)
+    purchased = models.BigIntegerField(default=0)
+    generation = models.ForeignKey(
+        "generation.Generation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+    )
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member who made the movement, if any",
+    )
+    # For monthly parts: the end of the period those credits belong to.
+    period_end = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount=F("monthly") + F("purchased")), name="ledger_amount_is_sum"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "grant_monthly",
+                        "purchase",
+                        "hold",
+                        "capture",
+                        "release",
+                        "expire",
+                        "adjust",
+                    ]
+                ),
+                name="ledger_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} ({self.idempotency_key})"
+
+
+class DailyUsage(models.Model):
+    """Free previews used per account per (UTC) day, raised by a conditional UPDATE."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    free_used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "day"], name="daily_usage_unique"),
+            models.CheckConstraint(condition=Q(free_used__gte=0), name="daily_usage_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.day}: {self.free_used} free previews"
+
+
+class PlanChange(AppendOnlyModel):
+    class Source(models.TextChoices):
+        STAFF = "staff"
+        STRIPE = "stripe"
+
+    account = models.ForeignKey(
+        CreditAccount, on_delete=models.CASCADE, related_name="plan_changes"
+    )
+    from_plan = models.CharField(max_length=16)
+    to_plan = models.CharField(max_length=16)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.from_plan} → {self.to_plan} ({self.source})"
+
+
+class StripeEvent(models.Model):
+    """Every Stripe event id we processed; a replay finds its id here and does nothing."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    created = models.DateTimeField(help_text="When Stripe created the event")
+    received_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

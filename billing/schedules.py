@@ -1,0 +1,6 @@
+"""Periodic jobs of the billing app (see generation/schedules.py)."""
+
+SCHEDULES = (
+    # (name, function, minutes between runs)
+    ("expire monthly credits", "billing.tasks.expire_monthly", 10),
+)
