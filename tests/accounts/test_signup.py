@@ -17,6 +17,7 @@ def test_sign_up_verify_email_then_generate(client):
             "email": "New.Person@Example.com",
             "password1": "a long passphrase 42",
             "password2": "a long passphrase 42",
+            "accept_policies": "on",
         },
     )
     assert response.status_code == 302
@@ -50,6 +51,7 @@ def test_duplicate_email_makes_no_account_and_reveals_nothing(client, user):
             "email": user.email.upper(),
             "password1": "a long passphrase 42",
             "password2": "a long passphrase 42",
+            "accept_policies": "on",
         },
     )
     # The same answer as a real sign-up, so nobody can probe which emails have accounts;

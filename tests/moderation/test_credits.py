@@ -1,0 +1,70 @@
+"""A blocked generation gets its credits back exactly once (billing's transition hook)."""
+
+import pytest
+from django.db import transaction
+
+from generation.models import Generation, State
+from moderation import services
+from moderation.policy import BLOCK, Decision
+from tests.factories import GenerationFactory
+
+billing = pytest.importorskip("billing.services", reason="billing is not merged yet")
+LedgerEntry = pytest.importorskip("billing.models").LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def _create_held_with_hold(user, cost=30):
+    """What generation_create does for a held / blocked decision: reserve, insert, hold."""
+    with transaction.atomic():
+        charge = billing.credits_reserve(
+            user=user, resolution="1080p", duration=10, list_credits=cost
+        )
+        generation = GenerationFactory(
+            user=user, state=State.HELD, queued_at=None, credit_cost=charge.credits,
+            resolution="1080p", duration=10,
+        )  # fmt: skip
+        billing.credits_hold(charge=charge, generation=generation)
+    return generation
+
+
+def _releases(generation):
+    return LedgerEntry.objects.filter(generation_id=generation.pk, kind="release").count()
+
+
+@pytest.fixture
+def funded(user):
+    billing.credits_adjust(user=user, amount=100, reason="test credits")
+    return user
+
+
+def test_automatic_block_releases_once(funded):
+    generation = _create_held_with_hold(funded)
+    assert billing.account_for(funded).balance == 70
+    decision = Decision(
+        action=BLOCK, category="hate", title="Hate", explanation="x", source="rules"
+    )
+    services.apply_decision(generation=generation, decision=decision)
+    assert Generation.objects.get(pk=generation.pk).state == State.BLOCKED
+    # A second attempt to block (a retried request, a racing moderator) moves nothing.
+    assert not Generation.objects.transition(generation.pk, State.BLOCKED)
+    assert _releases(generation) == 1
+    assert billing.account_for(funded).balance == 100
+
+
+def test_moderator_reject_releases_once(funded, moderator):
+    generation = _create_held_with_hold(funded)
+    assert services.held_reject(generation=generation, moderator=moderator, category="hate")
+    assert not services.held_reject(generation=generation, moderator=moderator)
+    assert _releases(generation) == 1
+    assert billing.account_for(funded).balance == 100
+
+
+def test_approve_keeps_the_hold(funded, moderator, monkeypatch):
+    from generation import services as generation_services
+
+    monkeypatch.setattr(generation_services, "enqueue_submit", lambda pk: None)
+    generation = _create_held_with_hold(funded)
+    assert services.held_approve(generation=generation, moderator=moderator)
+    assert _releases(generation) == 0
+    assert billing.account_for(funded).balance == 70
