@@ -1,0 +1,160 @@
+from rest_framework import serializers
+
+from generation.models import Generation
+from generation.render import MOTION_PRESETS
+
+from .models import WebhookDelivery, WebhookEvent
+
+# Catalogue fields a create request may carry; the catalogue decides which an endpoint takes.
+ENDPOINT_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "aspect_ratio",
+    "resolution",
+    "duration",
+    "pikaffect",
+    "ingredients_mode",
+    "transitions",
+)
+
+
+class GenerationCreateSerializer(serializers.Serializer):
+    endpoint = serializers.CharField(
+        required=False, help_text="Catalogue endpoint id; see GET /models"
+    )
+    prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    negative_prompt = serializers.CharField(required=False, allow_blank=True)
+    aspect_ratio = serializers.CharField(required=False)
+    resolution = serializers.CharField(required=False)
+    duration = serializers.IntegerField(required=False)
+    pikaffect = serializers.CharField(required=False)
+    ingredients_mode = serializers.CharField(required=False)
+    transitions = serializers.ListField(child=serializers.DictField(), required=False)
+    preset = serializers.ChoiceField(choices=list(MOTION_PRESETS), default="static")
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    image_url = serializers.URLField(required=False, help_text="https URL of an input image")
+    image_urls = serializers.ListField(child=serializers.URLField(), required=False, max_length=6)
+    image = serializers.FileField(required=False, help_text="multipart upload of an input image")
+    webhook_url = serializers.URLField(required=False, help_text="public https URL told of changes")
+    webhook_events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.values),
+        required=False,
+        help_text="events to send (default: all)",
+    )
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: "Unknown field; see the API reference for what create accepts."
+                    for name in sorted(unknown)
+                }
+            )
+        given = [name for name in ("image_url", "image_urls", "image") if attrs.get(name)]
+        if len(given) > 1:
+            raise serializers.ValidationError(
+                {given[1]: f"Give images one way only, not with {given[0]}."}
+            )
+        return attrs
+
+    def endpoint_inputs(self) -> dict:
+        return {
+            name: self.validated_data[name]
+            for name in ENDPOINT_FIELDS
+            if name in self.validated_data
+        }
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "message_id",
+            "event",
+            "url",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+
+
+class EstimateSerializer(GenerationCreateSerializer):
+    image_count = serializers.IntegerField(required=False, min_value=0, max_value=6, default=0)
+
+
+class OutputSerializer(serializers.Serializer):
+    video_url = serializers.CharField()
+    poster_url = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="seconds the URLs stay valid")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    duration = serializers.FloatField()
+    bytes = serializers.IntegerField()
+    codec = serializers.CharField()
+
+
+class GenerationSerializer(serializers.ModelSerializer):
+    endpoint = serializers.CharField(source="endpoint_id")
+    price_credits = serializers.IntegerField(source="credit_cost")
+    timings = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    output = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id",
+            "state",
+            "endpoint",
+            "prompt",
+            "preset",
+            "seed",
+            "resolution",
+            "duration",
+            "aspect_ratio",
+            "tier",
+            "price_credits",
+            "queue_position",
+            "attempts",
+            "created_at",
+            "timings",
+            "error",
+            "output",
+        ]
+
+    def get_timings(self, generation) -> dict:
+        names = (
+            "queued_at",
+            "submitting_at",
+            "in_queue_at",
+            "in_progress_at",
+            "finalizing_at",
+            "finished_at",
+        )
+        return {name: getattr(generation, name) for name in names}
+
+    def get_error(self, generation) -> dict | None:
+        if not generation.error_code or generation.state == "succeeded":
+            return None
+        return {"code": generation.error_code, "message": generation.error_message}
+
+    def get_output(self, generation) -> dict | None:
+        # Taken down by moderators: the owner keeps the record but no longer gets the file.
+        if generation.state != "succeeded" or getattr(generation, "taken_down", False):
+            return None
+        urls = self.context["output_urls"](generation)
+        if not urls:
+            return None
+        return {
+            **urls,
+            "width": generation.video_width,
+            "height": generation.video_height,
+            "duration": generation.video_duration,
+            "bytes": generation.video_bytes,
+            "codec": generation.video_codec,
+        }

@@ -1,0 +1,427 @@
+from django.conf import settings
+from django.db.models import Exists, OuterRef
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing import services as billing
+from generation import catalogue
+from generation.catalogue import InputError
+from generation.delivery import signed_url
+from generation.models import Generation, State
+from generation.safe_fetch import FetchRefused, fetch_url
+from generation.services import generation_cancel, generation_create
+from moderation.models import TakeDown
+
+from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
+from .models import ApiKey, Scope
+from .problems import Problem
+from .serializers import (
+    EstimateSerializer,
+    GenerationCreateSerializer,
+    GenerationSerializer,
+    WebhookDeliverySerializer,
+)
+from .throttling import ApiRateThrottle
+from .webhooks import WebhookUrlRefused, check_target, generation_event, generation_webhook_set
+
+
+class ApiView(APIView):
+    """Rate limits for everyone, anonymous callers and bad keys included; RateLimit headers."""
+
+    def perform_authentication(self, request):
+        try:
+            super().perform_authentication(request)
+        except exceptions.AuthenticationFailed:
+            self._limit_anonymous(request)  # guessing keys costs the guesser's IP budget
+            raise
+
+    def permission_denied(self, request, message=None, code=None):
+        # DRF checks permissions before throttles; without this, unauthenticated requests
+        # would never be counted.
+        if not request.successful_authenticator:
+            self._limit_anonymous(request)
+        super().permission_denied(request, message=message, code=code)
+
+    def _limit_anonymous(self, request):
+        throttle = ApiRateThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        verdict = getattr(request, "rate_limit", None)
+        if verdict is not None:
+            for name, value in verdict.headers("default").items():
+                response.setdefault(name, value)
+        return response
+
+
+def output_urls(request):
+    def build(generation: Generation) -> dict:
+        video = signed_url(
+            generation.output.name,
+            content_type="video/mp4",
+            filename=f"promptreel-{generation.pk}.mp4",
+        )
+        poster = signed_url(generation.poster.name, content_type="image/jpeg")
+        return {
+            "video_url": request.build_absolute_uri(video),
+            "poster_url": request.build_absolute_uri(poster),
+            "expires_in": settings.SIGNED_URL_TTL,
+        }
+
+    return build
+
+
+def api_generations(user):
+    """The user's generations, each knowing in the same query whether it was taken down."""
+    return Generation.objects.visible_to(user).annotate(
+        taken_down=Exists(TakeDown.objects.filter(generation=OuterRef("pk")))
+    )
+
+
+def refusal(exc: InputError) -> Problem:
+    """generation_create's refusals → problem details with their stable codes.
+
+    Billing's and suspension refusals are InputErrors with a `code` and an `http_status`.
+    """
+    code = getattr(exc, "code", "invalid_input")
+    if code == "invalid_input":
+        detail = "Some fields are invalid: " + ", ".join(exc.errors) + "."
+    else:
+        detail = " ".join(exc.errors.values())
+    extra = {"allowed_by": exc.allowed_by} if getattr(exc, "allowed_by", None) else {}
+    return Problem(
+        status_code=getattr(exc, "http_status", 400),
+        code=code,
+        detail=detail,
+        errors=exc.errors,
+        **extra,
+    )
+
+
+class GenerationPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "limit"
+
+
+class GenerationListCreate(ApiView, generics.ListAPIView):
+    """List your generations (newest first), or create one."""
+
+    serializer_class = GenerationSerializer
+    pagination_class = GenerationPagination
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    required_scopes = {"GET": Scope.GENERATIONS_READ, "POST": Scope.GENERATIONS_WRITE}
+
+    def get_queryset(self):
+        queryset = api_generations(self.request.user)
+        params = self.request.query_params
+        if params.get("state"):
+            states = params["state"].split(",")
+            unknown = set(states) - set(State.values)
+            if unknown:
+                raise Problem(
+                    status_code=400,
+                    code="invalid_input",
+                    detail=f"Unknown state {sorted(unknown)[0]!r}.",
+                    errors={"state": f"Use any of: {', '.join(State.values)}."},
+                )
+            queryset = queryset.filter(state__in=states)
+        if params.get("endpoint"):
+            queryset = queryset.filter(endpoint_id=params["endpoint"])
+        for name, lookup in (
+            ("created_after", "created_at__gte"),
+            ("created_before", "created_at__lt"),
+        ):
+            if params.get(name):
+                from django.utils.dateparse import parse_datetime
+
+                moment = parse_datetime(params[name])
+                if moment is None:
+                    raise Problem(
+                        status_code=400,
+                        code="invalid_input",
+                        detail=f"{name} is not a date-time.",
+                        errors={name: "Use ISO 8601, e.g. 2026-11-24T08:00:00Z."},
+                    )
+                queryset = queryset.filter(**{lookup: moment})
+        return queryset
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "output_urls": output_urls(self.request)}
+
+    @extend_schema(
+        request=GenerationCreateSerializer,
+        responses={201: GenerationSerializer},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+        ],
+    )
+    def post(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            replay = idempotency_begin(
+                user=request.user, key=key, fingerprint=request_fingerprint(request)
+            )
+            if replay is not None:
+                return Response(
+                    replay.response_body,
+                    status=replay.response_status,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        try:
+            response = self._create(request)
+        except Problem as problem:
+            if key is not None:
+                from .problems import exception_handler
+
+                answer = exception_handler(problem, {})
+                idempotency_finish(
+                    user=request.user, key=key, status=answer.status_code, body=answer.data
+                )
+            raise
+        except Exception:
+            if key is not None:
+                idempotency_finish(user=request.user, key=key, status=500, body=None)
+            raise
+        if key is not None:
+            idempotency_finish(
+                user=request.user, key=key, status=response.status_code, body=response.data
+            )
+        return response
+
+    def _create(self, request) -> Response:
+        serializer = GenerationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("webhook_url"):
+            try:
+                check_target(data["webhook_url"])
+            except WebhookUrlRefused as exc:
+                raise Problem(
+                    status_code=400,
+                    code="invalid_input",
+                    detail=str(exc),
+                    errors={"webhook_url": str(exc)},
+                ) from None
+        images = _images(data)
+        endpoint = data.get("endpoint") or (
+            catalogue.DEFAULT_IMAGE_ENDPOINT if images else catalogue.DEFAULT_TEXT_ENDPOINT
+        )
+        try:
+            generation = generation_create(
+                user=request.user,
+                endpoint_id=endpoint,
+                inputs=serializer.endpoint_inputs(),
+                images=images,
+                preset=data["preset"],
+                seed=data.get("seed"),
+            )
+        except InputError as exc:
+            raise refusal(exc) from None
+        if data.get("webhook_url"):
+            generation_webhook_set(
+                generation=generation,
+                url=data["webhook_url"],
+                events=data.get("webhook_events", []),
+            )
+            # Refused or held at once, with no transition still to come: tell the client now.
+            generation_event(generation_id=generation.pk, state=generation.state)
+        body = GenerationSerializer(generation, context=self.get_serializer_context()).data
+        return Response(
+            body,
+            status=status.HTTP_201_CREATED,
+            headers={
+                "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}")
+            },
+        )
+
+
+def _images(data) -> list:
+    if data.get("image"):
+        return [data["image"]]
+    urls = [data["image_url"]] if data.get("image_url") else data.get("image_urls", [])
+    images = []
+    for index, url in enumerate(urls):
+        try:
+            images.append(
+                fetch_url(
+                    url, max_bytes=settings.IMAGE_MAX_BYTES, timeout=settings.IMAGE_FETCH_TIMEOUT
+                ).content
+            )
+        except FetchRefused as exc:
+            field = "image_url" if data.get("image_url") else f"image_urls[{index}]"
+            raise Problem(
+                status_code=400, code="invalid_input", detail=str(exc), errors={field: str(exc)}
+            ) from None
+    return images
+
+
+class GenerationDetail(ApiView):
+    required_scopes = {"GET": Scope.GENERATIONS_READ}
+
+    @extend_schema(responses=GenerationSerializer)
+    def get(self, request, pk):
+        generation = get_object_or_404(api_generations(request.user), pk=pk)
+        context = {"request": request, "output_urls": output_urls(request)}
+        return Response(GenerationSerializer(generation, context=context).data)
+
+
+class GenerationCancel(ApiView):
+    required_scopes = {"POST": Scope.GENERATIONS_WRITE}
+
+    @extend_schema(request=None, responses=GenerationSerializer)
+    def post(self, request, pk):
+        generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+        outcome = generation_cancel(generation=generation)
+        generation.refresh_from_db()
+        context = {"request": request, "output_urls": output_urls(request)}
+        body = {**GenerationSerializer(generation, context=context).data, "cancel": outcome}
+        return Response(
+            body, status=status.HTTP_200_OK if outcome != "finishing" else status.HTTP_202_ACCEPTED
+        )
+
+
+class GenerationWebhooks(ApiView):
+    """The delivery log of a generation's webhooks."""
+
+    required_scopes = {"GET": Scope.GENERATIONS_READ}
+
+    @extend_schema(responses=WebhookDeliverySerializer(many=True))
+    def get(self, request, pk):
+        generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+        deliveries = generation.webhook_deliveries.all()
+        return Response(WebhookDeliverySerializer(deliveries, many=True).data)
+
+
+class Models(ApiView):
+    required_scopes = {}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        rows = []
+        for endpoint in catalogue.endpoints():
+            prices = []
+            for resolution in endpoint.choices("resolution") or [
+                endpoint.default("resolution") or "720p"
+            ]:
+                for duration in endpoint.choices("duration") or [endpoint.default("duration") or 5]:
+                    try:
+                        usd, confirmed = catalogue.fal_price_usd(endpoint, resolution, duration)
+                    except catalogue.PriceUnknown:
+                        continue
+                    prices.append(
+                        {
+                            "resolution": resolution,
+                            "duration": duration,
+                            "credits": catalogue.credits_for_usd(usd),
+                            "confirmed": confirmed,
+                        }
+                    )
+            rows.append(
+                {
+                    "id": endpoint.id,
+                    "title": endpoint.title,
+                    "kind": endpoint.kind,
+                    "images": {"min": endpoint.media_min, "max": endpoint.media_max},
+                    "fields": endpoint.fields,
+                    "prices": prices,
+                }
+            )
+        return Response({"models": rows})
+
+
+class Estimate(ApiView):
+    """What a create with this body would hold, and whether the plan and balance allow it."""
+
+    required_scopes = {"POST": Scope.GENERATIONS_READ}
+
+    @extend_schema(request=EstimateSerializer, responses={200: dict})
+    def post(self, request):
+        serializer = EstimateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        image_count = data["image_count"] or (
+            1 if data.get("image_url") or data.get("image") else len(data.get("image_urls", []))
+        )
+        endpoint = data.get("endpoint") or (
+            catalogue.DEFAULT_IMAGE_ENDPOINT if image_count else catalogue.DEFAULT_TEXT_ENDPOINT
+        )
+        try:
+            valid = catalogue.validate_input(
+                endpoint,
+                serializer.endpoint_inputs(),
+                image_count=image_count,
+                preset=data["preset"],
+            )
+            price = catalogue.price_of(valid)
+            estimate = billing.estimate(
+                user=request.user,
+                resolution=valid.resolution,
+                duration=valid.duration,
+                list_credits=price.credits,
+            )
+        except catalogue.PriceUnknown as exc:
+            raise refusal(InputError({"endpoint": str(exc)})) from None
+        except InputError as exc:
+            raise refusal(exc) from None
+        return Response(
+            {
+                "endpoint": valid.endpoint.id,
+                "resolution": valid.resolution,
+                "duration": valid.duration,
+                "price_confirmed": price.confirmed,
+                **estimate,
+            }
+        )
+
+
+class Account(ApiView):
+    """Balance, plan, limits and today's usage; the key's own cap when called with a key."""
+
+    required_scopes = {"GET": Scope.ACCOUNT_READ}
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        account = billing.account_for(request.user)
+        plan = account.plan_info
+        today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        body = {
+            "email": request.user.email,
+            "plan": {
+                "code": plan.code,
+                "name": plan.name,
+                "max_resolution": plan.max_resolution,
+                "max_duration": plan.max_duration,
+                "max_in_flight": plan.max_in_flight,
+                "daily_free_previews": plan.daily_free_previews,
+            },
+            "balance": {
+                "monthly": account.balance_monthly,
+                "purchased": account.balance_purchased,
+                "monthly_expires_at": account.monthly_expires_at,
+            },
+            "usage_today": {
+                "generations": Generation.objects.filter(
+                    user=request.user, created_at__gte=today
+                ).count(),
+                "free_previews_left": billing.allowance_left(account),
+                "in_flight": billing.in_flight(account),
+            },
+            "rate_limit_per_minute": settings.API_REQUESTS_PER_MINUTE,
+        }
+        if isinstance(request.auth, ApiKey):
+            body["key"] = {
+                "prefix": request.auth.prefix,
+                "scopes": request.auth.scopes,
+                "monthly_credit_cap": request.auth.monthly_credit_cap,
+            }
+        return Response(body)

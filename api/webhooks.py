@@ -1,0 +1,198 @@
+"""Outgoing webhooks to API clients, signed per the Standard Webhooks spec.
+
+One delivery row per (generation, event): a state change seen twice sends once. Deliveries are
+retried with back-off for about a day; every attempt is logged on the row, which the client can
+read. Targets must be public https addresses, checked when the URL is given and again before
+every attempt.
+"""
+
+import base64
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from generation.models import Generation, State
+from generation.safe_fetch import FetchRefused, check_ip
+
+from .models import GenerationWebhook, WebhookDelivery, WebhookEvent, WebhookSecret
+
+log = logging.getLogger(__name__)
+
+EVENT_FOR_STATE = {
+    State.SUCCEEDED: WebhookEvent.SUCCEEDED,
+    State.FAILED: WebhookEvent.FAILED,
+    State.CANCELED: WebhookEvent.CANCELED,
+    State.HELD: WebhookEvent.HELD,
+    State.BLOCKED: WebhookEvent.BLOCKED,
+}
+# Seconds to wait before each retry: about 26 hours in all.
+RETRY_DELAYS = [30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200]
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class WebhookUrlRefused(ValueError):
+    pass
+
+
+def webhook_secret_for(user) -> str:
+    secret, _ = WebhookSecret.objects.get_or_create(
+        # The spec's format: whsec_ + standard base64 of 32 random bytes.
+        user=user,
+        defaults={"secret": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()},
+    )
+    return secret.secret
+
+
+def check_target(url: str, *, resolve=socket.getaddrinfo, ip_check=check_ip) -> None:
+    """Refuse anything but an https URL whose host resolves only to public addresses."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise WebhookUrlRefused("webhook_url must be an https URL.")
+    if parts.username or parts.password:
+        raise WebhookUrlRefused("webhook_url must not contain credentials.")
+    try:
+        answers = {info[4][0] for info in resolve(parts.hostname, parts.port or 443)}
+    except OSError:
+        raise WebhookUrlRefused(
+            f"webhook_url's host {parts.hostname!r} does not resolve."
+        ) from None
+    try:
+        for address in answers:
+            ip_check(ipaddress.ip_address(address.split("%")[0]))
+    except FetchRefused:
+        raise WebhookUrlRefused("webhook_url must point to a public address.") from None
+
+
+def generation_webhook_set(
+    *, generation: Generation, url: str, events: list[str]
+) -> GenerationWebhook:
+    return GenerationWebhook.objects.create(
+        generation=generation, url=url, events=sorted(set(events) or set(WebhookEvent.values))
+    )
+
+
+def generation_event(*, generation_id, state: str) -> WebhookDelivery | None:
+    """A generation reached `state`: queue one delivery if its client asked for that event."""
+    event = EVENT_FOR_STATE.get(state)
+    hook = (
+        GenerationWebhook.objects.filter(generation_id=generation_id)
+        .select_related("generation")
+        .first()
+    )
+    if event is None or hook is None or event not in hook.events:
+        return None
+    generation = hook.generation
+    payload = {
+        "type": event,
+        "timestamp": timezone.now().isoformat(),
+        "data": {
+            "id": str(generation.pk),
+            "state": generation.state,
+            "endpoint": generation.endpoint_id,
+            "error": {"code": generation.error_code, "message": generation.error_message}
+            if generation.error_code and state != State.SUCCEEDED
+            else None,
+        },
+    }
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                generation=generation,
+                event=event,
+                message_id="msg_" + secrets.token_urlsafe(18),
+                url=hook.url,
+                payload=payload,
+                next_attempt_at=timezone.now(),
+            )
+    except IntegrityError:
+        return None  # this event was already queued for this generation
+    transaction.on_commit(lambda: _enqueue(delivery.pk))
+    return delivery
+
+
+def _enqueue(delivery_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("api.tasks.deliver_webhook", delivery_id, task_name=f"webhook {delivery_id}")
+
+
+def webhook_deliver(
+    *, delivery_id: int, post=httpx.post, resolve=socket.getaddrinfo, ip_check=check_ip
+) -> bool:
+    """One attempt; True if delivered. Claims the row so that two workers never both send."""
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).select_related("generation").first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return False
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at=delivery.next_attempt_at,
+    ).update(next_attempt_at=now + timedelta(minutes=5), attempts=delivery.attempts + 1)
+    if not claimed:
+        return False
+    attempt = delivery.attempts + 1
+    body = json.dumps(delivery.payload)
+    headers = _signed_headers(delivery, body, now)
+    status_code, error = None, ""
+    try:
+        check_target(delivery.url, resolve=resolve, ip_check=ip_check)
+        response = post(
+            delivery.url, content=body, headers=headers, timeout=TIMEOUT, follow_redirects=False
+        )
+        status_code = response.status_code
+        ok = 200 <= status_code < 300
+        if not ok:
+            error = f"HTTP {status_code}"
+    except (WebhookUrlRefused, httpx.HTTPError) as exc:
+        ok, error = False, str(exc)[:500]
+    if ok:
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            status=WebhookDelivery.Status.DELIVERED,
+            delivered_at=timezone.now(),
+            last_status_code=status_code,
+            last_error="",
+            next_attempt_at=None,
+        )
+        return True
+    gave_up = attempt > len(RETRY_DELAYS)
+    WebhookDelivery.objects.filter(pk=delivery_id).update(
+        status=WebhookDelivery.Status.FAILED if gave_up else WebhookDelivery.Status.PENDING,
+        last_status_code=status_code,
+        last_error=error,
+        next_attempt_at=None
+        if gave_up
+        else timezone.now() + timedelta(seconds=RETRY_DELAYS[attempt - 1]),
+    )
+    log.info("webhook %s attempt %s failed: %s", delivery.message_id, attempt, error)
+    return False
+
+
+def _signed_headers(delivery: WebhookDelivery, body: str, now) -> dict[str, str]:
+    signature = Webhook(webhook_secret_for(delivery.generation.user)).sign(
+        delivery.message_id, now, body
+    )
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "Promptreel-Webhooks/1.0",
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def deliver_due(*, limit: int = 100) -> int:
+    """Run by the scheduler: retry deliveries whose back-off has passed."""
+    due = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now()
+    ).values_list("pk", flat=True)[:limit]
+    return sum(webhook_deliver(delivery_id=pk) for pk in list(due))

@@ -1,0 +1,71 @@
+import pytest
+
+from api.idempotency import idempotency_begin
+from api.problems import Problem
+from generation.models import Generation
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/generations"
+
+
+def test_same_key_same_body_replays_the_first_response(alice_api):
+    first = alice_api.post(URL, {"prompt": "a fox"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = alice_api.post(URL, {"prompt": "a fox"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Generation.objects.count() == 1
+
+
+def test_same_key_other_body_is_422(alice_api):
+    alice_api.post(URL, {"prompt": "a fox"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    response = alice_api.post(URL, {"prompt": "a bear"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_mismatch"
+    assert Generation.objects.count() == 1
+
+
+def test_same_key_while_running_is_409(alice_api, user):
+    from rest_framework.parsers import JSONParser
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from api.idempotency import request_fingerprint
+
+    raw = APIRequestFactory().post(URL, {"prompt": "a fox"}, format="json")
+    fingerprint = request_fingerprint(Request(raw, parsers=[JSONParser()]))
+    assert idempotency_begin(user=user, key="k-3", fingerprint=fingerprint) is None  # "running"
+    response = alice_api.post(URL, {"prompt": "a fox"}, format="json", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+
+
+def test_refusals_are_replayed_too(alice_api):
+    first = alice_api.post(
+        URL, {"prompt": "x", "resolution": "4k"}, format="json", HTTP_IDEMPOTENCY_KEY="k-4"
+    )
+    again = alice_api.post(
+        URL, {"prompt": "x", "resolution": "4k"}, format="json", HTTP_IDEMPOTENCY_KEY="k-4"
+    )
+    assert first.status_code == again.status_code == 400
+    assert first.json() == again.json()
+
+
+def test_keys_are_scoped_per_user(alice_api, bob_api):
+    assert (
+        alice_api.post(
+            URL, {"prompt": "a"}, format="json", HTTP_IDEMPOTENCY_KEY="shared"
+        ).status_code
+        == 201
+    )
+    assert (
+        bob_api.post(URL, {"prompt": "b"}, format="json", HTTP_IDEMPOTENCY_KEY="shared").status_code
+        == 201
+    )
+    assert Generation.objects.count() == 2
+
+
+def test_overlong_key_is_refused(user):
+    with pytest.raises(Problem):
+        idempotency_begin(user=user, key="x" * 300, fingerprint="f")
