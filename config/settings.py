@@ -7,6 +7,8 @@ billing off). `live_parts()` in generation/health.py reports which parts are rea
 
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import dj_database_url
@@ -71,11 +73,13 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "rest_framework",
+    "drf_spectacular",
     "django_q",
     "accounts",
     "generation",
     "billing",
     "moderation",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -115,7 +119,13 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Persistent connections in production; none in tests, where server threads that outlive
+    # a test would otherwise keep the test database from being dropped.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=0 if TESTING else 60, conn_health_checks=True
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -128,8 +138,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
-            # A file, not :memory:, so that a real qcluster process in the tests shares it.
-            "TEST": {"NAME": str(BASE_DIR / ".test-db.sqlite3")},
+            # A file, not :memory:, so that a real qcluster process in the tests shares it; one
+            # per test process, so that test runs side by side never share a database.
+            "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"promptreel-{os.getpid()}.db")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -141,7 +152,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "promptreel"),
+            # Each test process gets its own keys, so runs never see each other's counters.
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "promptreel")
+            + (f"-test-{os.getpid()}-{time.time_ns()}" if TESTING else ""),
         }
     }
 else:
@@ -215,19 +228,60 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
 MEDIA_URL = "/media/"  # never routed: files go out through signed, owner-checked views
 
+# Media links (S3 presigned URLs, or our signed view on the filesystem) live this many seconds.
+SIGNED_URL_TTL = env_int("SIGNED_URL_TTL", 300)
+# How long an image URL download may take in all, redirects included.
+IMAGE_FETCH_TIMEOUT = env_float("IMAGE_FETCH_TIMEOUT", 10.0)
+# Retention (generation/retention.py, run hourly): stored files no row refers to (deleted
+# generations, failed uploads) go after this many hours; input images of generations that
+# ended without a video (failed, canceled, blocked) after this many days (0 keeps them); the
+# offline renderer's job folders after a day.
+MEDIA_ORPHAN_RETENTION_HOURS = env_int("MEDIA_ORPHAN_RETENTION_HOURS", 24)
+MEDIA_ABANDONED_INPUT_DAYS = env_int("MEDIA_ABANDONED_INPUT_DAYS", 30)
+LOCAL_RENDER_RETENTION_HOURS = env_int("LOCAL_RENDER_RETENTION_HOURS", 24)
+
+
+def s3_storage_options(bucket_name: str, **overrides) -> dict:
+    """django-storages S3Storage options for our media bucket (also used by tests/benchmarks).
+
+    Private objects (no public ACL, presigned GET URLs), never overwritten, streamed uploads in
+    bounded memory. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the
+    usual boto3 sources: profile, instance role).
+    """
+    from boto3.s3.transfer import TransferConfig
+
+    # Uploads from a file object read each multipart part into memory: 8 MiB parts, at most
+    # two in flight (boto3's defaults allow 10 × 8 MiB). Videos go up from a path instead
+    # (generation.media.save_file), which reads parts from disk as they are sent.
+    transfer = TransferConfig(
+        multipart_threshold=8 * 2**20, multipart_chunksize=8 * 2**20, max_concurrency=2
+    )
+    transfer.max_in_memory_upload_chunks = 2
+    options = {
+        "bucket_name": bucket_name,
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,  # MinIO, R2, B2, Ceph, moto…
+        "region_name": env_str("AWS_S3_REGION_NAME") or None,
+        # "path" for most self-hosted stores (MinIO); unset lets botocore choose.
+        "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,
+        "signature_version": env_str("AWS_S3_SIGNATURE_VERSION") or "s3v4",
+        "location": env_str("AWS_LOCATION"),  # optional key prefix inside the bucket
+        # Buckets with ACLs disabled (AWS's default now) are private anyway: set it empty there.
+        "default_acl": env_str("AWS_DEFAULT_ACL", "private") or None,
+        "file_overwrite": False,
+        "querystring_auth": True,
+        "querystring_expire": SIGNED_URL_TTL,
+        # Files read back through storage.open() spill to disk past 5 MiB instead of RAM.
+        "max_memory_size": 5 * 2**20,
+        "transfer_config": transfer,
+    }
+    return {**options, **overrides}
+
+
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 if AWS_STORAGE_BUCKET_NAME:
     default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
-            "region_name": env_str("AWS_S3_REGION_NAME") or None,
-            "default_acl": "private",
-            "file_overwrite": False,
-            "querystring_auth": True,
-            "querystring_expire": env_int("SIGNED_URL_TTL", 300),
-        },
+        "OPTIONS": s3_storage_options(AWS_STORAGE_BUCKET_NAME),
     }
 else:
     default_storage = {
@@ -262,6 +316,9 @@ LOCAL_RENDER_DIR = Path(env_str("LOCAL_RENDER_DIR") or MEDIA_ROOT / "local-provi
 TRACK_POLL_MIN_SECONDS = env_float("TRACK_POLL_MIN_SECONDS", 0.5)
 TRACK_POLL_MAX_SECONDS = env_float("TRACK_POLL_MAX_SECONDS", 5.0)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
+# fal backend in flight (issue 3): with a webhook coming, polls only refresh the queue position
+# and catch lost webhooks, so they may be rarer.
+TRACK_POLL_WITH_WEBHOOK_SECONDS = env_float("TRACK_POLL_WITH_WEBHOOK_SECONDS", 15.0)
 
 # --- Catalogue, prices and inputs -------------------------------------------------------------
 CREDIT_MARKUP = env_str("CREDIT_MARKUP", "2.0")
@@ -278,6 +335,45 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 
+# --- Billing and plans (design §5; plans and packs in billing/plans.py) --------------------------
+# Billing is live when both Stripe keys are set; otherwise staff grant credits in admin.
+BILLING_ENABLED = bool(STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET)
+# Only for tests and stripe-mock style fakes: where stripe-python sends API calls.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+# Stripe Price ids of the subscriptions and one-time credit packs (a missing one is not sold).
+STRIPE_PRICE_CREATOR = env_str("STRIPE_PRICE_CREATOR")
+STRIPE_PRICE_STUDIO = env_str("STRIPE_PRICE_STUDIO")
+STRIPE_PRICE_PACK_SMALL = env_str("STRIPE_PRICE_PACK_SMALL")
+STRIPE_PRICE_PACK_MEDIUM = env_str("STRIPE_PRICE_PACK_MEDIUM")
+STRIPE_PRICE_PACK_LARGE = env_str("STRIPE_PRICE_PACK_LARGE")
+# Webhooks older than this, or dated more than STRIPE_WEBHOOK_FUTURE_SKEW s ahead, are refused.
+STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
+STRIPE_WEBHOOK_FUTURE_SKEW = env_int("STRIPE_WEBHOOK_FUTURE_SKEW", 60)
+# Free preview renders (720p, up to 5 s, no credits) per user per UTC day on the Free plan.
+FREE_DAILY_PREVIEWS = env_int("FREE_DAILY_PREVIEWS", 3)
+# JSON {"creator": {"monthly_credits": 2000, "max_in_flight": 5}} / {"small": {"credits": 600}}.
+BILLING_PLAN_OVERRIDES = env_str("BILLING_PLAN_OVERRIDES")
+BILLING_PACK_OVERRIDES = env_str("BILLING_PACK_OVERRIDES")
+# Purchased credits the demo account made by `./dev.sh run` starts with.
+DEMO_CREDITS = env_int("DEMO_CREDITS", 500)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("billing.context_processors.billing")
+
+# --- Moderation (design §6) -------------------------------------------------------------------
+# The policy as data: categories, decisions, explanations and the built-in rules.
+MODERATION_POLICY_FILE = Path(
+    env_str("MODERATION_POLICY_FILE") or BASE_DIR / "moderation" / "policy.json"
+)
+# OpenAI moderation runs when OPENAI_API_KEY is set; a timeout or error holds for review.
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")  # only for tests / proxies; empty = OpenAI
+OPENAI_MODERATION_MODEL = env_str("OPENAI_MODERATION_MODEL", "omni-moderation-latest")
+OPENAI_MODERATION_TIMEOUT = env_float("OPENAI_MODERATION_TIMEOUT", 5.0)
+# Confirmed violations (moderator rejections, take-downs) that suspend an account; 0 = never.
+AUTO_SUSPEND_AFTER_VIOLATIONS = env_int("AUTO_SUSPEND_AFTER_VIOLATIONS", 3)
+# Days the prompts of held / blocked requests are kept on their moderation case; 0 = forever.
+MODERATION_PROMPT_RETENTION_DAYS = env_int("MODERATION_PROMPT_RETENTION_DAYS", 90)
+# Sign-up requires accepting the content and acceptable-use policies.
+ACCOUNT_SIGNUP_FORM_CLASS = "moderation.forms.SignupForm"
+
 # --- Demo account made by the run command -----------------------------------------------------
 DEMO_EMAIL = env_str("DEMO_EMAIL", "demo@promptreel.localhost")
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "promptreel-demo")
@@ -285,10 +381,30 @@ DEMO_PASSWORD = env_str("DEMO_PASSWORD", "promptreel-demo")
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the site's own scripts (CSRF)
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.HasScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Promptreel API",
+    "DESCRIPTION": "Prompts and images in, short videos out. "
+    "Authenticate with `Authorization: Bearer prk_…`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120)
+API_ANONYMOUS_REQUESTS_PER_MINUTE = env_int("API_ANONYMOUS_REQUESTS_PER_MINUTE", 30)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

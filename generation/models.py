@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -76,11 +76,36 @@ class GenerationQuerySet(models.QuerySet):
             changes.setdefault(STAGE_TIMESTAMP[to], now)
         if to in TERMINAL:
             changes.setdefault("next_check_at", None)
+            # Reaching a terminal state settles the credits held at creation (capture or
+            # release) in the same transaction: the move and the money happen together or not.
+            from billing.services import credits_settle
+
+            with transaction.atomic(using=self.db):
+                updated = self.filter(pk=pk, state__in=allowed).update(
+                    state=to, updated_at=now, **changes
+                )
+                if updated == 1:
+                    credits_settle(generation_id=pk, state=to)
+                    _announce(pk, to)
+            return updated == 1
         updated = self.filter(pk=pk, state__in=allowed).update(state=to, updated_at=now, **changes)
+        if updated == 1:
+            _announce(pk, to)
         return updated == 1
 
     def visible_to(self, user):
         return self.filter(user=user)
+
+
+# States an API client can subscribe to (api.webhooks); told once the move is committed.
+ANNOUNCED = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.HELD, State.BLOCKED})
+
+
+def _announce(pk, state: str) -> None:
+    if state in ANNOUNCED:
+        from api.webhooks import generation_event
+
+        transaction.on_commit(lambda: generation_event(generation_id=pk, state=state))
 
 
 def output_path(instance, filename):
@@ -109,6 +134,12 @@ class Generation(models.Model):
     duration = models.PositiveSmallIntegerField()
     aspect_ratio = models.CharField(max_length=8, blank=True)
     tier = models.CharField(max_length=8, choices=Tier.choices, default=Tier.PREVIEW)
+    # A preview paid from the plan's daily allowance (credit_cost 0) — billing decides.
+    free_preview = models.BooleanField(default=False)
+    # "Render in HD": the preview this render repeats at 1080p (same prompt, image and seed).
+    rerender_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rerenders"
+    )
     credit_cost = models.PositiveIntegerField()
     fal_price_usd = models.DecimalField(max_digits=8, decimal_places=4)
 

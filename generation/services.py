@@ -13,6 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from billing import services as billing
+from moderation.services import apply_decision, prompt_check, user_is_suspended
+
 from . import catalogue
 from .backends import ProviderError, get_backend
 from .catalogue import InputError
@@ -24,6 +27,16 @@ log = logging.getLogger(__name__)
 SEED_LIMIT = 2**32
 
 
+class AccountSuspended(InputError):
+    code = "account_suspended"
+    http_status = 403
+
+    def __init__(self):
+        super().__init__(
+            {"account": "This account is suspended and cannot start new videos. Contact support."}
+        )
+
+
 def generation_create(
     *,
     user,
@@ -33,12 +46,17 @@ def generation_create(
     preset: str = "static",
     seed: int | None = None,
     tier: str = Tier.PREVIEW,
+    rerender_of: Generation | None = None,
 ) -> Generation:
     """Validate, price and record a generation, and queue it for submission.
 
     Everything that can refuse the request runs before the row exists, so a refusal leaves
-    nothing behind. Raises InputError with per-field messages.
+    nothing behind. Raises InputError with per-field messages; billing's refusals
+    (InsufficientCredits, PlanLimit) are InputErrors too. The price is held (or a free preview
+    taken from today's allowance) in the transaction that inserts the row.
     """
+    if user_is_suspended(user):
+        raise AccountSuspended()
     valid = catalogue.validate_input(endpoint_id, inputs, image_count=len(images), preset=preset)
     if seed is None:
         seed = secrets.randbelow(SEED_LIMIT)
@@ -50,6 +68,14 @@ def generation_create(
         raise InputError(
             {"endpoint": f"{exc} This endpoint cannot be used until it is priced."}
         ) from None
+    billing.plan_check(
+        user=user,
+        resolution=valid.resolution,
+        duration=valid.duration,
+        hd_rerender=rerender_of is not None,
+    )
+    if valid.resolution == "1080p":
+        tier = Tier.HD
     cleaned = []
     for index, image in enumerate(images):
         try:
@@ -61,13 +87,26 @@ def generation_create(
         except ImageRejected as exc:
             field = "image" if len(images) == 1 else f"images[{index}]"
             raise InputError({field: str(exc)}) from None
+    # Before anything is charged or sent: allow, hold for a moderator, or block.
+    decision = prompt_check(
+        user=user,
+        prompt=" ".join(filter(None, [valid.prompt, valid.arguments.get("negative_prompt")])),
+        images=[image.content for image in cleaned],
+    )
+    allowed = decision.action == "allow"
 
     now = timezone.now()
     with transaction.atomic():
+        charge = billing.credits_reserve(
+            user=user,
+            resolution=valid.resolution,
+            duration=valid.duration,
+            list_credits=price.credits,
+        )
         generation = Generation.objects.create(
             user=user,
-            state=State.QUEUED,
-            queued_at=now,
+            state=State.QUEUED if allowed else State.HELD,
+            queued_at=now if allowed else None,
             endpoint_id=valid.endpoint.id,
             backend=settings.VIDEO_BACKEND,
             prompt=valid.prompt,
@@ -78,9 +117,12 @@ def generation_create(
             duration=valid.duration,
             aspect_ratio=valid.aspect_ratio or "",
             tier=tier,
-            credit_cost=price.credits,
+            free_preview=charge.free_preview,
+            rerender_of=rerender_of,
+            credit_cost=charge.credits,
             fal_price_usd=price.usd,
         )
+        billing.credits_hold(charge=charge, generation=generation)
         for position, image in enumerate(cleaned):
             name = f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}"
             GenerationInput.objects.create(
@@ -91,14 +133,19 @@ def generation_create(
                 width=image.width,
                 height=image.height,
             )
-        transaction.on_commit(lambda: enqueue_submit(generation.pk))
+        if allowed:
+            transaction.on_commit(lambda: enqueue_submit(generation.pk))
+        else:
+            # Held: waits for a moderator. Blocked: moved on at once, its hold released.
+            apply_decision(generation=generation, decision=decision)
+            generation.refresh_from_db()
     log.info(
         "generation %s created: %s %s %ss %s credits",
         generation.pk,
         valid.endpoint.id,
         valid.resolution,
         valid.duration,
-        price.credits,
+        charge.credits,
     )
     return generation
 

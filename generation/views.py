@@ -1,16 +1,18 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from . import catalogue
+from moderation.services import is_moderator, output_is_taken_down
+
+from . import catalogue, delivery, media
 from .catalogue import InputError
 from .forms import GenerateForm
 from .models import Generation, State
 from .progress import progress_of
+from .safe_fetch import FetchRefused
 from .services import generation_cancel, generation_create
 
 
@@ -23,25 +25,44 @@ def home(request):
 @login_required
 def generate(request):
     form = GenerateForm(request.POST or None, request.FILES or None)
+    refusal_status = 400
     if request.method == "POST" and form.is_valid():
-        images = [request.FILES["image"]] if request.FILES.get("image") else []
-        try:
-            generation = generation_create(
-                user=request.user,
-                endpoint_id=form.cleaned_data["endpoint"],
-                inputs=form.endpoint_inputs(),
-                images=images,
-                preset=form.cleaned_data["preset"],
-                seed=form.cleaned_data["seed"],
-            )
-        except InputError as exc:
-            for name, message in exc.errors.items():
-                form.add_error(name if name in form.fields else None, message)
-        else:
-            return redirect(generation)
-    status = 400 if request.method == "POST" else 200
+        images = _images_from(form, request)
+        if not form.errors:
+            try:
+                generation = generation_create(
+                    user=request.user,
+                    endpoint_id=form.cleaned_data["endpoint"],
+                    inputs=form.endpoint_inputs(),
+                    images=images,
+                    preset=form.cleaned_data["preset"],
+                    seed=form.cleaned_data["seed"],
+                )
+            except InputError as exc:
+                refusal_status = getattr(exc, "http_status", 400)  # 402: not enough credits
+                for name, message in exc.errors.items():
+                    form.add_error(name if name in form.fields else None, message)
+            else:
+                return redirect(generation)
+    status = refusal_status if request.method == "POST" else 200
     context = {"form": form, "endpoints": _endpoint_table()}
     return render(request, "generation/generate.html", context, status=status)
+
+
+def _images_from(form, request) -> list:
+    """The uploaded file, or the bytes behind the image link; errors go onto the form."""
+    upload = request.FILES.get("image")
+    link = form.cleaned_data.get("image_url", "")
+    if upload and link:
+        form.add_error("image_url", "Give an image file or an image link, not both.")
+        return []
+    if link:
+        try:
+            return [media.fetch_image_url(link)]
+        except FetchRefused as exc:
+            form.add_error("image_url", str(exc))
+            return []
+    return [upload] if upload else []
 
 
 def _endpoint_table():
@@ -74,9 +95,12 @@ def _own_generation(request, pk) -> Generation:
 @login_required
 def detail(request, pk):
     generation = _own_generation(request, pk)
-    return render(
-        request, "generation/detail.html", {"g": generation, "progress": progress_of(generation)}
-    )
+    context = {
+        "g": generation,
+        "progress": progress_of(generation),
+        "taken_down": generation.state == State.SUCCEEDED and output_is_taken_down(generation),
+    }
+    return render(request, "generation/detail.html", context)
 
 
 @login_required
@@ -106,33 +130,65 @@ def cancel(request, pk):
     return redirect(generation)
 
 
+MEDIA_KINDS = ("video", "poster", "input")
+
+
+def _media_generation(request, pk) -> Generation:
+    """The owner's generation, or anyone's for a moderator; 404 otherwise (never 403, which
+    would confirm that the id exists)."""
+    generation = Generation.objects.filter(pk=pk).first()
+    if generation is None or not (
+        generation.user_id == request.user.pk or is_moderator(request.user)
+    ):
+        raise Http404("No such generation")
+    return generation
+
+
 @login_required
+@require_GET
 def media_file(request, pk, kind: str):
-    """Serve a user's own video, poster or input. Never the media root as a whole."""
-    if kind not in ("video", "poster", "input"):
+    """Owner (or moderator) check, then a 302 to a short-lived signed URL for that one file.
+
+    ?download=1 asks for the video as an attachment. The redirect itself is never cached,
+    so every page view gets a link that is still valid.
+    """
+    if kind not in MEDIA_KINDS:
         raise Http404("Unknown file")
-    generation = _own_generation(request, pk)
+    generation = _media_generation(request, pk)
+    download = False
     if kind == "video":
         field, content_type = generation.output, "video/mp4"
         filename = f"promptreel-{generation.pk}.mp4"
+        download = bool(request.GET.get("download"))
     elif kind == "poster":
-        field, content_type, filename = generation.poster, "image/jpeg", None
+        field, content_type, filename = generation.poster, "image/jpeg", ""
     else:
         first = generation.inputs.first()
         if first is None:
             raise Http404("No input image")
-        field, content_type, filename = first.file, first.content_type, None
+        field, content_type, filename = first.file, first.content_type, ""
     if not field:
         raise Http404("Not available yet")
     if generation.state != State.SUCCEEDED and kind != "input":
         raise Http404("Not available")
-    if hasattr(default_storage, "bucket_name"):
-        return HttpResponseRedirect(default_storage.url(field.name))
-    response = FileResponse(
-        default_storage.open(field.name, "rb"),
-        content_type=content_type,
-        as_attachment=bool(filename and request.GET.get("download")),
-        filename=filename or "",
+    moderator = is_moderator(request.user)
+    if kind != "input" and not moderator and output_is_taken_down(generation):
+        raise Http404("Taken down by moderators")
+    url = delivery.signed_url(
+        field.name, content_type=content_type, filename=filename, download=download
     )
-    response["Cache-Control"] = "private, max-age=300"
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "private, no-store"
     return response
+
+
+@require_GET
+def media_signed(request, token: str):
+    """Serve a stored file named by a signed token (filesystem storage only), with Range."""
+    try:
+        signed = delivery.verify_token(token)
+    except delivery.BadToken as exc:
+        return HttpResponse(exc.message, status=403, content_type="text/plain")
+    if delivery.is_s3():
+        raise Http404("Files are served from the bucket")
+    return delivery.file_response(request, signed)

@@ -1,9 +1,10 @@
-import os
+import uuid
 
 import pytest
 from django.test import Client
 from django_q.conf import Conf
 
+from api import ratelimit
 from tests.factories import UserFactory
 
 
@@ -13,10 +14,8 @@ def _isolated_files_and_tasks(settings, tmp_path, monkeypatch):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.LOCAL_RENDER_DIR = tmp_path / "local-provider"
     settings.LOCAL_QUEUE_SECONDS = 0
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    for cache in settings.CACHES.values():
-        cache["KEY_PREFIX"] = f"test-{worker}"
     monkeypatch.setattr(Conf, "SYNC", True)
+    monkeypatch.setattr(ratelimit, "NAMESPACE", f"test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture
