@@ -15,7 +15,7 @@ from generation.catalogue import InputError
 from generation.delivery import signed_url
 from generation.models import Generation, State
 from generation.safe_fetch import FetchRefused, fetch_url
-from generation.services import generation_cancel, generation_create
+from generation.services import generation_cancel, generation_create, key_spend_this_month
 from moderation.models import TakeDown
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
@@ -224,6 +224,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 images=images,
                 preset=data["preset"],
                 seed=data.get("seed"),
+                api_key=request.auth if isinstance(request.auth, ApiKey) else None,
             )
         except InputError as exc:
             raise refusal(exc) from None
@@ -423,5 +424,6 @@ class Account(ApiView):
                 "prefix": request.auth.prefix,
                 "scopes": request.auth.scopes,
                 "monthly_credit_cap": request.auth.monthly_credit_cap,
+                "spent_this_month": key_spend_this_month(request.auth),
             }
         return Response(body)

@@ -140,6 +140,10 @@ class Generation(models.Model):
     rerender_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rerenders"
     )
+    # The API key that asked for it (None from the website): its monthly cap counts this row.
+    api_key = models.ForeignKey(
+        "api.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="generations"
+    )
     credit_cost = models.PositiveIntegerField()
     fal_price_usd = models.DecimalField(max_digits=8, decimal_places=4)
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -47,6 +48,7 @@ def generation_create(
     seed: int | None = None,
     tier: str = Tier.PREVIEW,
     rerender_of: Generation | None = None,
+    api_key=None,
 ) -> Generation:
     """Validate, price and record a generation, and queue it for submission.
 
@@ -103,8 +105,11 @@ def generation_create(
             duration=valid.duration,
             list_credits=price.credits,
         )
+        if api_key is not None and api_key.monthly_credit_cap is not None:
+            _check_key_cap(api_key, charge.credits)
         generation = Generation.objects.create(
             user=user,
+            api_key=api_key,
             state=State.QUEUED if allowed else State.HELD,
             queued_at=now if allowed else None,
             endpoint_id=valid.endpoint.id,
@@ -148,6 +153,40 @@ def generation_create(
         charge.credits,
     )
     return generation
+
+
+class KeySpendCap(InputError):
+    code = "key_spend_cap"
+    http_status = 402
+
+    def __init__(self, cap: int, spent: int, cost: int):
+        super().__init__(
+            {
+                "api_key": f"This API key may spend {cap} credits a month; it has spent "
+                f"{spent} and this render costs {cost}. Raise its cap on your API keys page "
+                "or wait for next month."
+            }
+        )
+
+
+def key_spend_this_month(api_key) -> int:
+    """Credits this key's generations hold or spent this calendar month (refunds excluded)."""
+    start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    refunded = [State.FAILED, State.CANCELED, State.BLOCKED]
+    return (
+        Generation.objects.filter(api_key=api_key, created_at__gte=start)
+        .exclude(state__in=refunded)
+        .aggregate(total=Sum("credit_cost"))["total"]
+        or 0
+    )
+
+
+def _check_key_cap(api_key, cost: int) -> None:
+    # Runs after credits_reserve locked the account, so two requests on one key cannot both
+    # slip under the cap.
+    spent = key_spend_this_month(api_key)
+    if spent + cost > api_key.monthly_credit_cap:
+        raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)
 
 
 def enqueue_submit(generation_id) -> None:

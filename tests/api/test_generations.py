@@ -218,3 +218,19 @@ def test_taken_down_output_is_not_handed_out(alice_api, user):
     TakeDown.objects.create(generation=generation, reason="policy")
     assert alice_api.get(f"{URL}/{generation.pk}").json()["output"] is None
     assert alice_api.get(URL).json()["results"][0]["output"] is None
+
+
+def test_key_monthly_credit_cap_is_enforced_and_reported(creator):
+    from api.services import apikey_create
+    from tests.api.conftest import ALL_SCOPES, client_with
+
+    _, raw = apikey_create(user=creator, name="capped", scopes=ALL_SCOPES, monthly_credit_cap=100)
+    api = client_with(raw)
+    first = api.post(URL, {"prompt": "x", "resolution": "1080p"}, format="json")
+    assert first.status_code == 201 and first.json()["price_credits"] == 90
+    second = api.post(URL, {"prompt": "y", "resolution": "1080p"}, format="json")
+    assert second.status_code == 402
+    assert second.json()["code"] == "key_spend_cap" and "100" in second.json()["detail"]
+    assert api.get("/api/v1/account").json()["key"]["spent_this_month"] == 90
+    Generation.objects.filter(pk=first.json()["id"]).update(state=State.FAILED)
+    assert api.post(URL, {"prompt": "z", "resolution": "1080p"}, format="json").status_code == 201
