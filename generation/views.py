@@ -45,7 +45,19 @@ def generate(request):
             else:
                 return redirect(generation)
     status = refusal_status if request.method == "POST" else 200
-    context = {"form": form, "endpoints": _endpoint_table()}
+    context = {
+        "form": form,
+        "endpoints": _endpoint_table(),
+        # Which form fields each endpoint takes, so the page can hide the others.
+        "endpoint_fields": {
+            endpoint.id: [
+                *endpoint.fields,
+                *(["image", "image_url"] if endpoint.takes_images else []),
+            ]
+            for endpoint in catalogue.endpoints()
+            if endpoint.on_website
+        },
+    }
     return render(request, "generation/generate.html", context, status=status)
 
 
