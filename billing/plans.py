@@ -33,6 +33,7 @@ class Plan:
     max_duration: int
     max_in_flight: int
     daily_free_previews: int
+    max_generations_per_day: int = 0  # 0: no daily cap
     stripe_price: str = ""
 
     @property
@@ -67,9 +68,9 @@ class Pack:
 
 
 _PLANS = (
-    Plan(FREE, "Free", 0, 0, "720p", 5, 1, 3),
-    Plan(CREATOR, "Creator", 1200, 1500, "1080p", 10, 3, 10),
-    Plan(STUDIO, "Studio", 3900, 6000, "1080p", 10, 8, 30),
+    Plan(FREE, "Free", 0, 0, "720p", 5, 1, 3, max_generations_per_day=20),
+    Plan(CREATOR, "Creator", 1200, 1500, "1080p", 10, 3, 10, max_generations_per_day=300),
+    Plan(STUDIO, "Studio", 3900, 6000, "1080p", 10, 8, 30, max_generations_per_day=2000),
 )
 _PACKS = (
     Pack("small", "500 credits", 500, 500),

@@ -431,6 +431,32 @@ def in_flight(account: CreditAccount) -> int:
     return Generation.objects.filter(user_id=account.user_id).exclude(state__in=TERMINAL).count()
 
 
+def generations_today(account: CreditAccount) -> int:
+    from generation.models import Generation
+
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Generation.objects.filter(user_id=account.user_id, created_at__gte=start).count()
+
+
+def _check_daily_cap(account: CreditAccount, plan) -> None:
+    # Counted under the account lock taken by credits_reserve, so racing creates are exact.
+    cap = plan.max_generations_per_day
+    if cap and generations_today(account) >= cap:
+        better = next(
+            (
+                p
+                for p in sorted(plans.plans().values(), key=lambda p: p.usd_cents_per_month)
+                if p.max_generations_per_day > cap or p.max_generations_per_day == 0
+            ),
+            None,
+        )
+        raise PlanLimit(
+            f"The {plan.name} plan allows {cap} generations a day (UTC) and you have reached it."
+            + (f" {better.name} allows {better.max_generations_per_day}." if better else ""),
+            allowed_by=better.code if better else None,
+        )
+
+
 def credits_reserve(*, user, resolution: str, duration: int, list_credits: int) -> Charge:
     """Inside the create transaction: lock the account, check jobs in flight, take a free
     preview from today's allowance or check the balance. The hold itself follows the insert."""
@@ -453,6 +479,7 @@ def credits_reserve(*, user, resolution: str, duration: int, list_credits: int) 
             + (f" {better.name} runs {better.max_in_flight} at once." if better else ""),
             allowed_by=better.code if better else None,
         )
+    _check_daily_cap(account, plan)
     monthly_expire(account)
     if is_preview(resolution, duration) and _allowance_take(account, plan.daily_free_previews):
         return Charge(account=account, credits=0, free_preview=True, list_credits=list_credits)

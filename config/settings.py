@@ -405,6 +405,8 @@ SPECTACULAR_SETTINGS = {
 }
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120)
 API_ANONYMOUS_REQUESTS_PER_MINUTE = env_int("API_ANONYMOUS_REQUESTS_PER_MINUTE", 30)
+# More generations than this in one minute flag the account for moderator review.
+BURST_FLAG_PER_MINUTE = env_int("BURST_FLAG_PER_MINUTE", 30)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -14,8 +14,9 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from api import ratelimit
 from billing import services as billing
-from moderation.services import apply_decision, prompt_check, user_is_suspended
+from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
 
 from . import catalogue
 from .backends import ProviderError, get_backend
@@ -144,6 +145,7 @@ def generation_create(
             # Held: waits for a moderator. Blocked: moved on at once, its hold released.
             apply_decision(generation=generation, decision=decision)
             generation.refresh_from_db()
+    _watch_for_bursts(user)
     log.info(
         "generation %s created: %s %s %ss %s credits",
         generation.pk,
@@ -187,6 +189,18 @@ def _check_key_cap(api_key, cost: int) -> None:
     spent = key_spend_this_month(api_key)
     if spent + cost > api_key.monthly_credit_cap:
         raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)
+
+
+def _watch_for_bursts(user) -> None:
+    """Many generations in one minute flag the account for a moderator (it is not refused:
+    the rate and plan limits do that)."""
+    verdict = ratelimit.hit(
+        f"burst:{user.pk}", limit=settings.BURST_FLAG_PER_MINUTE, window_seconds=60
+    )
+    if not verdict.allowed:
+        user_flag(
+            user=user, reason=f"More than {settings.BURST_FLAG_PER_MINUTE} generations in a minute"
+        )
 
 
 def enqueue_submit(generation_id) -> None:

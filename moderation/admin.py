@@ -355,8 +355,15 @@ class SuspendedFilter(admin.SimpleListFilter):
 
 @admin.register(UserStanding)
 class UserStandingAdmin(ModeratorOnly, admin.ModelAdmin):
-    list_display = ["user", "violations", "suspended_at", "suspended_reason"]
-    list_filter = [SuspendedFilter]
+    list_display = [
+        "user",
+        "violations",
+        "suspended_at",
+        "suspended_reason",
+        "flagged_at",
+        "flag_reason",
+    ]
+    list_filter = [SuspendedFilter, ("flagged_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__email"]
     list_select_related = ["user"]
     readonly_fields = [f.name for f in UserStanding._meta.fields]

@@ -26,6 +26,7 @@ class AuditAction(models.TextChoices):
     PLAN_CHANGE = "billing.plan_change", "Changed a plan (staff)"
     API_KEY_CREATE = "api.key_create", "Created an API key"
     API_KEY_REVOKE = "api.key_revoke", "Revoked an API key"
+    FLAG = "user.flag", "Flagged for review (burst of requests)"
 
 
 class AuditEntryQuerySet(models.QuerySet):
@@ -189,6 +190,9 @@ class UserStanding(models.Model):
     suspended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set automatically (e.g. a burst of generations) for a moderator to look at.
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    flag_reason = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -482,3 +482,14 @@ def purge_old_prompts() -> int:
         return 0
     cutoff = timezone.now() - timedelta(days=days)
     return ModerationCase.objects.filter(created_at__lt=cutoff).exclude(prompt="").update(prompt="")
+
+
+def user_flag(*, user, reason: str) -> bool:
+    """Flag an account for a moderator's look (not a suspension). False if already flagged."""
+    standing, _ = UserStanding.objects.get_or_create(user=user)
+    flagged = UserStanding.objects.filter(pk=standing.pk, flagged_at__isnull=True).update(
+        flagged_at=timezone.now(), flag_reason=reason[:200], updated_at=timezone.now()
+    )
+    if flagged:
+        audit_record(actor=None, action=AuditAction.FLAG, target=user, reason=reason)
+    return bool(flagged)
