@@ -113,6 +113,9 @@ def generation_create(
             api_key=api_key,
             state=State.QUEUED if allowed else State.HELD,
             queued_at=now if allowed else None,
+            # Due at once: a tracker thread may submit it before a worker reaches the task,
+            # so a burst of creates never waits behind the task queue (claims keep it single).
+            next_check_at=now if allowed else None,
             endpoint_id=valid.endpoint.id,
             backend=settings.VIDEO_BACKEND,
             prompt=valid.prompt,

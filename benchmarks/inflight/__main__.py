@@ -236,6 +236,7 @@ def queue_generations(n: int) -> list:
             user=user,
             state=State.QUEUED,
             queued_at=now,
+            next_check_at=now,  # as generation_create does: the tracker may submit it too
             endpoint_id="fal-ai/pika/v2.2/text-to-video",
             backend="fal",
             prompt=f"benchmark clip {index}",
