@@ -113,7 +113,8 @@ def store_video(generation, chunks: Iterable[bytes], *, declared_type: str | Non
             raise BadVideo("The video could not be labelled as AI-generated.")
         video_name = generation.output.field.generate_filename(generation, "video.mp4")
         poster_name = generation.poster.field.generate_filename(generation, "poster.jpg")
-        # A finalize that died after saving left these names behind: replace, never suffix.
+        # Only the finalize holding the row's lease gets here, so files under these names were
+        # left by an attempt that died after saving: replace them, never add a suffixed copy.
         delete_quietly(video_name, poster_name)
         video_name = save_file(video_name, video_path)
         poster_name = save_file(poster_name, poster_path)

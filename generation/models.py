@@ -61,12 +61,20 @@ class Tier(models.TextChoices):
 
 
 class GenerationQuerySet(models.QuerySet):
-    def transition(self, pk, to: str, *, sources: Iterable[str] | None = None, **changes) -> bool:
+    def transition(
+        self,
+        pk,
+        to: str,
+        *,
+        sources: Iterable[str] | None = None,
+        where: dict | None = None,
+        **changes,
+    ) -> bool:
         """Move one row to state `to` if it is in an allowed source state; True if it moved.
 
         A single conditional UPDATE, so a duplicate webhook, a racing tracker or a retried task
         that tries the same move finds the row already gone from the source state and does
-        nothing.
+        nothing. `where` adds conditions, e.g. that the caller still holds its lease.
         """
         allowed = ALLOWED_SOURCES[to]
         if sources is not None:
@@ -81,14 +89,16 @@ class GenerationQuerySet(models.QuerySet):
             from billing.services import credits_settle
 
             with transaction.atomic(using=self.db):
-                updated = self.filter(pk=pk, state__in=allowed).update(
+                updated = self.filter(pk=pk, state__in=allowed, **(where or {})).update(
                     state=to, updated_at=now, **changes
                 )
                 if updated == 1:
                     credits_settle(generation_id=pk, state=to)
                     _announce(pk, to)
             return updated == 1
-        updated = self.filter(pk=pk, state__in=allowed).update(state=to, updated_at=now, **changes)
+        updated = self.filter(pk=pk, state__in=allowed, **(where or {})).update(
+            state=to, updated_at=now, **changes
+        )
         if updated == 1:
             _announce(pk, to)
         return updated == 1

@@ -21,7 +21,9 @@ from .models import Generation, State
 log = logging.getLogger(__name__)
 
 # A finalize that has not finished after this long is taken to have died, and is run again.
-FINALIZE_LEASE = timedelta(minutes=5)
+# Longer than the slowest download (fal.DOWNLOAD_TIMEOUT) plus probing, so a finalize that is
+# still working is never taken for dead.
+FINALIZE_LEASE = timedelta(minutes=15)
 RETRY_BASE_SECONDS = 2.0
 # With a webhook expected, the first poll only has to show the queue position: 4× later.
 WEBHOOK_FIRST_POLL_FACTOR = 4
@@ -212,6 +214,7 @@ def generation_complete_at_provider(
             )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
+    lease = timezone.now() + FINALIZE_LEASE
     moved = Generation.objects.transition(
         generation_id,
         State.FINALIZING,
@@ -219,10 +222,10 @@ def generation_complete_at_provider(
         inference_seconds=inference if isinstance(inference, int | float) else None,
         queue_position=None,
         provider_output_url=output_url,
-        next_check_at=timezone.now() + FINALIZE_LEASE,
+        next_check_at=lease,
     )
     if moved:
-        enqueue_finalize(generation_id)
+        enqueue_finalize(generation_id, lease)
 
 
 INFRASTRUCTURE_ERROR_TYPES = {"request_timeout", "startup_timeout", "internal_error"}
@@ -234,13 +237,15 @@ def is_infrastructure_error(error_type: str | None) -> bool:
     )
 
 
-def enqueue_finalize(generation_id) -> None:
+def enqueue_finalize(generation_id, lease) -> None:
+    """Queue a finalize that may run only while the row still holds this `lease` value."""
     from django_q.tasks import async_task
 
     transaction.on_commit(
         lambda: async_task(
             "generation.tasks.finalize",
             str(generation_id),
+            lease.isoformat(),
             task_name=f"finalize {generation_id}",
             # The row records the outcome; django-q's result table would cost queries per job.
             save=False,
@@ -248,18 +253,24 @@ def enqueue_finalize(generation_id) -> None:
     )
 
 
-def generation_finalize(*, generation_id) -> bool:
-    """Copy the finished video into our storage, probe it, make a poster, mark it succeeded."""
+def generation_finalize(*, generation_id, lease=None) -> bool:
+    """Copy the finished video into our storage, probe it, make a poster, mark it succeeded.
+
+    `lease` is the next_check_at value the row had when this finalize was queued: a copy of
+    the task queued earlier (before the tracker re-queued it) finds a newer value and stops,
+    so two finalizes never work on one row at once. None: take the lease only if it expired.
+    """
     now = timezone.now()
+    rows = Generation.objects.filter(pk=generation_id, state=State.FINALIZING)
+    rows = (
+        rows.filter(next_check_at=lease)
+        if lease is not None
+        else rows.filter(next_check_at__lte=now)
+    )
+    held_until = now + FINALIZE_LEASE
+    if not rows.update(next_check_at=held_until, updated_at=now):
+        return False
     generation = Generation.objects.get(pk=generation_id)
-    if generation.state != State.FINALIZING:
-        return False
-    # Take (or renew) the lease: only one finalize runs at a time for a row.
-    claimed = Generation.objects.filter(
-        pk=generation_id, state=State.FINALIZING, next_check_at=generation.next_check_at
-    ).update(next_check_at=now + FINALIZE_LEASE, updated_at=now)
-    if not claimed:
-        return False
     backend = get_backend(generation.backend)
     try:
         if generation.provider_output_url:
@@ -283,9 +294,11 @@ def generation_finalize(*, generation_id) -> bool:
     except media.BadVideo as exc:
         generation_fail(generation_id=generation_id, code="malformed_result", message=str(exc))
         return False
+    # Still ours only if no other finalize took the lease over (ours outlived it).
     succeeded = Generation.objects.transition(
         generation_id,
         State.SUCCEEDED,
+        where={"next_check_at": held_until},
         output=stored.video_name,
         poster=stored.poster_name,
         video_codec=stored.info.codec,
@@ -298,8 +311,8 @@ def generation_finalize(*, generation_id) -> bool:
         # The provider's link was only a fallback until our copy existed; it expires anyway.
         provider_output_url="",
     )
-    if not succeeded:
-        media.delete_quietly(stored.video_name, stored.poster_name)
+    # Not succeeded: the finalize that took over writes (and keeps) the same names, or the
+    # row was ended meanwhile and the retention job sweeps the files no row refers to.
     return succeeded
 
 

@@ -1,5 +1,7 @@
 """django-q2 tasks: thin, they take ids and call the pipeline."""
 
+from datetime import datetime
+
 from . import pipeline, tracking
 from .backends.local import render_job
 
@@ -8,8 +10,11 @@ def submit(generation_id: str) -> None:
     pipeline.generation_submit(generation_id=generation_id)
 
 
-def finalize(generation_id: str) -> None:
-    pipeline.generation_finalize(generation_id=generation_id)
+def finalize(generation_id: str, lease: str | None = None) -> None:
+    pipeline.generation_finalize(
+        generation_id=generation_id,
+        lease=datetime.fromisoformat(lease) if lease else None,
+    )
 
 
 def local_render(request_id: str) -> None:

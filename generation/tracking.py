@@ -60,7 +60,7 @@ def _step(generation: Generation) -> None:
         if generation.state == State.QUEUED:
             pipeline.generation_submit(generation_id=generation.pk)
         elif generation.state == State.FINALIZING:
-            pipeline.enqueue_finalize(generation.pk)
+            pipeline.enqueue_finalize(generation.pk, generation.next_check_at)
         else:
             pipeline.generation_poll(generation_id=generation.pk, generation=generation)
     except Exception:

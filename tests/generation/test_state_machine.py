@@ -77,3 +77,22 @@ def test_database_refuses_unknown_state():
     generation = GenerationFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         Generation.objects.filter(pk=generation.pk).update(state="exploded")
+
+
+def test_a_stale_finalize_task_does_nothing():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from generation import pipeline
+
+    lease = timezone.now() + timedelta(minutes=5)
+    generation = GenerationFactory(state=State.FINALIZING, next_check_at=lease)
+    # A copy queued before the tracker re-queued the row carries an older lease value.
+    assert not pipeline.generation_finalize(
+        generation_id=generation.pk, lease=lease - timedelta(seconds=30)
+    )
+    # Without a lease, a finalize may only take one that has expired.
+    assert not pipeline.generation_finalize(generation_id=generation.pk)
+    generation.refresh_from_db()
+    assert generation.state == State.FINALIZING and generation.next_check_at == lease

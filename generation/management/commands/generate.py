@@ -96,6 +96,9 @@ class Command(BaseCommand):
                     render_job(generation.provider_request_id)  # no-op if a worker has it
                 pipeline.generation_poll(generation_id=generation.pk)
             elif generation.state == State.FINALIZING:
-                pipeline.generation_finalize(generation_id=generation.pk)
+                # Act as the finalize task queued with the row's current lease.
+                pipeline.generation_finalize(
+                    generation_id=generation.pk, lease=generation.next_check_at
+                )
             time.sleep(0.3)
         raise CommandError(f"Timed out after {timeout:.0f} s in state {generation.state}")
