@@ -3,6 +3,7 @@
 Never per-process memory: limits must hold however many web processes serve the API.
 """
 
+import hashlib
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -50,7 +51,10 @@ def _redis():
 def hit(bucket: str, *, limit: int, window_seconds: int, now: float | None = None) -> Verdict:
     """Count one request against `bucket`; refuse it if the window already holds `limit`."""
     now = now or time.time()
-    bucket = f"{NAMESPACE}:{bucket}"
+    # Buckets can carry client-sent text (an IP from a header): bound their length.
+    if len(bucket) > 80:
+        bucket = hashlib.sha256(bucket.encode()).hexdigest()
+    bucket = f"{settings.CACHE_KEY_PREFIX}:{NAMESPACE}:{bucket}"
     window_start = int(now // window_seconds) * window_seconds
     reset = max(1, int(window_start + window_seconds - now))
     if settings.REDIS_URL:

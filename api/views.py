@@ -144,7 +144,10 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
             if params.get(name):
                 from django.utils.dateparse import parse_datetime
 
-                moment = parse_datetime(params[name])
+                try:
+                    moment = parse_datetime(params[name])
+                except ValueError:  # well-formed but impossible, e.g. month 13
+                    moment = None
                 if moment is None:
                     raise Problem(
                         status_code=400,
@@ -212,10 +215,23 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     detail=str(exc),
                     errors={"webhook_url": str(exc)},
                 ) from None
-        images = _images(data)
-        endpoint = data.get("endpoint") or (
-            catalogue.DEFAULT_IMAGE_ENDPOINT if images else catalogue.DEFAULT_TEXT_ENDPOINT
+        image_count = (
+            1 if data.get("image") or data.get("image_url") else len(data.get("image_urls", []))
         )
+        endpoint = data.get("endpoint") or (
+            catalogue.DEFAULT_IMAGE_ENDPOINT if image_count else catalogue.DEFAULT_TEXT_ENDPOINT
+        )
+        try:
+            # Refuse bad input before spending time downloading images for it.
+            catalogue.validate_input(
+                endpoint,
+                serializer.endpoint_inputs(),
+                image_count=image_count,
+                preset=data["preset"],
+            )
+        except InputError as exc:
+            raise refusal(exc) from None
+        images = _images(data)
         try:
             generation = generation_create(
                 user=request.user,

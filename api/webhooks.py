@@ -153,8 +153,11 @@ def webhook_deliver(
         ok = 200 <= status_code < 300
         if not ok:
             error = f"HTTP {status_code}"
-    except (WebhookUrlRefused, httpx.HTTPError) as exc:
-        ok, error = False, str(exc)[:500]
+    except WebhookUrlRefused as exc:
+        ok, error = False, str(exc)
+    except httpx.HTTPError as exc:
+        # The client reads this log: say what kind of failure, never the network's details.
+        ok, error = False, f"Could not deliver ({type(exc).__name__})."
     if ok:
         WebhookDelivery.objects.filter(pk=delivery_id).update(
             status=WebhookDelivery.Status.DELIVERED,

@@ -21,6 +21,9 @@ from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from moderation.models import AuditAction
+from moderation.services import audit_record
+
 from . import plans
 from .errors import InsufficientCredits, LedgerError, PlanLimit
 from .models import CreditAccount, DailyUsage, LedgerEntry, PlanChange
@@ -280,6 +283,13 @@ def credits_adjust(
     key = key or f"adjust:{uuid.uuid4().hex}"
     who = f" by {actor}" if actor else ""
     with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditAction.CREDIT_ADJUST,
+            target=user,
+            reason=reason,
+            after={"amount": amount, "bucket": bucket},
+        )
         account = account_lock(user)
         monthly_expire(account)
         if bucket == "monthly" and amount > 0:
@@ -342,6 +352,15 @@ def plan_change(
                 actor=actor,
                 reason=reason,
             ).save()
+            if source != "stripe":  # staff (or a command): the audit log names who and why
+                audit_record(
+                    actor=actor,
+                    action=AuditAction.PLAN_CHANGE,
+                    target=account,
+                    reason=reason,
+                    before={"plan": old},
+                    after={"plan": plan},
+                )
         info = plans.get_plan(plan)
         if grant_credits and info.monthly_credits:
             period_end = timezone.now() + dt.timedelta(days=30)

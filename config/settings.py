@@ -147,13 +147,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate-limit counters etc. must be shared by every process) ----------------------------
 REDIS_URL = env_str("REDIS_URL")
+CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "promptreel")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             # Each test process gets its own keys, so runs never see each other's counters.
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "promptreel")
+            "KEY_PREFIX": CACHE_KEY_PREFIX
             + (f"-test-{os.getpid()}-{time.time_ns()}" if TESTING else ""),
         }
     }
@@ -403,6 +404,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# How many proxies in front of us append to X-Forwarded-For: client IPs for per-IP limits
+# and the audit log come from there; 0 trusts no such header (direct connections).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120)
 API_ANONYMOUS_REQUESTS_PER_MINUTE = env_int("API_ANONYMOUS_REQUESTS_PER_MINUTE", 30)
 # More generations than this in one minute flag the account for moderator review.

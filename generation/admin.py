@@ -31,3 +31,12 @@ class GenerationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # bulk delete would skip the per-row check below
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        # A running generation holds credits and a provider job: only ended ones may go.
+        return super().has_delete_permission(request, obj) and (obj is None or obj.is_terminal)

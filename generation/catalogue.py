@@ -263,12 +263,14 @@ def _frames_transitions(endpoint: Endpoint, raw: Any, image_count: int) -> list[
             raise InputError(
                 {f"transitions[{index}]": "Must be an object with duration and prompt."}
             )
-        try:
-            seconds = int(item.get("duration", spec["default_duration"]))
-        except (TypeError, ValueError):
+        raw_seconds = item.get("duration", spec["default_duration"])
+        # Whole numbers only (or their digits): 2.7 is not silently 2, 1e999 is not a crash.
+        whole = isinstance(raw_seconds, int) and not isinstance(raw_seconds, bool)
+        if not whole and not (isinstance(raw_seconds, str) and raw_seconds.strip().isdigit()):
             raise InputError(
                 {f"transitions[{index}].duration": "Must be a whole number of seconds."}
-            ) from None
+            )
+        seconds = int(raw_seconds)
         if not spec["min_duration"] <= seconds <= spec["max_duration"]:
             raise InputError(
                 {

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import media
 from .backends import Completed, ProviderError, get_backend
-from .models import Generation, State
+from .models import TERMINAL, Generation, State
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,11 @@ def generation_submit(*, generation_id) -> bool:
         next_check_at=now + poll_delay(0, webhook=webhook),
     )
     if not moved:
-        # Canceled while we were submitting: the provider has the job now, so cancel it there.
-        Generation.objects.filter(pk=generation_id).update(provider_request_id=submitted.request_id)
+        # Canceled (or given to another submit) meanwhile: the provider has our job now, so
+        # cancel it there. Record its id only on an ended row, never over a live request's.
+        Generation.objects.filter(
+            pk=generation_id, state__in=TERMINAL, provider_request_id__isnull=True
+        ).update(provider_request_id=submitted.request_id)
         generation.provider_request_id = submitted.request_id
         generation_cancel_at_provider(generation)
     log.info("generation %s submitted as %s", generation_id, submitted.request_id)

@@ -234,3 +234,30 @@ def test_key_monthly_credit_cap_is_enforced_and_reported(creator):
     assert api.get("/api/v1/account").json()["key"]["spent_this_month"] == 90
     Generation.objects.filter(pk=first.json()["id"]).update(state=State.FAILED)
     assert api.post(URL, {"prompt": "z", "resolution": "1080p"}, format="json").status_code == 201
+
+
+FRAMES = (
+    '{"endpoint": "fal-ai/pika/v2.2/pikaframes", '
+    '"image_urls": ["https://a.example/1.png", "https://a.example/2.png"], '
+    '"transitions": [{"duration": %s}]}'
+)
+
+
+@pytest.mark.parametrize("duration", ["1e999", "2.7", "true", "-3"])
+def test_odd_numbers_are_refused_before_any_download(alice_api, duration, monkeypatch):
+    from api import views
+
+    monkeypatch.setattr(views, "_images", lambda data: pytest.fail("downloaded before validating"))
+    response = alice_api.generic("POST", URL, FRAMES % duration, content_type="application/json")
+    assert response.status_code == 400
+    assert "transitions[0].duration" in response.json()["errors"]
+
+
+def test_impossible_dates_in_filters_are_400(alice_api):
+    response = alice_api.get(URL, {"created_after": "2026-13-45T00:00:00"})
+    assert response.status_code == 400 and "created_after" in response.json()["errors"]
+
+
+def test_spoofed_forwarded_for_does_not_break_anonymous_limits(client):
+    response = client.get(URL, HTTP_X_FORWARDED_FOR="9" * 300)
+    assert response.status_code == 401
