@@ -244,6 +244,49 @@ def open_stream(
     )
 
 
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float = 10.0,
+    resolver: Resolver | None = None,
+    allowed_ports: set[int] | None = None,
+    verify: bool | str = True,
+    ip_check: Callable[[IPAddress], None] = check_ip,
+) -> int:
+    """POST body to an https URL on a checked public address; return the status code.
+
+    For outgoing webhooks: the same parsing, single resolution and pinned connection as
+    fetch_url, so DNS cannot move the request into our network between check and connect.
+    Redirects are not followed (a webhook receiver answers, it does not redirect).
+    """
+    deadline = time.monotonic() + timeout
+    target = _Target.parse(url, allow_http=False, allowed_ports=allowed_ports)
+    addresses = _resolve(target, resolver or _system_resolver, ip_check)
+    request_headers = [
+        (b"Host", target.authority.encode("ascii")),
+        (b"Content-Length", str(len(body)).encode()),
+        (b"Connection", b"close"),
+        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
+    ]
+    timeouts = dict.fromkeys(("connect", "read", "write", "pool"), max(timeout, 0.001))
+    request_url = httpcore.URL(
+        scheme=b"https", host=target.host.encode(), port=target.port,
+        target=target.path.encode("ascii"),
+    )  # fmt: skip
+    backend = _PinnedBackend(addresses, target.port, deadline)
+    with (
+        _mapped_errors(target, "webhook"),
+        httpcore.ConnectionPool(ssl_context=_ssl_context(verify), network_backend=backend) as pool,
+    ):
+        response = pool.request(
+            "POST", request_url, headers=request_headers, content=body,
+            extensions={"timeout": timeouts},
+        )  # fmt: skip
+    return response.status
+
+
 def _too_large(max_bytes: int, what: str) -> FetchRefused:
     return FetchRefused(
         "url_too_large",
