@@ -13,8 +13,9 @@ from billing import services as billing
 from generation import catalogue
 from generation.catalogue import InputError
 from generation.delivery import signed_url
+from generation.media import fetch_image_url
 from generation.models import Generation, State
-from generation.safe_fetch import FetchRefused, fetch_url
+from generation.safe_fetch import FetchRefused
 from generation.services import generation_cancel, generation_create, key_spend_this_month
 from moderation.models import TakeDown
 
@@ -269,11 +270,7 @@ def _images(data) -> list:
     images = []
     for index, url in enumerate(urls):
         try:
-            images.append(
-                fetch_url(
-                    url, max_bytes=settings.IMAGE_MAX_BYTES, timeout=settings.IMAGE_FETCH_TIMEOUT
-                ).content
-            )
+            images.append(fetch_image_url(url))
         except FetchRefused as exc:
             field = "image_url" if data.get("image_url") else f"image_urls[{index}]"
             raise Problem(

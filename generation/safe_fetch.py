@@ -244,6 +244,23 @@ def open_stream(
     )
 
 
+def check_url(
+    url: str,
+    *,
+    resolver: Resolver | None = None,
+    allowed_ports: set[int] | None = None,
+    ip_check: Callable[[IPAddress], None] = check_ip,
+) -> None:
+    """Refuse (FetchRefused) what fetch_url or post would refuse to contact, without
+    contacting it: for URLs stored now and used later, such as webhook targets."""
+    _checked(url, resolver, allowed_ports, ip_check)
+
+
+def _checked(url, resolver, allowed_ports, ip_check) -> tuple[_Target, list[IPAddress]]:
+    target = _Target.parse(url, allow_http=False, allowed_ports=allowed_ports)
+    return target, _resolve(target, resolver or _system_resolver, ip_check)
+
+
 def post(
     url: str,
     *,
@@ -262,8 +279,7 @@ def post(
     Redirects are not followed (a webhook receiver answers, it does not redirect).
     """
     deadline = time.monotonic() + timeout
-    target = _Target.parse(url, allow_http=False, allowed_ports=allowed_ports)
-    addresses = _resolve(target, resolver or _system_resolver, ip_check)
+    target, addresses = _checked(url, resolver, allowed_ports, ip_check)
     request_headers = [
         (b"Host", target.authority.encode("ascii")),
         (b"Content-Length", str(len(body)).encode()),
