@@ -216,12 +216,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     detail=str(exc),
                     errors={"webhook_url": str(exc)},
                 ) from None
-        image_count = (
-            1 if data.get("image") or data.get("image_url") else len(data.get("image_urls", []))
-        )
-        endpoint = data.get("endpoint") or (
-            catalogue.DEFAULT_IMAGE_ENDPOINT if image_count else catalogue.DEFAULT_TEXT_ENDPOINT
-        )
+        endpoint, image_count = _endpoint_and_image_count(data)
         try:
             # Refuse bad input before spending time downloading images for it.
             catalogue.validate_input(
@@ -261,6 +256,17 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}")
             },
         )
+
+
+def _endpoint_and_image_count(data, *, declared: int = 0) -> tuple[str, int]:
+    """How many images the request brings, and the endpoint (by default, text or image)."""
+    count = declared or (
+        1 if data.get("image") or data.get("image_url") else len(data.get("image_urls", []))
+    )
+    endpoint = data.get("endpoint") or (
+        catalogue.DEFAULT_IMAGE_ENDPOINT if count else catalogue.DEFAULT_TEXT_ENDPOINT
+    )
+    return endpoint, count
 
 
 def _images(data) -> list:
@@ -363,12 +369,7 @@ class Estimate(ApiView):
         serializer = EstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        image_count = data["image_count"] or (
-            1 if data.get("image_url") or data.get("image") else len(data.get("image_urls", []))
-        )
-        endpoint = data.get("endpoint") or (
-            catalogue.DEFAULT_IMAGE_ENDPOINT if image_count else catalogue.DEFAULT_TEXT_ENDPOINT
-        )
+        endpoint, image_count = _endpoint_and_image_count(data, declared=data["image_count"])
         try:
             valid = catalogue.validate_input(
                 endpoint,
