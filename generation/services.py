@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django_q.tasks import async_task
+from django_q.conf import Conf
 
 from api import ratelimit
 from billing import services as billing
@@ -23,6 +23,7 @@ from .backends import ProviderError, get_backend
 from .catalogue import InputError
 from .images import ImageRejected, clean_image
 from .models import Generation, GenerationInput, State, Tier
+from .pipeline import generation_submit
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,14 @@ def _watch_for_bursts(user) -> None:
 
 
 def enqueue_submit(generation_id) -> None:
-    async_task("generation.tasks.submit", str(generation_id), task_name=f"submit {generation_id}")
+    """Called once a queued row is committed, due now (next_check_at): the tracker submits it.
+
+    The tracker's threads make many quick provider calls at once, where a django-q worker
+    makes one at a time and waits behind video copies in the same queue. In django-q's sync
+    mode (tests, no processes running) nothing would pick the row up, so submit it here.
+    """
+    if Conf.SYNC:
+        generation_submit(generation_id=generation_id)
 
 
 def generation_cancel(*, generation: Generation) -> str:

@@ -6,10 +6,6 @@ from . import pipeline, tracking
 from .backends.local import render_job
 
 
-def submit(generation_id: str) -> None:
-    pipeline.generation_submit(generation_id=generation_id)
-
-
 def finalize(generation_id: str, lease: str | None = None) -> None:
     pipeline.generation_finalize(
         generation_id=generation_id,

@@ -186,7 +186,10 @@ def held_approve(*, generation: Generation, moderator, note: str = "", request=N
     from generation import services as generation_services
 
     with transaction.atomic():
-        if not Generation.objects.transition(generation.pk, State.QUEUED, sources=[State.HELD]):
+        # Due at once: the tracker submits it (generation_services.enqueue_submit).
+        if not Generation.objects.transition(
+            generation.pk, State.QUEUED, sources=[State.HELD], next_check_at=timezone.now()
+        ):
             return False
         ModerationCase.objects.filter(generation_id=generation.pk).update(
             status=ModerationCase.Status.APPROVED,
