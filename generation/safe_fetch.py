@@ -514,22 +514,20 @@ def _mapped_errors(target: _Target, what: str):
         raise FetchRefused("url_http_error", f"{target.host} {reason}.") from exc
 
 
+@functools.cache
 def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """One context per setting and process: loading a CA bundle costs tens of milliseconds.
+
+    Sharing is safe: httpcore only ever sets the same ALPN list ("http/1.1") on it.
+    """
     if verify is True:
-        return _default_ssl_context()
+        return httpcore.default_ssl_context()
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
     return ssl.create_default_context(cafile=verify)
-
-
-@functools.cache
-def _default_ssl_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs tens of milliseconds; do it once per process. Sharing is
-    # safe: httpcore only ever sets the same ALPN list ("http/1.1") on it.
-    return httpcore.default_ssl_context()
 
 
 class _PinnedBackend(httpcore.NetworkBackend):
