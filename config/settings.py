@@ -316,6 +316,8 @@ LOCAL_RENDER_DIR = Path(env_str("LOCAL_RENDER_DIR") or MEDIA_ROOT / "local-provi
 # How often the tracker polls a job that has just been submitted, and the cap of its back-off.
 TRACK_POLL_MIN_SECONDS = env_float("TRACK_POLL_MIN_SECONDS", 0.5)
 TRACK_POLL_MAX_SECONDS = env_float("TRACK_POLL_MAX_SECONDS", 5.0)
+# Once a job is as old as recent jobs of its kind ran (generation.polling), poll this often.
+TRACK_POLL_DUE_SECONDS = env_float("TRACK_POLL_DUE_SECONDS", 2.0)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 # fal backend in flight (issue 3): with a webhook coming, polls only refresh the queue position
 # and catch lost webhooks, so they may be rarer.

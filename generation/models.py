@@ -197,6 +197,12 @@ class Generation(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["state", "next_check_at"]),
+            # generation.polling: the recent run times of one kind of job.
+            models.Index(
+                fields=["endpoint_id", "resolution", "duration", "-finished_at"],
+                condition=Q(state=State.SUCCEEDED, inference_seconds__isnull=False),
+                name="generation_recent_runs",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

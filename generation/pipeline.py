@@ -6,7 +6,6 @@ None of them waits on the provider: each makes one quick call and records what i
 """
 
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,6 +16,8 @@ from django.utils import timezone
 from . import media
 from .backends import Completed, ProviderError, get_backend
 from .models import TERMINAL, Generation, State
+from .polling import next_poll_at, poll_delay, retry_delay
+from .queueing import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -24,31 +25,6 @@ log = logging.getLogger(__name__)
 # Longer than the slowest download (fal.DOWNLOAD_TIMEOUT) plus probing, so a finalize that is
 # still working is never taken for dead.
 FINALIZE_LEASE = timedelta(minutes=15)
-RETRY_BASE_SECONDS = 2.0
-# With a webhook expected, the first poll only has to show the queue position: 4× later.
-WEBHOOK_FIRST_POLL_FACTOR = 4
-RETRY_CAP_SECONDS = 120.0
-
-
-def retry_delay(attempt: int) -> timedelta:
-    """Exponential back-off with full jitter, so that failures do not retry in lock-step."""
-    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
-
-
-def poll_delay(polls: int, *, webhook: bool = False) -> timedelta:
-    """Poll often at first, then back off: most renders take tens of seconds.
-
-    With a webhook on its way, polls only keep the queue position fresh and catch a webhook
-    that never came, so they back off further.
-    """
-    if webhook:
-        first = settings.TRACK_POLL_MIN_SECONDS * WEBHOOK_FIRST_POLL_FACTOR
-        cap = settings.TRACK_POLL_WITH_WEBHOOK_SECONDS
-    else:
-        first, cap = settings.TRACK_POLL_MIN_SECONDS, settings.TRACK_POLL_MAX_SECONDS
-    seconds = first * 1.5 ** min(polls, 20)
-    return timedelta(seconds=min(seconds, cap))
 
 
 def webhook_url_for(generation: Generation) -> str | None:
@@ -57,15 +33,20 @@ def webhook_url_for(generation: Generation) -> str | None:
     return f"{settings.PUBLIC_BASE_URL}/webhooks/fal/"
 
 
-def generation_submit(*, generation_id) -> bool:
-    """Hand a queued generation to its backend. True if this call submitted it."""
+def generation_submit(*, generation_id, generation: Generation | None = None) -> bool:
+    """Hand a queued generation to its backend. True if this call submitted it.
+
+    The tracker passes the row it claimed, saving a read: what is sent (endpoint, arguments,
+    inputs) does not change once a row is queued.
+    """
     now = timezone.now()
     claimed = Generation.objects.transition(
         generation_id, State.SUBMITTING, attempts=F("attempts") + 1, next_check_at=None
     )
     if not claimed:
         return False
-    generation = Generation.objects.get(pk=generation_id)
+    if generation is None:
+        generation = Generation.objects.get(pk=generation_id)
     backend = get_backend(generation.backend)
     try:
         submitted = backend.submit(generation, webhook_url=webhook_url_for(generation))
@@ -162,8 +143,13 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
             polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1)
         )
         return
-    next_check = now + poll_delay(
-        generation.polls + 1, webhook=webhook_url_for(generation) is not None
+    next_check = next_poll_at(
+        generation,
+        stage=progress.stage,
+        now=now,
+        # Seen running before: it started then. Seen queued last time: it started just now.
+        started_at=generation.in_progress_at if generation.state == State.IN_PROGRESS else now,
+        webhook=webhook_url_for(generation) is not None,
     )
     if progress.stage == "in_queue":
         Generation.objects.filter(pk=generation_id, state=State.IN_QUEUE).update(
@@ -172,10 +158,14 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
             next_check_at=next_check,
         )
     elif progress.stage == "in_progress":
-        Generation.objects.transition(generation_id, State.IN_PROGRESS, queue_position=None)
-        Generation.objects.filter(pk=generation_id, state=State.IN_PROGRESS).update(
-            polls=generation.polls + 1, next_check_at=next_check
-        )
+        polled = {"polls": generation.polls + 1, "next_check_at": next_check}
+        if generation.state == State.IN_QUEUE:
+            moved = Generation.objects.transition(
+                generation_id, State.IN_PROGRESS, queue_position=None, **polled
+            )
+        if generation.state == State.IN_PROGRESS or not moved:
+            # Running already (or a webhook moved it meanwhile: the state guard then loses).
+            Generation.objects.filter(pk=generation_id, state=State.IN_PROGRESS).update(**polled)
     else:
         if progress.error and not _is_retry_or_cancel(progress.error_type):
             # The status only says "Invalid status code: 422"; the result holds fal's detail
@@ -242,10 +232,8 @@ def is_infrastructure_error(error_type: str | None) -> bool:
 
 def enqueue_finalize(generation_id, lease) -> None:
     """Queue a finalize that may run only while the row still holds this `lease` value."""
-    from django_q.tasks import async_task
-
     transaction.on_commit(
-        lambda: async_task(
+        lambda: enqueue(
             "generation.tasks.finalize",
             str(generation_id),
             lease.isoformat(),
@@ -275,21 +263,21 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
         return False
     generation = Generation.objects.get(pk=generation_id)
     backend = get_backend(generation.backend)
+    completed = None
     try:
         if generation.provider_output_url:
             # The webhook carried the output: no need to ask fal for it again.
             completed = Completed(video_url=generation.provider_output_url)
         else:
             completed = backend.result(generation)
-            Generation.objects.filter(pk=generation_id).update(
-                provider_output_url=completed.video_url
-            )
         with backend.open_video(completed) as chunks:
             stored = media.store_video(generation, chunks, declared_type=completed.content_type)
     except ProviderError as exc:
         if exc.retryable:
+            # The next try downloads from the link it already has (fal's results expire).
+            known = {"provider_output_url": completed.video_url} if completed else {}
             Generation.objects.filter(pk=generation_id, state=State.FINALIZING).update(
-                next_check_at=now + retry_delay(generation.attempts + 1)
+                next_check_at=now + retry_delay(generation.attempts + 1), **known
             )
             return False
         generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)

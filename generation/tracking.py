@@ -7,6 +7,8 @@ the same row at once. The reaper (a django-q2 schedule) is the safety net behind
 
 import logging
 import random
+import threading
+import time
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 
@@ -34,19 +36,26 @@ def track_once(
     now = now or timezone.now()
     cutoff = now - overdue_by
     due = list(
-        Generation.objects.filter(state__in=TRACKED, next_check_at__lte=cutoff)
-        .order_by("next_check_at")
-        .values_list("pk", flat=True)[:limit]
+        Generation.objects.filter(state__in=TRACKED, next_check_at__lte=cutoff).order_by(
+            "next_check_at"
+        )[:limit]
     )
     if not due:
         return 0
     # The mark is later than any cutoff, so a row it was written to no longer matches another
     # tracker's claim; the random microseconds tell this pass's rows from a concurrent pass's.
     mark = now + CLAIM_LEASE + timedelta(microseconds=random.randrange(1, 10**6))
-    Generation.objects.filter(pk__in=due, state__in=TRACKED, next_check_at__lte=cutoff).update(
-        next_check_at=mark
-    )
-    claimed = list(Generation.objects.filter(pk__in=due, next_check_at=mark))
+    pks = [generation.pk for generation in due]
+    won = Generation.objects.filter(
+        pk__in=pks, state__in=TRACKED, next_check_at__lte=cutoff
+    ).update(next_check_at=mark)
+    if won == len(due):
+        claimed = due  # all of them, as read: no need to read them again
+        for generation in claimed:
+            generation.next_check_at = mark
+    else:
+        # Another tracker (or a webhook) took some in between: work on ours only.
+        claimed = list(Generation.objects.filter(pk__in=pks, next_check_at=mark))
     if executor is None or len(claimed) == 1:
         for generation in claimed:
             _step(generation)
@@ -58,7 +67,7 @@ def track_once(
 def _step(generation: Generation) -> None:
     try:
         if generation.state == State.QUEUED:
-            pipeline.generation_submit(generation_id=generation.pk)
+            pipeline.generation_submit(generation_id=generation.pk, generation=generation)
         elif generation.state == State.FINALIZING:
             pipeline.enqueue_finalize(generation.pk, generation.next_check_at)
         else:
@@ -67,9 +76,20 @@ def _step(generation: Generation) -> None:
         log.exception("tracking step for %s (%s) failed", generation.pk, generation.state)
 
 
+_thread_checked = threading.local()
+# Each pool thread has its own connection. Checking it costs a round trip (a health check),
+# so a thread checks once per this many seconds, not once per step.
+CONNECTION_CHECK_SECONDS = 5.0
+
+
 def _step_in_thread(generation: Generation) -> None:
-    # Each pool thread has its own connection; drop it if it broke or outlived CONN_MAX_AGE.
-    close_old_connections()
+    clock = time.monotonic()
+    if (
+        clock - getattr(_thread_checked, "at", -CONNECTION_CHECK_SECONDS)
+        >= CONNECTION_CHECK_SECONDS
+    ):
+        close_old_connections()  # drop it if it broke or outlived CONN_MAX_AGE
+        _thread_checked.at = clock
     _step(generation)
 
 

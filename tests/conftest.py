@@ -5,6 +5,7 @@ from django.test import Client
 from django_q.conf import Conf
 
 from api import ratelimit
+from generation.polling import forget_typical_run_times
 from tests.factories import UserFactory
 
 
@@ -16,6 +17,7 @@ def _isolated_files_and_tasks(settings, tmp_path, monkeypatch):
     settings.LOCAL_QUEUE_SECONDS = 0
     monkeypatch.setattr(Conf, "SYNC", True)
     monkeypatch.setattr(ratelimit, "NAMESPACE", f"test-{uuid.uuid4().hex}")
+    forget_typical_run_times()  # each test's database starts with no history of runs
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django_q.tasks import async_task
 
+from ..queueing import enqueue
 from ..render import RenderSpec, frame_size, nearest_aspect_ratio, render_video
 from .base import Completed, Progress, ProviderError, Submitted
 
@@ -65,7 +65,7 @@ class LocalBackend:
             },
         }
         (folder / "job.json").write_text(json.dumps(job))
-        async_task("generation.tasks.local_render", request_id, task_name=f"render {request_id}")
+        enqueue("generation.tasks.local_render", request_id, task_name=f"render {request_id}")
         return Submitted(request_id=request_id, queue_position=self._position(job))
 
     @staticmethod

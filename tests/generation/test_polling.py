@@ -1,0 +1,126 @@
+"""When the tracker polls: back-off at first, then at the likely end of the job, then often."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from generation import polling
+from generation.models import State
+from tests.factories import GenerationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def finished_runs(user, seconds: list[float], **fields):
+    now = timezone.now()
+    for index, inference in enumerate(seconds):
+        GenerationFactory(
+            user=user,
+            state=State.SUCCEEDED,
+            output=f"outputs/{index}.mp4",
+            finished_at=now - timedelta(minutes=index),
+            inference_seconds=inference,
+            **fields,
+        )
+
+
+@pytest.fixture
+def poll_settings(settings):
+    settings.TRACK_POLL_MIN_SECONDS = 0.5
+    settings.TRACK_POLL_MAX_SECONDS = 5.0
+    settings.TRACK_POLL_DUE_SECONDS = 2.0
+    settings.TRACK_POLL_WITH_WEBHOOK_SECONDS = 15.0
+    return settings
+
+
+def test_typical_run_time_is_the_tenth_percentile_of_recent_successes(user):
+    finished_runs(user, [20.0 + index for index in range(10)])  # 20 … 29 s
+    job = GenerationFactory(user=user)
+    assert polling.typical_run_seconds(job) == 21.0
+
+
+def test_too_few_runs_give_no_typical_time(user):
+    finished_runs(user, [20.0] * (polling.TYPICAL_MIN_SAMPLE - 1))
+    assert polling.typical_run_seconds(GenerationFactory(user=user)) is None
+
+
+def test_only_runs_of_the_same_kind_count(user, other_user):
+    finished_runs(user, [60.0] * 6, resolution="1080p")
+    finished_runs(user, [90.0] * 6, duration=10)
+    finished_runs(other_user, [40.0] * 6, endpoint_id="fal-ai/pika/v2.1/text-to-video")
+    for _ in range(6):
+        GenerationFactory(user=user, state=State.FAILED, inference_seconds=1.0)
+    assert polling.typical_run_seconds(GenerationFactory(user=user)) is None
+    finished_runs(other_user, [30.0] * 6)  # any user's runs of this kind tell the same
+    polling.forget_typical_run_times()
+    assert polling.typical_run_seconds(GenerationFactory(user=user)) == 30.0
+
+
+def test_the_figure_is_kept_for_a_while_per_process(user, django_assert_num_queries):
+    finished_runs(user, [20.0] * 6)
+    job = GenerationFactory(user=user)
+    assert polling.typical_run_seconds(job) == 20.0
+    with django_assert_num_queries(0):
+        assert polling.typical_run_seconds(job) == 20.0
+
+
+def test_queued_jobs_and_jobs_without_history_back_off(user, poll_settings):
+    job = GenerationFactory(user=user, state=State.IN_PROGRESS, polls=2)
+    now = timezone.now()
+    for stage in ("in_queue", "in_progress"):
+        at = polling.next_poll_at(job, stage=stage, now=now, started_at=now, webhook=False)
+        assert at == now + timedelta(seconds=0.5 * 1.5**3)
+    finished_runs(user, [20.0] * 6)
+    at = polling.next_poll_at(job, stage="in_queue", now=now, started_at=now, webhook=False)
+    assert at == now + timedelta(seconds=0.5 * 1.5**3), "the queue position stays live"
+
+
+def test_a_running_job_is_next_polled_when_jobs_like_it_ended(user, poll_settings):
+    finished_runs(user, [20.0] * 6)
+    job = GenerationFactory(user=user, state=State.IN_PROGRESS, polls=1)
+    now = timezone.now()
+    started = now - timedelta(seconds=3)
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=started, webhook=False)
+    assert at == started + timedelta(seconds=20)
+
+
+def test_past_its_likely_end_a_job_is_polled_often_then_less_as_it_overruns(user, poll_settings):
+    finished_runs(user, [20.0] * 6)
+    job = GenerationFactory(user=user, state=State.IN_PROGRESS, polls=5)
+    now = timezone.now()
+
+    def pause_after(overrun: float) -> float:
+        started = now - timedelta(seconds=20 + overrun)
+        at = polling.next_poll_at(
+            job, stage="in_progress", now=now, started_at=started, webhook=False
+        )
+        return (at - now).total_seconds()
+
+    assert pause_after(1) == 2.0
+    assert pause_after(50) == pytest.approx(5.0)
+    assert pause_after(3600) == polling.OVERRUN_CAP_SECONDS
+
+
+def test_with_a_webhook_coming_the_poll_is_only_a_safety_net(user, poll_settings):
+    job = GenerationFactory(user=user, state=State.IN_PROGRESS, polls=1)
+    now = timezone.now()
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=now, webhook=True)
+    assert at == now + timedelta(seconds=15), "no history: the safety-net interval"
+    at = polling.next_poll_at(job, stage="in_queue", now=now, started_at=None, webhook=True)
+    assert at == now + timedelta(seconds=0.5 * 4 * 1.5**2), "the queue position stays live"
+
+    finished_runs(user, [20.0] * 6)
+    polling.forget_typical_run_times()
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=now, webhook=True)
+    assert at == now + timedelta(seconds=20 + 15), "after the likely end, plus the net"
+    overdue = now - timedelta(seconds=300)
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=overdue, webhook=True)
+    assert at == now + timedelta(seconds=15), "never in the past"
+
+
+def test_retry_delay_backs_off_exponentially_with_jitter():
+    for attempt, ceiling in [(1, 2.0), (2, 4.0), (3, 8.0), (10, polling.RETRY_CAP_SECONDS)]:
+        for _ in range(20):
+            seconds = polling.retry_delay(attempt).total_seconds()
+            assert ceiling / 2 <= seconds <= ceiling
