@@ -38,12 +38,15 @@ def install(directory: str, role: str) -> None:
 def _flush(directory: str, role: str) -> None:
     pid = os.getpid()
     path = os.path.join(directory, f"{role}-{pid}.json")
+    written = None
     while True:
         with _lock:
-            data = {"role": role, "pid": pid, "queries": _state["count"], "at": time.time()}
-        with open(path + ".tmp", "w") as out:
-            json.dump(data, out)
-        os.replace(path + ".tmp", path)
+            count = _state["count"]
+        if count != written:  # the counter's own cost stays out of the figures it measures
+            with open(path + ".tmp", "w") as out:
+                json.dump({"role": role, "pid": pid, "queries": count}, out)
+            os.replace(path + ".tmp", path)
+            written = count
         time.sleep(0.5)
 
 
