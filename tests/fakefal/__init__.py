@@ -27,9 +27,12 @@ from .certs import CertFiles, get_cert_files, make_self_signed_cert
 from .server import (
     DEFAULT_INFRA_STATUS,
     FILE_MODES,
+    INJECTABLE,
     FakeFal,
+    InputFetch,
     Outcome,
     RecordedRequest,
+    UploadedFile,
     WebhookDelivery,
 )
 from .video import default_mp4, make_mp4
@@ -37,10 +40,13 @@ from .video import default_mp4, make_mp4
 __all__ = [
     "DEFAULT_INFRA_STATUS",
     "FILE_MODES",
+    "INJECTABLE",
     "CertFiles",
     "FakeFal",
+    "InputFetch",
     "Outcome",
     "RecordedRequest",
+    "UploadedFile",
     "WebhookDelivery",
     "configure_fal_client_env",
     "default_mp4",
@@ -68,7 +74,11 @@ def configure_fal_client_env(
        ``isinstance`` checks in already-imported code would stop matching). Instead it assigns
        the module globals the import would have computed: ``fal_client.client.QUEUE_URL_FORMAT``
        (read at call time by ``submit`` and ``get_handle``) and ``FAL_QUEUE_RUN_HOST`` in
-       ``fal_client.auth`` / ``fal_client.client`` (informational).
+       ``fal_client.auth`` / ``fal_client.client`` (informational). It also points the upload
+       hosts, which fal-client 1.0.3 hard-codes with no setting, at the fake:
+       ``fal_client.client.REST_URL`` (CDN token, storage upload) and ``CDN_URL`` (CDN upload),
+       both read at call time. Not imported yet: it imports it (after setting the variables),
+       so there is always a module to point at the fake.
     3. Drops the cached credentials / httpx client of the module-level ``fal_client.sync_client``
        (used by ``fal_client.submit`` etc.) so they are rebuilt with the new key and CA file.
        ``SyncClient`` instances made elsewhere and already used keep their old httpx client:
@@ -96,16 +106,19 @@ def configure_fal_client_env(
         setattr(obj, name, value)
         undo.append(lambda: setattr(obj, name, old))
 
+    previous_queue_host = os.environ.get("FAL_QUEUE_RUN_HOST")
     for name in _ENV_NAMES:
         set_env(name, env[name])
 
-    auth = sys.modules.get("fal_client.auth")
-    if auth is not None:
-        set_attr(auth, "FAL_QUEUE_RUN_HOST", fake.host)
-    client = sys.modules.get("fal_client.client")
-    if client is not None:
-        set_attr(client, "FAL_QUEUE_RUN_HOST", fake.host)
-        set_attr(client, "QUEUE_URL_FORMAT", fake.queue_url_format)
+    if "fal_client.client" not in sys.modules:
+        _import_fal_client(previous_queue_host)
+    auth = sys.modules["fal_client.auth"]
+    client = sys.modules["fal_client.client"]
+    set_attr(auth, "FAL_QUEUE_RUN_HOST", fake.host)
+    set_attr(client, "FAL_QUEUE_RUN_HOST", fake.host)
+    set_attr(client, "QUEUE_URL_FORMAT", fake.queue_url_format)
+    set_attr(client, "REST_URL", fake.rest_url)
+    set_attr(client, "CDN_URL", fake.cdn_url)
     package = sys.modules.get("fal_client")
     if package is not None:
         for attr in ("sync_client", "async_client"):
@@ -129,6 +142,18 @@ def configure_fal_client_env(
                     _drop_cached_http(instance)
 
     return restore
+
+
+def _import_fal_client(previous_queue_host: str | None) -> None:
+    """Import fal_client, then give its host globals the values the environment had before
+    ``configure_fal_client_env`` changed it, so that restoring returns to those."""
+    import fal_client  # noqa: F401 - reads FAL_QUEUE_RUN_HOST (now the fake's) at import
+
+    auth = sys.modules["fal_client.auth"]
+    client = sys.modules["fal_client.client"]
+    host = previous_queue_host or f"queue.{auth.FAL_RUN_HOST}"
+    auth.FAL_QUEUE_RUN_HOST = client.FAL_QUEUE_RUN_HOST = host
+    client.QUEUE_URL_FORMAT = f"https://{host}/"
 
 
 def _restore_env(name: str, old: str | None) -> None:

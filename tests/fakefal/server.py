@@ -12,6 +12,17 @@ Served on one port (https://127.0.0.1:PORT):
 - ``PUT  /{owner}/{alias}[/{path...}]/requests/{id}/cancel``      cancel (auth)
 - ``GET|HEAD /files/{name}``                                      result files (no auth, Range)
 - ``GET  /.well-known/jwks.json``                                 webhook public keys
+- ``POST /storage/auth/token?storage_type=fal-cdn-v3``            CDN upload token (auth)
+- ``POST /files/upload``                                          CDN upload (Bearer CDN token)
+- ``POST /storage/upload/initiate?storage_type=gcs``              storage upload (auth)
+- ``PUT  /storage/put/{id}``                                      the signed PUT it hands out
+
+fal-client 1.0.3 has no setting for its upload hosts (``REST_URL`` = https://rest.fal.ai and
+``CDN_URL`` = https://v3.fal.media are module constants of ``fal_client.client``, read at call
+time); ``configure_fal_client_env`` points both at this server. Uploaded files are served at
+``/files/uploads/...`` like result files. With ``fetch_inputs`` on, a submit GETs every
+``*_url`` / ``*_urls`` value of its arguments (as fal's runner would) and records the answer;
+a URL it cannot read completes the request with fal's 422 ``file_download_error``.
 
 Requests are simulated in time: each one waits ``queue_time`` seconds IN_QUEUE, then
 ``inference_time`` seconds IN_PROGRESS, then is COMPLETED with its ``Outcome``. A scheduler
@@ -31,6 +42,7 @@ import ipaddress
 import itertools
 import json
 import math
+import mimetypes
 import re
 import socket
 import ssl
@@ -52,10 +64,13 @@ from .video import make_mp4
 
 __all__ = [
     "FakeFal",
+    "InputFetch",
     "Outcome",
     "RecordedRequest",
+    "UploadedFile",
     "WebhookDelivery",
     "DEFAULT_INFRA_STATUS",
+    "INJECTABLE",
 ]
 
 _UNSET: Any = object()
@@ -81,6 +96,22 @@ _DEFAULT_INFRA_DETAIL: dict[str, str] = {
 }
 
 FILE_MODES = ("mp4", "octet_stream", "html", "not_video", "huge", "truncated", "missing")
+
+#: Calls ``fail_next`` can break: the queue calls, and the four steps of fal's uploads.
+INJECTABLE = (
+    "submit",
+    "status",
+    "result",
+    "cancel",
+    "upload_token",
+    "upload",
+    "upload_initiate",
+    "upload_put",
+)
+#: What fal answers when its runner cannot download an input URL (a 422 like validation).
+FILE_DOWNLOAD_ERROR = "Failed to download the file. Please check if the URL is accessible."
+INPUT_FETCH_MAX_BYTES = 64 * 1024 * 1024
+CDN_TOKEN_TTL_S = 3600
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +166,7 @@ class Outcome:
         cls,
         msg: str = "Input should be a valid prompt",
         *,
-        loc: Iterable[str] = ("body", "prompt"),
+        loc: Iterable[str | int] = ("body", "prompt"),
         type: str = "value_error",
         **kw: Any,
     ) -> Outcome:
@@ -213,7 +244,9 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names
     body: bytes
     json: Any
-    kind: str  # submit | status | status_stream | result | cancel | file | jwks | unknown
+    # submit | status | status_stream | result | cancel | file | jwks | upload_token | upload |
+    # upload_initiate | upload_put | unknown
+    kind: str
     status: int  # status code answered (0 = connection dropped on purpose)
     request_id: str | None = None
     at: float = field(default_factory=time.time)
@@ -243,6 +276,37 @@ class WebhookDelivery:
     @property
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+@dataclass
+class UploadedFile:
+    """One file uploaded to the fake's CDN (``via="cdn"``) or storage (``via="storage"``)."""
+
+    url: str
+    data: bytes
+    content_type: str
+    file_name: str
+    via: str
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class InputFetch:
+    """One input URL the fake fetched at submit, as fal's runner would (``fetch_inputs``)."""
+
+    request_id: str
+    field: str  # "image_url", or "image_urls[1]"
+    url: str
+    status: int | None  # None: transport error, refused or not fetched
+    size: int = 0
+    sha256: str = ""
+    content_type: str = ""
+    error: str | None = None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
 
 
 # --------------------------------------------------------------------------------------------
@@ -574,6 +638,9 @@ class FakeFal:
         webhook_workers: int = 8,
         webhook_sender: Callable[[str, dict[str, str], bytes], int] | None = None,
         webhook_on_cancel: bool = True,
+        # inputs
+        fetch_inputs: bool = False,
+        input_fetch_timeout_s: float = 10.0,
         # files
         file_bytes_per_s: float | None = None,
         huge_file_size: int = 64 * 1024 * 1024,
@@ -613,6 +680,8 @@ class FakeFal:
         self.webhook_workers = webhook_workers
         self.webhook_sender = webhook_sender
         self.webhook_on_cancel = webhook_on_cancel
+        self.fetch_inputs = fetch_inputs
+        self.input_fetch_timeout_s = input_fetch_timeout_s
         self.file_bytes_per_s = file_bytes_per_s
         self.huge_file_size = huge_file_size
         self.video = video
@@ -632,8 +701,12 @@ class FakeFal:
         self._seq = itertools.count()
         self._planned: collections.deque[Outcome] = collections.deque()
         self._injections: dict[str, collections.deque[_Injection]] = {
-            k: collections.deque() for k in ("submit", "status", "result", "cancel")
+            k: collections.deque() for k in INJECTABLE
         }
+        self._uploads: list[UploadedFile] = []
+        self._cdn_tokens: dict[str, float] = {}  # token -> expiry (time.time())
+        self._pending_puts: dict[str, tuple[str, str]] = {}  # put id -> (file name, file url)
+        self._input_fetches: list[InputFetch] = []
         self._drop_next_webhooks = 0
         self._recorded: collections.deque[RecordedRequest] = collections.deque(maxlen=max_recorded)
         self._recorded_lock = threading.Lock()
@@ -783,7 +856,11 @@ class FakeFal:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer the next ``n`` calls of ``kind`` (submit|status|result|cancel) with an error.
+        """Answer the next ``n`` calls of ``kind`` (one of ``INJECTABLE``) with an error.
+
+        The queue calls are ``submit|status|result|cancel``; fal's uploads are
+        ``upload_token`` (CDN token), ``upload`` (the CDN POST), ``upload_initiate`` (storage
+        upload) and ``upload_put`` (the signed PUT that follows it).
 
         ``mode``: ``fal`` - fal-style ``{"detail", "error_type"}`` + ``X-Fal-Error-Type`` +
         ``x-fal-request-id`` (fal_client surfaces it, except 408/409/429 which it retries);
@@ -833,6 +910,8 @@ class FakeFal:
             for queue in self._injections.values():
                 queue.clear()
             self._drop_next_webhooks = 0
+            self._uploads.clear()
+            self._input_fetches.clear()
         with self._recorded_lock:
             self._recorded.clear()
         with self._deliveries_cond:
@@ -921,6 +1000,28 @@ class FakeFal:
 
     def submits(self) -> list[RecordedRequest]:
         return self.recorded("submit")
+
+    @property
+    def uploads(self) -> list[UploadedFile]:
+        """Every file uploaded (CDN or storage) since the last ``reset()``, oldest first."""
+        with self._lock:
+            return list(self._uploads)
+
+    @property
+    def input_fetches(self) -> list[InputFetch]:
+        """Every input URL fetched at submit (``fetch_inputs``) since the last ``reset()``."""
+        with self._lock:
+            return list(self._input_fetches)
+
+    @property
+    def rest_url(self) -> str:
+        """The value for ``fal_client.client.REST_URL`` (token and storage uploads)."""
+        return self.base_url
+
+    @property
+    def cdn_url(self) -> str:
+        """The value for ``fal_client.client.CDN_URL`` (the CDN upload)."""
+        return self.base_url
 
     @property
     def webhook_deliveries(self) -> list[WebhookDelivery]:
@@ -1271,6 +1372,9 @@ class FakeFal:
             with self._lock:
                 self.jwks_fetches += 1
             return "jwks", None, _json_resp(200, self.jwks(), {"Cache-Control": "max-age=86400"})
+        upload_kind = _upload_kind(method, path)
+        if upload_kind is not None:
+            return upload_kind, None, self._upload_call(upload_kind, path, query, headers, body)
         if path.startswith("/files/"):
             if method not in ("GET", "HEAD"):
                 return "file", None, _json_resp(405, {"detail": "Method not allowed"})
@@ -1298,28 +1402,9 @@ class FakeFal:
         if delay and delay > 0:
             self._stopping.wait(delay)
 
-        auth = headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme != "Key" or not token.strip():
-            return (
-                kind,
-                rid,
-                _json_resp(
-                    401,
-                    {"detail": "Missing or invalid Authorization header"},
-                    {"x-fal-request-id": str(uuid.uuid4())},
-                ),
-            )
-        if self.accepted_keys is not None and token.strip() not in self.accepted_keys:
-            return (
-                kind,
-                rid,
-                _json_resp(
-                    401,
-                    {"detail": "No user found for Key ID and Secret"},
-                    {"x-fal-request-id": str(uuid.uuid4())},
-                ),
-            )
+        refused = self._check_key(headers)
+        if refused is not None:
+            return kind, rid, refused
 
         queue_kind = "status" if kind == "status_stream" else kind
         with self._lock:
@@ -1339,6 +1424,167 @@ class FakeFal:
         if kind == "result":
             return kind, rid, self._result(rid, prefix)
         return kind, rid, self._cancel(rid, prefix)
+
+    def _check_key(self, headers: dict[str, str]) -> _Resp | None:
+        """None if the request carries an accepted ``Authorization: Key ...``, else the 401."""
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme != "Key" or not token.strip():
+            return _json_resp(
+                401,
+                {"detail": "Missing or invalid Authorization header"},
+                {"x-fal-request-id": str(uuid.uuid4())},
+            )
+        if self.accepted_keys is not None and token.strip() not in self.accepted_keys:
+            return _json_resp(
+                401,
+                {"detail": "No user found for Key ID and Secret"},
+                {"x-fal-request-id": str(uuid.uuid4())},
+            )
+        return None
+
+    # ---------------------------------------------------------------- uploads
+    def _upload_call(
+        self,
+        kind: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Resp:
+        """fal-client 1.0.3's uploads: CDN token + CDN POST, or storage initiate + signed PUT."""
+        delay = self.response_delay_s
+        if delay and delay > 0:
+            self._stopping.wait(delay)
+        if kind in ("upload_token", "upload_initiate"):
+            refused = self._check_key(headers)
+            if refused is not None:
+                return refused
+        elif kind == "upload":
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            with self._lock:
+                expiry = self._cdn_tokens.get(token.strip())
+            if scheme != "Bearer" or expiry is None or expiry < time.time():
+                return _json_resp(401, {"detail": "Invalid or expired upload token"})
+        with self._lock:
+            queue = self._injections[kind]
+            injection = queue.popleft() if queue else None
+        if injection is not None:
+            return self._injected(injection, None)
+        storage_type = (query.get("storage_type") or [""])[0]
+        if kind == "upload_token":
+            if storage_type != "fal-cdn-v3":
+                return _json_resp(400, {"detail": f"Unsupported storage type {storage_type!r}"})
+            token = uuid.uuid4().hex
+            expires = time.time() + CDN_TOKEN_TTL_S
+            with self._lock:
+                self._cdn_tokens[token] = expires
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(expires))
+            return _json_resp(
+                200,
+                {
+                    "token": token,
+                    "token_type": "Bearer",
+                    "base_url": self.cdn_url,
+                    "expires_at": stamp,
+                },
+            )
+        if kind == "upload":
+            content_type = headers.get("content-type") or "application/octet-stream"
+            name = _upload_name(headers.get("x-fal-file-name"), content_type)
+            url = self._store_upload(name, body, content_type, "cdn")
+            return _json_resp(
+                200,
+                {
+                    "access_url": url,
+                    "content_type": content_type,
+                    "file_name": name.rsplit("/", 1)[-1],
+                    "file_size": len(body),
+                },
+            )
+        if kind == "upload_initiate":
+            if storage_type != "gcs":
+                return _json_resp(400, {"detail": f"Unsupported storage type {storage_type!r}"})
+            try:
+                spec = json.loads(body)
+                content_type = str(spec["content_type"])
+                file_name = spec.get("file_name")
+            except (ValueError, KeyError, TypeError):
+                return _json_resp(422, {"detail": "Expected {file_name, content_type}"})
+            name = _upload_name(file_name, content_type)
+            put_id = uuid.uuid4().hex
+            with self._lock:
+                self._pending_puts[put_id] = (name, content_type)
+            return _json_resp(
+                200,
+                {
+                    "upload_url": f"{self.base_url}/storage/put/{put_id}"
+                    f"?X-Goog-Expires=3600&X-Goog-Signature={uuid.uuid4().hex}",
+                    "file_url": self.file_url(name),
+                },
+            )
+        # upload_put: the signed URL storage handed out (no fal auth: the URL is the grant)
+        put_id = path[len("/storage/put/") :]
+        with self._lock:
+            pending = self._pending_puts.pop(put_id, None)
+        if pending is None:
+            return _Resp(403, b"SignatureDoesNotMatch", {"Content-Type": "text/plain"})
+        name, declared = pending
+        self._store_upload(name, body, headers.get("content-type") or declared, "storage")
+        return _Resp(200, b"")
+
+    def _store_upload(self, name: str, data: bytes, content_type: str, via: str) -> str:
+        url = self.file_url(name)
+        spec = _File("upload", data, len(data), content_type)
+        with self._lock:
+            self._files[name] = spec
+            upload = UploadedFile(url, data, content_type, name.rsplit("/", 1)[-1], via)
+            self._uploads.append(upload)
+        return url
+
+    # ---------------------------------------------------------------- input fetching
+    def _fetch_inputs(self, rid: str, arguments: dict) -> Outcome | None:
+        """GET each input URL like fal's runner; fal's 422 for the first one it cannot read."""
+        failed: Outcome | None = None
+        for label, loc, url in _input_urls(arguments):
+            fetch = self._fetch_input(rid, label, url)
+            with self._lock:
+                self._input_fetches.append(fetch)
+            refused = (fetch.error or "").startswith("refused")
+            if failed is None and not fetch.ok and not refused:
+                failed = Outcome.validation_error(
+                    FILE_DOWNLOAD_ERROR, loc=loc, type="file_download_error"
+                )
+        return failed
+
+    def _fetch_input(self, rid: str, label: str, url: str) -> InputFetch:
+        if not _is_loopback_host(urlsplit(url).hostname):
+            return InputFetch(rid, label, url, None, error="refused: fakefal only fetches loopback")
+        http = self._http
+        if http is None:
+            return InputFetch(rid, label, url, None, error="fake stopped")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with http.stream("GET", url, timeout=self.input_fetch_timeout_s) as response:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > INPUT_FETCH_MAX_BYTES:
+                        return InputFetch(
+                            rid, label, url, response.status_code, size, error="too large"
+                        )
+                    digest.update(chunk)
+                return InputFetch(
+                    rid,
+                    label,
+                    url,
+                    response.status_code,
+                    size,
+                    digest.hexdigest(),
+                    response.headers.get("content-type", ""),
+                )
+        except httpx.HTTPError as exc:
+            return InputFetch(rid, label, url, None, error=f"{type(exc).__name__}: {exc}")
 
     def _injected(self, item: _Injection, rid: str | None) -> _Resp:
         if item.mode == "disconnect":
@@ -1393,7 +1639,10 @@ class FakeFal:
             arguments = {"_body": arguments}
         webhook_url = (query.get("fal_webhook") or [None])[0] or None
 
-        outcome = self._choose_outcome(app, arguments)
+        rid = str(uuid.uuid4())
+        outcome = self._fetch_inputs(rid, arguments) if self.fetch_inputs else None
+        if outcome is None:
+            outcome = self._choose_outcome(app, arguments)
         queue_time = outcome.queue_time
         if queue_time is None:
             queue_time = self._timing(self.queue_time, app, arguments)
@@ -1405,7 +1654,7 @@ class FakeFal:
         head = 3 if segments[0] in APP_NAMESPACES else 2
         short = "/".join(segments[:head])
         rec = _Req()
-        rec.rid = str(uuid.uuid4())
+        rec.rid = rid
         rec.gateway_id = str(uuid.uuid4())
         rec.app = app
         rec.prefix = short
@@ -1672,3 +1921,42 @@ _PROMPT_MARKERS: list[tuple[str, Callable[[], Outcome]]] = [
     ("never-complete", Outcome.never_completes),
     ("stuck-in-queue", Outcome.stuck_in_queue),
 ]
+
+
+def _upload_kind(method: str, path: str) -> str | None:
+    if method == "POST" and path == "/storage/auth/token":
+        return "upload_token"
+    if method == "POST" and path == "/files/upload":
+        return "upload"
+    if method == "POST" and path == "/storage/upload/initiate":
+        return "upload_initiate"
+    if method == "PUT" and path.startswith("/storage/put/"):
+        return "upload_put"
+    return None
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _upload_name(file_name: str | None, content_type: str) -> str:
+    """``uploads/<random>/<name>``: a fresh path per upload, like fal's CDN."""
+    name = _SAFE_NAME.sub("_", (file_name or "").rsplit("/", 1)[-1]).strip("._")
+    if not name:
+        extension = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ".bin"
+        name = f"upload{extension}"
+    return f"uploads/{uuid.uuid4().hex[:16]}/{name}"
+
+
+def _input_urls(arguments: dict) -> Iterator[tuple[str, tuple[Any, ...], str]]:
+    """(label, 422 loc, url) of every http(s) ``*_url`` / ``*_urls`` argument."""
+
+    def is_url(value: Any) -> bool:
+        return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+    for key, value in arguments.items():
+        if key.endswith("_url") and is_url(value):
+            yield key, ("body", key), value
+        elif key.endswith("_urls") and isinstance(value, list):
+            for index, item in enumerate(value):
+                if is_url(item):
+                    yield f"{key}[{index}]", ("body", key, index), item

@@ -598,3 +598,140 @@ def test_in_process_webhook_sender_and_status_stream(fake, client, monkeypatch):
     assert events[-1]["status"] == "COMPLETED" and events[0]["status"] != "COMPLETED"
     (delivery,) = fake.wait_for_webhooks(1)
     assert delivery.status_code == 204 and got == [delivery.body]
+
+
+# ------------------------------------------------------------------------------------ uploads
+PNG = b"\x89PNG\r\n\x1a\n" + b"fake image bytes " * 64
+
+
+def _download(fake: FakeFal, url: str) -> httpx.Response:
+    with _https(fake) as http:
+        return http.get(url)
+
+
+def test_cdn_upload_as_fal_client_speaks_it(fake, client):
+    url = client.upload(PNG, "image/png", file_name="cat.png")
+
+    assert url.startswith(f"{fake.base_url}/files/uploads/") and url.endswith("/cat.png")
+    token_call, upload_call = fake.recorded("upload_token") + fake.recorded("upload")
+    assert token_call.param("storage_type") == "fal-cdn-v3"
+    assert token_call.header("authorization") == "Key fake-key-id:fake-key-secret"
+    assert upload_call.body == PNG and upload_call.header("content-type") == "image/png"
+    assert upload_call.header("x-fal-file-name") == "cat.png"
+    assert upload_call.header("authorization").startswith("Bearer ")
+    (uploaded,) = fake.uploads
+    assert (uploaded.url, uploaded.data, uploaded.via) == (url, PNG, "cdn")
+    served = _download(fake, url)
+    assert served.status_code == 200 and served.content == PNG
+    assert served.headers["content-type"] == "image/png"
+
+    client.upload(b"second", "text/plain")
+    assert len(fake.recorded("upload_token")) == 1, "the CDN token is reused until it expires"
+
+
+def test_cdn_failure_falls_back_to_storage_upload(fake, client):
+    fake.fail_next("upload", 1, status=500, error_type=None, detail="CDN is down")
+    url = client.upload(PNG, "image/png")
+
+    assert [r.status for r in fake.recorded("upload")] == [500]
+    (initiate,) = fake.recorded("upload_initiate")
+    assert initiate.param("storage_type") == "gcs"
+    assert initiate.json == {"file_name": "upload.bin", "content_type": "image/png"}
+    (put,) = fake.recorded("upload_put")
+    assert put.method == "PUT" and put.body == PNG and put.status == 200
+    assert [(u.via, u.url) for u in fake.uploads] == [("storage", url)]
+    assert _download(fake, url).content == PNG
+
+
+def test_upload_failures_surface_as_fal_client_raises_them(fake, fal, client):
+    fake.fail_next("upload", 1, status=503)
+    fake.fail_next("upload_initiate", 1, status=503)
+    with pytest.raises(fal.FalClientHTTPError) as info:
+        client.upload(PNG, "image/png")
+    assert info.value.status_code == 503
+
+    # The token call is made outside fal-client's retry and fallback: httpx's own error.
+    fresh = fal.SyncClient()
+    fake.fail_next("upload_token", 1, status=502)
+    with pytest.raises(httpx.HTTPStatusError):
+        fresh.upload(PNG, "image/png")
+    fresh._client.close()
+    assert fake.uploads == []
+
+
+def test_upload_auth(fake):
+    with _https(fake) as http:
+        token_url = f"{fake.rest_url}/storage/auth/token?storage_type=fal-cdn-v3"
+        assert http.post(token_url).status_code == 401
+        assert http.post(token_url, headers={"Authorization": "Key k"}).status_code == 200
+        initiate = f"{fake.rest_url}/storage/upload/initiate?storage_type=gcs"
+        assert http.post(initiate, json={"content_type": "image/png"}).status_code == 401
+        wrong = http.post(
+            f"{fake.cdn_url}/files/upload", content=PNG, headers={"Authorization": "Bearer no"}
+        )
+        assert wrong.status_code == 401
+        assert http.put(f"{fake.base_url}/storage/put/unknown", content=PNG).status_code == 403
+    assert fake.uploads == []
+
+
+# ------------------------------------------------------------------------------ input fetching
+def test_fetch_inputs_reads_every_input_url(fake, client, monkeypatch):
+    monkeypatch.setattr(fake, "fetch_inputs", True)
+    url = client.upload(PNG, "image/png")
+    other = fake.add_file("other.mp4")
+    handle = client.submit(
+        "fal-ai/pika/v2.2/pikascenes",
+        {"prompt": "x", "image_urls": [url, other], "note_url": "data:image/png;base64,AA"},
+    )
+    assert fake.wait_completed(handle.request_id)
+    first, second = fake.input_fetches
+    assert (first.request_id, first.field, first.url, first.status) == (
+        handle.request_id,
+        "image_urls[0]",
+        url,
+        200,
+    )
+    assert first.sha256 == hashlib.sha256(PNG).hexdigest() and first.size == len(PNG)
+    assert first.content_type == "image/png"
+    assert second.field == "image_urls[1]" and second.ok
+    assert handle.status().error is None
+
+
+def test_unreadable_input_fails_like_fal(fake, fal, client, monkeypatch):
+    monkeypatch.setattr(fake, "fetch_inputs", True)
+    handle = client.submit(APP, {"prompt": "x", "image_url": fake.file_url("nothing-here.png")})
+    assert fake.wait_completed(handle.request_id)
+    (fetch,) = fake.input_fetches
+    assert fetch.status == 404 and not fetch.ok
+    with pytest.raises(fal.FalClientHTTPError) as info:
+        handle.get()
+    assert info.value.status_code == 422
+    assert info.value.message[0]["loc"] == ["body", "image_url"]
+    assert info.value.message[0]["type"] == "file_download_error"
+
+
+def test_fetch_inputs_never_leaves_loopback(fake, client, monkeypatch):
+    monkeypatch.setattr(fake, "fetch_inputs", True)
+    handle = client.submit(APP, {"prompt": "x", "image_url": "https://example.com/a.png"})
+    (fetch,) = fake.input_fetches
+    assert fetch.status is None and fetch.error.startswith("refused")
+    assert fake.wait_completed(handle.request_id)
+    assert handle.status().error is None, "not fetched is not a download failure"
+
+
+def test_fetch_inputs_is_off_by_default(fake, client):
+    handle = client.submit(APP, {"prompt": "x", "image_url": fake.file_url("nothing-here.png")})
+    assert fake.wait_completed(handle.request_id)
+    assert fake.input_fetches == [] and handle.status().error is None
+
+
+def test_submit_answer_carries_the_queue_position(fake):
+    fake.plan_outcomes(Outcome.success(queue_time=30, queue_position=4))
+    with _https(fake) as http:
+        answer = http.post(
+            f"{fake.base_url}/{APP}",
+            json={"prompt": "x"},
+            headers={"Authorization": "Key k"},
+        ).json()
+    assert answer["status"] == "IN_QUEUE" and answer["queue_position"] == 4
+    fake.complete_now(answer["request_id"])
