@@ -5,6 +5,7 @@ blocking helpers (`subscribe`, `handle.get`, `SyncClient.result`) are never used
 """
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -16,6 +17,7 @@ import httpx
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from ..delivery import is_s3
 from ..safe_fetch import FetchRefused, open_stream
 from .base import Completed, Progress, ProviderError, Submitted
 
@@ -33,7 +35,49 @@ PRESIGNED_INPUT_TTL = 60 * 60 * 6  # fal may hold a job in its queue for hours
 
 @cache
 def _client() -> fal_client.SyncClient:
-    return fal_client.SyncClient(key=settings.FAL_KEY or None, default_timeout=30.0)
+    """fal-client's client, with our hook on its httpx client (made here, so the credentials
+    are needed here: call it inside `_errors`)."""
+    client = fal_client.SyncClient(key=settings.FAL_KEY or None, default_timeout=30.0)
+    http = client._client
+    hooks = http.event_hooks
+    http.event_hooks = {**hooks, "response": [*hooks["response"], _keep_submit_answer]}
+    return client
+
+
+# fal's submit answer carries the queue position, but fal-client's `submit` parses the answer
+# and drops it (its handle has ids and URLs only). A response hook on fal-client's own httpx
+# client keeps the answers that arrive on this thread while `_submit_answers` is open.
+_answers = threading.local()
+
+
+def _keep_submit_answer(response: httpx.Response) -> None:
+    kept = getattr(_answers, "kept", None)
+    if kept is None or response.request.method != "POST":
+        return
+    response.read()  # fal-client reads it next; the body is kept on the response
+    kept.append(response)
+
+
+@contextmanager
+def _submit_answers() -> Iterator[list[httpx.Response]]:
+    kept: list[httpx.Response] = []
+    _answers.kept = kept
+    try:
+        yield kept
+    finally:
+        _answers.kept = None
+
+
+def _queue_position(answers: list[httpx.Response], request_id: str) -> int | None:
+    """The queue position in the submit answer for `request_id`, if it gave a sensible one."""
+    for response in reversed(answers):
+        body = _json(response)
+        if isinstance(body, dict) and body.get("request_id") == request_id:
+            position = body.get("queue_position")
+            if isinstance(position, int) and not isinstance(position, bool) and position >= 0:
+                return position
+            return None
+    return None
 
 
 class FalBackend:
@@ -48,10 +92,11 @@ class FalBackend:
                 arguments["image_url"] = images[0]
             elif media_field == "image_urls":
                 arguments["image_urls"] = images
-        with _errors("submit"):
+        with _errors("submit"), _submit_answers() as answers:
             handle = _client().submit(generation.endpoint_id, arguments, webhook_url=webhook_url)
         return Submitted(
             request_id=handle.request_id,
+            queue_position=_queue_position(answers, handle.request_id),
             urls={
                 "status_url": handle.status_url,
                 "response_url": handle.response_url,
@@ -62,12 +107,29 @@ class FalBackend:
 
     def _input_url(self, item) -> str:
         """A URL fal can fetch without our credentials: presigned on S3, else fal's upload."""
-        if settings.AWS_STORAGE_BUCKET_NAME:
+        if is_s3():
             return default_storage.url(item.file.name, expire=PRESIGNED_INPUT_TTL)
-        with default_storage.open(item.file.name, "rb") as stream:
-            data = stream.read()
-        with _errors("upload"):
-            return _client().upload(data, item.content_type)
+        try:
+            with default_storage.open(item.file.name, "rb") as stream:
+                data = stream.read()
+        except FileNotFoundError as exc:
+            raise ProviderError(
+                "input_missing", "The input image is no longer stored.", retryable=False
+            ) from exc
+        try:
+            with _errors("upload"):
+                # fal-client tries fal's CDN, then fal's storage (initiate + signed PUT).
+                return _client().upload(
+                    data, item.content_type, file_name=os.path.basename(item.file.name)
+                )
+        except ProviderError as exc:
+            if exc.code == "provider_auth":
+                raise
+            raise ProviderError(
+                "upload_failed",
+                f"Uploading the input image to fal failed: {exc.message}",
+                retryable=exc.retryable,
+            ) from exc
 
     def _handle(self, generation) -> fal_client.SyncRequestHandle:
         urls = generation.provider_urls or {}
@@ -94,8 +156,8 @@ class FalBackend:
         )
 
     def result(self, generation) -> Completed:
-        handle = self._handle(generation)
         with _errors("result"):
+            handle = self._handle(generation)
             response = handle.client.get(handle.response_url, timeout=TIMEOUT)
         if response.status_code == 404:
             raise ProviderError(
@@ -216,6 +278,12 @@ def _errors(call: str):
                 "already_completed", "fal had already finished this request.", retryable=False
             ) from exc
         raise _http_error(exc.status_code, exc.message, exc.error_type) from exc
+    except httpx.HTTPStatusError as exc:
+        # fal-client's upload token call raises httpx's own error (not FalClientHTTPError).
+        response = exc.response
+        raise _http_error(
+            response.status_code, _detail(response), response.headers.get("x-fal-error-type")
+        ) from exc
     except (fal_client.client.FalClientTimeoutError, httpx.TimeoutException) as exc:
         raise ProviderError(
             "timeout", f"fal did not answer the {call} call in time.", retryable=True

@@ -14,6 +14,7 @@ from generation.models import Generation, State
 from generation.tracking import track_once
 from tests.factories import GenerationFactory
 from tests.fakefal import FakeFal, configure_fal_client_env
+from tests.media.conftest import moto_endpoint, s3, storage  # noqa: F401 - shared fixtures
 
 PUBLIC_BASE_URL = "https://promptreel.test"
 
@@ -75,6 +76,9 @@ def fake_fal(fake_fal_server, settings, monkeypatch):
         "webhook_timestamp_offset_s": 0,
         "result_retention_s": 3600,
         "webhook_sender": webhooks.sender,
+        # fal's runner downloads the input URLs it is given: so does the fake, so a test
+        # proves fal could read them (a URL it cannot read fails the job with fal's 422).
+        "fetch_inputs": True,
     }.items():
         monkeypatch.setattr(fake, knob, value)
     configure_fal_client_env(fake, monkeypatch=monkeypatch)
