@@ -7,6 +7,8 @@ from django.db import close_old_connections
 
 from generation.tracking import track_once
 
+PASS_LIMIT = 200
+
 
 class Command(BaseCommand):
     help = "Track in-flight generations: poll the provider, retry submissions, resume finalizing."
@@ -14,10 +16,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--threads", type=int, default=16, help="concurrent provider calls")
         parser.add_argument(
-            "--idle-sleep", type=float, default=0.2, help="pause when nothing is due"
+            "--interval",
+            type=float,
+            default=0.2,
+            help="seconds between the starts of two passes, unless the last one was full",
         )
 
-    def handle(self, *args, threads: int, idle_sleep: float, **options):
+    def handle(self, *args, threads: int, interval: float, **options):
         stopping = False
 
         def stop(signum, frame):
@@ -29,7 +34,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Tracker running with {threads} threads; Ctrl-C to stop.")
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="track") as pool:
             while not stopping:
+                started = time.monotonic()
                 close_old_connections()
-                if track_once(executor=pool) == 0:
-                    time.sleep(idle_sleep)
+                # A pass costs two queries however many rows it claims: with work arriving
+                # all the time, spacing passes lets each take a batch rather than a row or two.
+                if track_once(executor=pool, limit=PASS_LIMIT) < PASS_LIMIT:
+                    time.sleep(max(0.0, interval - (time.monotonic() - started)))
         self.stdout.write("Tracker stopped.")
