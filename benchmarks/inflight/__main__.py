@@ -5,8 +5,9 @@
 Starts, on loopback only: the fake fal (its own process, 20 s of simulated inference), a fresh
 database (a temporary SQLite file, or a throw-away PostgreSQL database + Redis), `manage.py
 qcluster` with Q_WORKERS=2, `manage.py track`, and with webhooks gunicorn serving
-/webhooks/fal/. It queues N generations at once, waits until every row is terminal (or the
-time limit), stops everything and prints a table. See benchmarks/README.md.
+/webhooks/fal/. It runs a few warm-up jobs, queues N generations at --rate per second, waits
+until every row is terminal (or the time limit), stops everything and prints a table. See
+benchmarks/README.md.
 """
 
 import argparse
@@ -134,6 +135,7 @@ def run(args) -> dict:
             wait_until_terminal(warmup, time.time() + args.inference + 60)
 
         cpu_before = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
+        fake_before, machine_before = tree_cpu(fake["pid"]), machine_busy()
         queries_before = counting.totals(counts_dir)
         started_at = time.time()
         ids = queue_generations(args.n, rate=args.rate)
@@ -142,6 +144,7 @@ def run(args) -> dict:
         elapsed = time.time() - started_at
         time.sleep(1.2)  # let the query counters write their last figures
         cpu_after = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
+        fake_cpu, machine_cpu = tree_cpu(fake["pid"]) - fake_before, machine_busy() - machine_before
         queries_after = counting.totals(counts_dir)
         completions = fake["stop"]()
         rows = finished_rows(ids)
@@ -173,6 +176,10 @@ def run(args) -> dict:
         "cpu_ms_per_job": {role: 1000 * cpu[role] / args.n for role in cpu},
         "idle_cpu_ms_per_job": {role: 1000 * idle[role] / args.n for role in idle},
         "video_copy_cpu_ms": video_copy_ms,
+        "fake_fal_cpu_ms_per_job": 1000 * fake_cpu / args.n,
+        # The rest of the machine: PostgreSQL, Redis, this driver, anything else running.
+        "rest_cpu_ms_per_job": 1000 * (machine_cpu - fake_cpu - sum(cpu.values())) / args.n,
+        "cores_busy": machine_cpu / elapsed,
         "queries_per_job": {role: queries[role] / args.n for role in queries},
     }
 
@@ -195,6 +202,7 @@ def fake_fal_process(inference: float):
         return ours.recv()
 
     info["stop"] = stop
+    info["pid"] = process.pid
     try:
         yield info
     finally:
@@ -354,6 +362,12 @@ def calibrate_video_copy(scratch: Path, rounds: int = 20) -> float:
     return 1000 * (time.process_time() - started) / rounds
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all cores, /proc/stat), idle and iowait out."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and all its living descendants."""
     children: dict[int, list[int]] = {}
@@ -425,6 +439,12 @@ def print_table(f: dict) -> None:
             "CPU ms/job excl. video copy",
             f"{total_cpu - f['video_copy_cpu_ms']:.1f}",
         ),
+        ("fake fal CPU ms/job (not ours)", f"{f['fake_fal_cpu_ms_per_job']:.1f}"),
+        (
+            "rest of machine CPU ms/job",
+            f"{f['rest_cpu_ms_per_job']:.1f} (PostgreSQL, Redis, driver…)",
+        ),
+        (f"cores busy (of {os.cpu_count()})", f"{f['cores_busy']:.2f}"),
         ("DB queries/job", f"{sum(f['queries_per_job'].values()):.1f}"),
         *[(f"  {role}", f"{q:.1f}") for role, q in f["queries_per_job"].items()],
     ]
