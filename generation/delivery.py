@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.http import content_disposition_header, quote_etag
 
 SALT = "generation.delivery.media"
@@ -65,10 +65,25 @@ def signed_url(name: str, *, content_type: str, filename: str = "", download: bo
             },
             expire=settings.SIGNED_URL_TTL,
         )
-    token = signing.dumps(
-        {"n": name, "t": content_type, "f": filename, "d": download}, salt=SALT, compress=True
-    )
-    return reverse("media_signed", args=[token])
+    # Not compressed: zlib saves nothing on a payload this small, and a listing makes two
+    # links per row. verify_token reads compressed tokens too.
+    token = signing.dumps({"n": name, "t": content_type, "f": filename, "d": download}, salt=SALT)
+    return _signed_view_url(token)
+
+
+_SLOT = "SLOT"
+_url_templates: dict[tuple, tuple[str, str]] = {}
+
+
+def _signed_view_url(token: str) -> str:
+    """reverse("media_signed", args=[token]), resolved once per URLconf and script prefix."""
+    key = (get_urlconf(), get_script_prefix())
+    parts = _url_templates.get(key)
+    if parts is None:
+        before, _, after = reverse("media_signed", args=[_SLOT]).partition(_SLOT)
+        parts = _url_templates[key] = (before, after)
+    # Tokens are base64url and ':' only, which reverse() leaves as they are.
+    return f"{parts[0]}{token}{parts[1]}"
 
 
 class BadToken(Exception):
