@@ -22,6 +22,9 @@ class Verdict:
     remaining: int
     reset_seconds: int
     window_seconds: int
+    # This request is the first one over the limit in its window (always True for a refusal
+    # when the database counts: it does not tell the first refusal from later ones).
+    first_refused: bool = False
 
     def headers(self, policy_name: str) -> dict[str, str]:
         headers = {
@@ -65,6 +68,7 @@ def hit(bucket: str, *, limit: int, window_seconds: int, now: float | None = Non
         count = pipe.execute()[0]
         allowed = count <= limit
         used = min(count, limit)
+        first_refused = count == limit + 1
     else:
         allowed = _db_increment(bucket, window_start, limit)
         used = (
@@ -73,7 +77,8 @@ def hit(bucket: str, *, limit: int, window_seconds: int, now: float | None = Non
             .first()
             or 0
         )
-    return Verdict(allowed, limit, max(0, limit - used), reset, window_seconds)
+        first_refused = not allowed
+    return Verdict(allowed, limit, max(0, limit - used), reset, window_seconds, first_refused)
 
 
 def _db_increment(bucket: str, window_start: int, limit: int) -> bool:

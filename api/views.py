@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +16,6 @@ from generation.media import fetch_image_url
 from generation.models import Generation, State
 from generation.safe_fetch import FetchRefused
 from generation.services import generation_cancel, generation_create, key_spend_this_month
-from moderation.models import TakeDown
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .models import ApiKey, Scope
@@ -81,9 +79,12 @@ def output_urls(request):
 
 
 def api_generations(user):
-    """The user's generations, each knowing in the same query whether it was taken down."""
-    return Generation.objects.visible_to(user).annotate(
-        taken_down=Exists(TakeDown.objects.filter(generation=OuterRef("pk")))
+    """The user's generations with the columns the API renders, each with its take-down (if
+    any) joined in the same query (cheaper to build and compile than an EXISTS annotation)."""
+    return (
+        Generation.objects.visible_to(user)
+        .select_related("takedown")
+        .only(*GenerationSerializer.columns_read, "takedown__id")
     )
 
 
@@ -228,6 +229,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         except InputError as exc:
             raise refusal(exc) from None
         images = _images(data)
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
         try:
             generation = generation_create(
                 user=request.user,
@@ -236,7 +238,9 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 images=images,
                 preset=data["preset"],
                 seed=data.get("seed"),
-                api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+                api_key=api_key,
+                # apikey_authenticate refused suspended accounts a moment ago.
+                suspension_checked=api_key is not None,
             )
         except InputError as exc:
             raise refusal(exc) from None

@@ -58,7 +58,11 @@ def account_lock(user) -> CreditAccount:
     the database's single write lock, so writers are serialised there.
     """
     assert transaction.get_connection().in_atomic_block, "account_lock needs a transaction"
-    account = account_for(user)
+    try:
+        return CreditAccount.objects.select_for_update().get(user=user)
+    except CreditAccount.DoesNotExist:
+        pass
+    account = account_for(user)  # first use: make it (outside no lock is needed for that)
     return CreditAccount.objects.select_for_update().get(pk=account.pk)
 
 
@@ -76,48 +80,68 @@ def ledger_apply(
     reason: str = "",
     actor=None,
     period_end: dt.datetime | None = None,
+    savepoint: bool = True,
 ) -> LedgerEntry | None:
     """Apply one movement exactly once. Returns the new entry, or None if `key` was applied.
 
     Raises LedgerError if a bucket would go below zero (nothing is written then).
+
+    savepoint=False is for a movement whose key cannot have been applied yet (a hold keyed by a
+    generation inserted in the caller's transaction): no savepoint round trips; the guarded
+    UPDATE runs first, so a LedgerError still writes nothing, and a failed insert (a duplicate
+    key) dooms the caller's whole transaction instead of reporting "already applied".
     """
     monthly, purchased = int(monthly), int(purchased)
+    entry = LedgerEntry(
+        account_id=account_id,
+        kind=kind,
+        amount=monthly + purchased,
+        monthly=monthly,
+        purchased=purchased,
+        generation_id=generation_id,
+        idempotency_key=key,
+        reason=reason,
+        actor=actor,
+        period_end=period_end,
+    )
+    if not savepoint:
+        assert transaction.get_connection().in_atomic_block, "savepoint=False needs a transaction"
+        _balance_move(account_id, key, monthly, purchased)
+        with transaction.atomic(
+            savepoint=False
+        ):  # an error here marks the transaction rollback-only
+            entry.save()
+        return entry
     try:
         with transaction.atomic():
-            entry = LedgerEntry(
-                account_id=account_id,
-                kind=kind,
-                amount=monthly + purchased,
-                monthly=monthly,
-                purchased=purchased,
-                generation_id=generation_id,
-                idempotency_key=key,
-                reason=reason,
-                actor=actor,
-                period_end=period_end,
-            )
             entry.save()
-            if monthly or purchased:
-                guard = {}
-                if monthly < 0:
-                    guard["balance_monthly__gte"] = -monthly
-                if purchased < 0:
-                    guard["balance_purchased__gte"] = -purchased
-                moved = CreditAccount.objects.filter(pk=account_id, **guard).update(
-                    balance_monthly=F("balance_monthly") + monthly,
-                    balance_purchased=F("balance_purchased") + purchased,
-                    updated_at=timezone.now(),
-                )
-                if moved != 1:
-                    raise LedgerError(
-                        f"{key}: account {account_id} cannot cover {monthly:+d} monthly / "
-                        f"{purchased:+d} purchased"
-                    )
+            _balance_move(account_id, key, monthly, purchased)
     except IntegrityError:
         if LedgerEntry.objects.filter(idempotency_key=key).exists():
             return None
         raise
     return entry
+
+
+def _balance_move(account_id: int, key: str, monthly: int, purchased: int) -> None:
+    """The conditional UPDATE of ledger_apply: no bucket goes below zero."""
+    if not (monthly or purchased):
+        return
+    guard = {}
+    if monthly < 0:
+        guard["balance_monthly__gte"] = -monthly
+    if purchased < 0:
+        guard["balance_purchased__gte"] = -purchased
+    moved = CreditAccount.objects.filter(pk=account_id, **guard).update(
+        balance_monthly=F("balance_monthly") + monthly,
+        balance_purchased=F("balance_purchased") + purchased,
+        updated_at=timezone.now(),
+    )
+    if moved != 1:
+        raise LedgerError(
+            f"{key}: account {account_id} cannot cover {monthly:+d} monthly / "
+            f"{purchased:+d} purchased"
+        )
 
 
 def _aware(value: dt.datetime | None) -> str:
@@ -393,13 +417,21 @@ def is_preview(resolution: str, duration: int) -> bool:
     return duration <= plans.PREVIEW_MAX_SECONDS and preview.allows_resolution(resolution)
 
 
-def plan_check(*, user, resolution: str, duration: int, hd_rerender: bool = False) -> None:
+def plan_check(
+    *,
+    user,
+    resolution: str,
+    duration: int,
+    hd_rerender: bool = False,
+    account: CreditAccount | None = None,
+) -> None:
     """Refuse what the user's plan does not allow, saying which plan does.
 
     "Render in HD" of one's own preview is allowed on every plan (paid HD): only the
-    resolution gate is lifted, and the duration is the preview's.
+    resolution gate is lifted, and the duration is the preview's. `account`: the user's
+    account when the caller has it already (read for them otherwise).
     """
-    plan = account_for(user).plan_info
+    plan = (account or account_for(user)).plan_info
     if not hd_rerender and not plan.allows_resolution(resolution):
         better = plans.cheapest_plan_allowing(resolution=resolution)
         raise PlanLimit(
@@ -429,19 +461,32 @@ def allowance_left(account: CreditAccount, *, day: dt.date | None = None) -> int
     return max(account.plan_info.daily_free_previews - (used.first() or 0), 0)
 
 
-def _allowance_take(account: CreditAccount, limit: int) -> bool:
-    """Count one free preview today if fewer than `limit` were used: a conditional UPDATE."""
+def _allowance_take(account: CreditAccount, limit: int, *, day: dt.date | None = None) -> bool:
+    """Count one free preview today if fewer than `limit` were used.
+
+    One statement, on PostgreSQL and SQLite alike: insert today's row with one preview used, or
+    raise the existing row's count if it is under `limit` (a conditional upsert, as atomic as
+    the conditional UPDATE it replaces). A row comes back only if a preview was taken.
+    """
     if limit <= 0:
         return False
-    day = today()
-    row = DailyUsage.objects.filter(account=account, day=day)
-    if not row.exists():
-        try:
-            with transaction.atomic():
-                DailyUsage.objects.create(account=account, day=day)
-        except IntegrityError:
-            pass
-    return row.filter(free_used__lt=limit).update(free_used=F("free_used") + 1) == 1
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    table = quote(DailyUsage._meta.db_table)
+    account_col, day_col, used_col = (
+        quote(DailyUsage._meta.get_field(name).column) for name in ("account", "day", "free_used")
+    )
+    # Only quoted identifiers from the models' _meta are interpolated; values are parameters.
+    sql = (
+        f"INSERT INTO {table} ({account_col}, {day_col}, {used_col}) VALUES (%s, %s, 1) "  # noqa: S608
+        f"ON CONFLICT ({account_col}, {day_col}) DO UPDATE SET {used_col} = {table}.{used_col} + 1 "
+        f"WHERE {table}.{used_col} < %s RETURNING {used_col}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [account.pk, connection.ops.adapt_datefield_value(day or today()), limit]
+        )
+        return cursor.fetchone() is not None
 
 
 def in_flight(account: CreditAccount) -> int:
@@ -457,10 +502,65 @@ def generations_today(account: CreditAccount) -> int:
     return Generation.objects.filter(user_id=account.user_id, created_at__gte=start).count()
 
 
-def _check_daily_cap(account: CreditAccount, plan) -> None:
+def _under_lock_counts(
+    account: CreditAccount, *, day: dt.date, excluding=None
+) -> tuple[int, int, int]:
+    """Jobs in flight, generations made today (UTC) and free previews used today, in one
+    statement: what credits_reserve checks after account_lock (run after the lock is granted,
+    so it sees every create that committed before). Plain SQL on PostgreSQL and SQLite alike:
+    this runs while the account is locked, and the ORM's compiling took longer than the query.
+    """
+    from generation.models import TERMINAL, Generation
+
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+
+    def column(model, name):
+        return quote(model._meta.get_field(name).column)
+
+    generations, usage = quote(Generation._meta.db_table), quote(DailyUsage._meta.db_table)
+    state, created, user, pk = (
+        column(Generation, n) for n in ("state", "created_at", "user", "id")
+    )
+    terminal = ", ".join(["%s"] * len(TERMINAL))
+    running = f"{state} NOT IN ({terminal})"
+    since = f"{created} >= %s"
+    # Only quoted identifiers from the models' _meta are interpolated; values are parameters.
+    sql = (
+        f"SELECT COUNT(*) FILTER (WHERE {running}), COUNT(*) FILTER (WHERE {since}), "  # noqa: S608
+        f"(SELECT {column(DailyUsage, 'free_used')} FROM {usage} "
+        f"WHERE {column(DailyUsage, 'account')} = %s AND {column(DailyUsage, 'day')} = %s) "
+        f"FROM {generations} WHERE {user} = %s AND ({running} OR {since})"
+        + (f" AND {pk} <> %s" if excluding is not None else "")  # noqa: S608
+    )
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    states = sorted(TERMINAL)
+    start_param = connection.ops.adapt_datetimefield_value(start)
+    params = [
+        *states,
+        start_param,
+        account.pk,
+        connection.ops.adapt_datefield_value(day),
+        account.user_id,
+        *states,
+        start_param,
+    ]
+    if excluding is not None:
+        params.append(Generation._meta.pk.get_db_prep_value(excluding, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        made_running, made_today, free_used = cursor.fetchone()
+    return made_running or 0, made_today or 0, free_used or 0
+
+
+def _check_daily_cap(account: CreditAccount, plan, made_today: int | None = None) -> None:
     # Counted under the account lock taken by credits_reserve, so racing creates are exact.
     cap = plan.max_generations_per_day
-    if cap and generations_today(account) >= cap:
+    if not cap:
+        return
+    if made_today is None:
+        made_today = generations_today(account)
+    if made_today >= cap:
         better = next(
             (
                 p
@@ -476,12 +576,40 @@ def _check_daily_cap(account: CreditAccount, plan) -> None:
         )
 
 
-def credits_reserve(*, user, resolution: str, duration: int, list_credits: int) -> Charge:
+def credits_reserve(
+    *,
+    user,
+    resolution: str,
+    duration: int,
+    list_credits: int,
+    check_plan: bool = False,
+    hd_rerender: bool = False,
+    inserted=None,
+) -> Charge:
     """Inside the create transaction: lock the account, check jobs in flight, take a free
-    preview from today's allowance or check the balance. The hold itself follows the insert."""
+    preview from today's allowance or check the balance. The hold itself follows the insert.
+
+    check_plan: run plan_check (with `hd_rerender`) first, on the locked row, for a caller that
+    did not check the plan before the transaction (it saves reading the account twice).
+    inserted: the generation this create already inserted in this transaction, before the
+    lock (so that the lock is held for less); the counts leave it out. Rows that other creates
+    have inserted but not yet committed are not counted either: each create counts, under the
+    lock, every create that committed before it took the lock, so the limits stay exact.
+    """
     account = account_lock(user)
+    if check_plan:
+        plan_check(
+            user=user,
+            resolution=resolution,
+            duration=duration,
+            hd_rerender=hd_rerender,
+            account=account,
+        )
     plan = account.plan_info
-    running = in_flight(account)
+    day = today()
+    running, made_today, free_used = _under_lock_counts(
+        account, day=day, excluding=getattr(inserted, "pk", None)
+    )
     if running >= plan.max_in_flight:
         better = next(
             (
@@ -498,9 +626,16 @@ def credits_reserve(*, user, resolution: str, duration: int, list_credits: int) 
             + (f" {better.name} runs {better.max_in_flight} at once." if better else ""),
             allowed_by=better.code if better else None,
         )
-    _check_daily_cap(account, plan)
+    _check_daily_cap(account, plan, made_today)
     monthly_expire(account)
-    if is_preview(resolution, duration) and _allowance_take(account, plan.daily_free_previews):
+    preview = is_preview(resolution, duration)
+    # Only lock holders raise today's count, so a used-up allowance stays used up (a refund
+    # of a failed preview may lower it meanwhile; the next create sees that).
+    if (
+        preview
+        and free_used < plan.daily_free_previews
+        and _allowance_take(account, plan.daily_free_previews, day=day)
+    ):
         return Charge(account=account, credits=0, free_preview=True, list_credits=list_credits)
     if account.balance < list_credits:
         raise InsufficientCredits(
@@ -511,7 +646,7 @@ def credits_reserve(*, user, resolution: str, duration: int, list_credits: int) 
                 f"{account.balance}."
                 + (
                     f" Your {plan.daily_free_previews} free previews for today are used."
-                    if is_preview(resolution, duration) and plan.daily_free_previews
+                    if preview and plan.daily_free_previews
                     else ""
                 )
                 + " Buy a credit pack or subscribe to Creator or Studio."
@@ -554,9 +689,13 @@ def hold_key(generation_id) -> str:
 
 def credits_hold(*, charge: Charge, generation) -> LedgerEntry | None:
     """Debit the charge for this generation (monthly credits first). Same transaction as the
-    generation's insert; raises InsufficientCredits (rolling both back) if the balance moved."""
+    generation's insert; raises InsufficientCredits (rolling both back) if the balance moved.
+
+    charge.account is the row credits_reserve read under account_lock in this transaction
+    (monthly_expire refreshes it when it writes off), so its balances are current: nobody else
+    can move them until this transaction ends. The conditional UPDATE guards them anyway.
+    """
     account = charge.account
-    account.refresh_from_db(fields=["balance_monthly", "balance_purchased", "monthly_expires_at"])
     cost = charge.credits
     from_monthly = min(account.balance_monthly, cost)
     from_purchased = cost - from_monthly
@@ -576,6 +715,7 @@ def credits_hold(*, charge: Charge, generation) -> LedgerEntry | None:
             generation_id=generation.pk,
             reason=reason,
             period_end=account.monthly_expires_at if from_monthly else None,
+            savepoint=False,  # the key names a generation inserted in this transaction
         )
     except LedgerError:
         account.refresh_from_db(fields=["balance_monthly", "balance_purchased"])

@@ -16,6 +16,7 @@ from django_q.conf import Conf
 
 from api import ratelimit
 from billing import services as billing
+from moderation import openai_check
 from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
 
 from . import catalogue
@@ -51,6 +52,7 @@ def generation_create(
     tier: str = Tier.PREVIEW,
     rerender_of: Generation | None = None,
     api_key=None,
+    suspension_checked: bool = False,
 ) -> Generation:
     """Validate, price and record a generation, and queue it for submission.
 
@@ -58,8 +60,11 @@ def generation_create(
     nothing behind. Raises InputError with per-field messages; billing's refusals
     (InsufficientCredits, PlanLimit) are InputErrors too. The price is held (or a free preview
     taken from today's allowance) in the transaction that inserts the row.
+
+    suspension_checked: the caller has just checked user_is_suspended in this request (API key
+    authentication does), so it is not asked twice.
     """
-    if user_is_suspended(user):
+    if not suspension_checked and user_is_suspended(user):
         raise AccountSuspended()
     valid = catalogue.validate_input(endpoint_id, inputs, image_count=len(images), preset=preset)
     if seed is None:
@@ -72,12 +77,17 @@ def generation_create(
         raise InputError(
             {"endpoint": f"{exc} This endpoint cannot be used until it is priced."}
         ) from None
-    billing.plan_check(
-        user=user,
-        resolution=valid.resolution,
-        duration=valid.duration,
-        hd_rerender=rerender_of is not None,
-    )
+    # Plan limits refuse before any costly work: before the images are processed or the prompt
+    # is sent to remote moderation. Without either, nothing between here and the transaction
+    # can refuse or record anything, so the check runs there, on the locked account row.
+    plan_checked_early = bool(images) or openai_check.enabled()
+    if plan_checked_early:
+        billing.plan_check(
+            user=user,
+            resolution=valid.resolution,
+            duration=valid.duration,
+            hd_rerender=rerender_of is not None,
+        )
     if valid.resolution == "1080p":
         tier = Tier.HD
     cleaned = []
@@ -100,38 +110,49 @@ def generation_create(
     allowed = decision.action == "allow"
 
     now = timezone.now()
+    generation = Generation(
+        user=user,
+        api_key=api_key,
+        state=State.QUEUED if allowed else State.HELD,
+        queued_at=now if allowed else None,
+        # Due at once: the tracker submits it (enqueue_submit).
+        next_check_at=now if allowed else None,
+        endpoint_id=valid.endpoint.id,
+        backend=settings.VIDEO_BACKEND,
+        prompt=valid.prompt,
+        preset=valid.preset,
+        arguments={**valid.arguments, "seed": seed},
+        seed=seed,
+        resolution=valid.resolution,
+        duration=valid.duration,
+        aspect_ratio=valid.aspect_ratio or "",
+        tier=tier,
+        # The price as charged; a free preview is marked once the allowance is taken.
+        free_preview=False,
+        rerender_of=rerender_of,
+        credit_cost=price.credits,
+        fal_price_usd=price.usd,
+    )
     with transaction.atomic():
+        # Inserted before the account lock, so that the lock is held for fewer statements;
+        # a refusal below rolls it back with everything else.
+        generation.save(force_insert=True)
         charge = billing.credits_reserve(
             user=user,
             resolution=valid.resolution,
             duration=valid.duration,
             list_credits=price.credits,
+            check_plan=not plan_checked_early,
+            hd_rerender=rerender_of is not None,
+            inserted=generation,
         )
         if api_key is not None and api_key.monthly_credit_cap is not None:
-            _check_key_cap(api_key, charge.credits)
-        generation = Generation.objects.create(
-            user=user,
-            api_key=api_key,
-            state=State.QUEUED if allowed else State.HELD,
-            queued_at=now if allowed else None,
-            # Due at once: a tracker thread may submit it before a worker reaches the task,
-            # so a burst of creates never waits behind the task queue (claims keep it single).
-            next_check_at=now if allowed else None,
-            endpoint_id=valid.endpoint.id,
-            backend=settings.VIDEO_BACKEND,
-            prompt=valid.prompt,
-            preset=valid.preset,
-            arguments={**valid.arguments, "seed": seed},
-            seed=seed,
-            resolution=valid.resolution,
-            duration=valid.duration,
-            aspect_ratio=valid.aspect_ratio or "",
-            tier=tier,
-            free_preview=charge.free_preview,
-            rerender_of=rerender_of,
-            credit_cost=charge.credits,
-            fal_price_usd=price.usd,
-        )
+            _check_key_cap(api_key, charge.credits, excluding=generation.pk)
+        if charge.credits != generation.credit_cost or charge.free_preview:
+            generation.credit_cost, generation.free_preview = charge.credits, charge.free_preview
+            Generation.objects.filter(pk=generation.pk).update(
+                credit_cost=charge.credits, free_preview=charge.free_preview
+            )
         billing.credits_hold(charge=charge, generation=generation)
         for position, image in enumerate(cleaned):
             name = f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}"
@@ -175,33 +196,32 @@ class KeySpendCap(InputError):
         )
 
 
-def key_spend_this_month(api_key) -> int:
+def key_spend_this_month(api_key, *, excluding=None) -> int:
     """Credits this key's generations hold or spent this calendar month (refunds excluded)."""
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     refunded = [State.FAILED, State.CANCELED, State.BLOCKED]
-    return (
-        Generation.objects.filter(api_key=api_key, created_at__gte=start)
-        .exclude(state__in=refunded)
-        .aggregate(total=Sum("credit_cost"))["total"]
-        or 0
-    )
+    rows = Generation.objects.filter(api_key=api_key, created_at__gte=start)
+    if excluding is not None:
+        rows = rows.exclude(pk=excluding)
+    return rows.exclude(state__in=refunded).aggregate(total=Sum("credit_cost"))["total"] or 0
 
 
-def _check_key_cap(api_key, cost: int) -> None:
+def _check_key_cap(api_key, cost: int, *, excluding=None) -> None:
     # Runs after credits_reserve locked the account, so two requests on one key cannot both
-    # slip under the cap.
-    spent = key_spend_this_month(api_key)
+    # slip under the cap. `excluding`: the row being created (inserted before the lock).
+    spent = key_spend_this_month(api_key, excluding=excluding)
     if spent + cost > api_key.monthly_credit_cap:
         raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)
 
 
 def _watch_for_bursts(user) -> None:
     """Many generations in one minute flag the account for a moderator (it is not refused:
-    the rate and plan limits do that)."""
+    the rate and plan limits do that). Flagged once, by the request that crosses the limit:
+    the rest of the burst would only repeat it (two queries each)."""
     verdict = ratelimit.hit(
         f"burst:{user.pk}", limit=settings.BURST_FLAG_PER_MINUTE, window_seconds=60
     )
-    if not verdict.allowed:
+    if verdict.first_refused:
         user_flag(
             user=user, reason=f"More than {settings.BURST_FLAG_PER_MINUTE} generations in a minute"
         )
