@@ -131,6 +131,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH") or BASE_DIR / "db.sqlite3",
+            # Kept open as on PostgreSQL: django-q's ORM broker and workers close "old"
+            # connections before every call, which with 0 meant a new connection (and its
+            # PRAGMAs) for every task and every broker poll.
+            "CONN_MAX_AGE": 0 if TESTING else 60,
             # The web server, the worker and the tracker write to one file at once: WAL lets
             # readers go on during a write, IMMEDIATE avoids lock-upgrade deadlocks.
             "OPTIONS": {
