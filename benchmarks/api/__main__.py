@@ -39,7 +39,7 @@ TARGETS = {"detail": 0.60, "create": 0.30}  # share of the baseline's throughput
 # Everything the load hits, in order; the baseline runs first and last (drift check).
 CASES = ["baseline", "detail", "list", "create", "baseline2"]
 LIST_LIMIT = 20  # the API's default page size
-SEEDED_ROWS = 50  # the load user's rows before the run (the list endpoint reads 20 of them)
+SEEDED_ROWS = 50  # each load user's rows before the run (the list endpoint reads 20 of them)
 
 
 def main() -> int:
@@ -53,6 +53,14 @@ def main() -> int:
         help="reuse connections (default: Connection: close, so that each request is accepted "
         "by whichever gunicorn worker is free; with keep-alive wrk's few connections can land "
         "unevenly on the workers and one worker's core sits idle)",
+    )
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=1,
+        help="load users (accounts), each with its own key; every case, baseline included, "
+        "spreads its requests over their keys round-robin (creates of one account serialise "
+        "on its account row lock)",
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
@@ -69,6 +77,8 @@ def main() -> int:
     )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
@@ -124,11 +134,17 @@ def run(args) -> dict:
         import django
 
         django.setup()
-        load_user, key = make_user("load", rows=SEEDED_ROWS)
-        detail_id = first_succeeded(load_user)
+        # One load user keeps its historical name; with --accounts N they are load1..loadN.
+        names = (
+            ["load"] if args.accounts == 1 else [f"load{i}" for i in range(1, args.accounts + 1)]
+        )
+        made = [make_user(name, rows=SEEDED_ROWS) for name in names]
+        load_users, keys = [user for user, _ in made], [key for _, key in made]
+        # Users only see their own rows: each key GETs a succeeded row of its own user.
+        detail_ids = [first_succeeded(user) for user in load_users]
         queries = count_queries(show=args.show_queries)
         if args.profile:
-            profile(key, detail_id)
+            profile(keys[0], detail_ids[0])
 
         command = [
             str(Path(sys.executable).with_name("gunicorn")),
@@ -141,24 +157,32 @@ def run(args) -> dict:
         ]
         procs = stack.enter_context(started({"web": command}, env, scratch))
         base = f"http://127.0.0.1:{port}"
-        wait_until_serving(base, key)
+        wait_until_serving(base, keys[0])
+        # Per case: the method, the body and, per key, the path (the detail row is the key's own).
         requests = {
-            "baseline": ("GET", "/bench/ping", None),
-            "baseline2": ("GET", "/bench/ping", None),
-            "detail": ("GET", f"/api/v1/generations/{detail_id}", None),
-            "list": ("GET", f"/api/v1/generations?limit={LIST_LIMIT}", None),
-            "create": ("POST", "/api/v1/generations", json.dumps(CREATE_BODY)),
+            "baseline": ("GET", ["/bench/ping"] * len(keys), None),
+            "baseline2": ("GET", ["/bench/ping"] * len(keys), None),
+            "detail": ("GET", [f"/api/v1/generations/{pk}" for pk in detail_ids], None),
+            "list": ("GET", [f"/api/v1/generations?limit={LIST_LIMIT}"] * len(keys), None),
+            "create": ("POST", ["/api/v1/generations"] * len(keys), json.dumps(CREATE_BODY)),
         }
         load = {}
         for case in CASES:
-            method, path, body = requests[case]
-            check_once(base, key, method, path, body)
-            script = write_script(scratch / f"{case}.lua", key, method, body, args.keepalive)
-            wrk(base + path, script, args.warmup, args.connections)
-            load[case] = measured(
-                base + path, script, args.duration, args.connections, procs["web"].pid
+            method, paths, body = requests[case]
+            for key, path in zip(keys, paths, strict=True):
+                check_once(base, key, method, path, body)
+            script = write_script(
+                scratch / f"{case}.lua",
+                list(zip(keys, paths, strict=True)),
+                method,
+                body,
+                args.keepalive,
             )
-        created = rows_of(load_user) - SEEDED_ROWS
+            wrk(base + paths[0], script, args.warmup, args.connections)
+            load[case] = measured(
+                base + paths[0], script, args.duration, args.connections, procs["web"].pid
+            )
+        created = sum(rows_of(user) for user in load_users) - SEEDED_ROWS * len(load_users)
 
     baseline_rps = (load["baseline"]["rps"] + load["baseline2"]["rps"]) / 2
     for figures in load.values():
@@ -168,6 +192,7 @@ def run(args) -> dict:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "connections": args.connections,
+        "accounts": args.accounts,
         "keepalive": args.keepalive,
         "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
         "cpus": os.cpu_count(),
@@ -394,6 +419,7 @@ wrk.method = "{method}"
 wrk.headers["Authorization"] = "Bearer {key}"
 wrk.headers["Content-Type"] = "application/json"
 {body}
+{spread}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -405,11 +431,43 @@ end
 """
 
 
-def write_script(path: Path, key: str, method: str, body: str | None, keepalive: bool) -> Path:
+# With several keys: one request per (key, path), built once in init() (after wrk has set the
+# Host header), then handed out round-robin by request(), one key after the other.
+SPREAD = """
+local targets = {{ {targets} }}
+local built = {{}}
+local next_index = 0
+init = function(args)
+  for i, target in ipairs(targets) do
+    local headers = {{}}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["Authorization"] = "Bearer " .. target[1]
+    built[i] = wrk.format(nil, target[2], headers)
+  end
+end
+request = function()
+  next_index = next_index % #built + 1
+  return built[next_index]
+end
+"""
+
+
+def write_script(
+    path: Path, targets: list[tuple[str, str]], method: str, body: str | None, keepalive: bool
+) -> Path:
+    """wrk's Lua script; `targets` is (key, path) per load user: one is a static request (as
+    before --accounts), several are spread round-robin, request by request."""
     body_line = f"wrk.body = {json.dumps(body)}" if body else ""
     if not keepalive:
         body_line += '\nwrk.headers["Connection"] = "close"'
-    path.write_text(LUA.format(method=method, key=key, body=body_line))
+    spread = ""
+    if len(targets) > 1:
+        spread = SPREAD.format(
+            targets=", ".join(
+                f"{{{json.dumps(key)}, {json.dumps(target)}}}" for key, target in targets
+            )
+        )
+    path.write_text(LUA.format(method=method, key=targets[0][0], body=body_line, spread=spread))
     return path
 
 
@@ -546,7 +604,8 @@ def print_table(f: dict) -> None:
     print(
         f"gunicorn {f['gunicorn']}, wrk 1 thread × {f['connections']} connections "
         f"({'keep-alive' if f['keepalive'] else 'Connection: close'}), "
-        f"{f['duration_s']:.0f} s per endpoint after {f['warmup_s']:.0f} s warm-up, "
+        + ("1 account, " if f["accounts"] == 1 else f"{f['accounts']} accounts (keys in turn), ")
+        + f"{f['duration_s']:.0f} s per endpoint after {f['warmup_s']:.0f} s warm-up, "
         f"{f['cpus']} CPUs shared by server, load generator, PostgreSQL and Redis"
     )
     header = (
