@@ -102,8 +102,17 @@ def normalise(text: str) -> list[str]:
     return list(dict.fromkeys(readings))
 
 
+# A phrase matches whole words: from the start of a reading or a space, to a space or the end.
+_WORD_START, _WORD_END = r"(?:^|(?<= ))", r"(?= |$)"
+
+
 @lru_cache(maxsize=4096)
 def _phrase_pattern(phrase: str) -> re.Pattern:
+    return re.compile(f"{_WORD_START}(?:{_phrase_spellings(phrase)}){_WORD_END}")
+
+
+def _phrase_spellings(phrase: str) -> str:
+    """The regex alternatives that spell the phrase, without the word boundaries."""
     wildcard = phrase.rstrip().endswith("*")
     words = [w for w in _SEPARATORS.split(_base(phrase.rstrip("* "))) if w]
     if not words:
@@ -113,7 +122,7 @@ def _phrase_pattern(phrase: str) -> re.Pattern:
     options = [spaced]
     if len(words) > 1:  # "k i l l y o u" is read as one word "killyou"
         options.append(_stretchable("".join(words)) + tail)
-    return re.compile(r"(?:^|(?<= ))(?:" + "|".join(options) + r")(?= |$)")
+    return "|".join(options)
 
 
 def _phrase_found(phrase: str, readings: list[str]) -> bool:
@@ -150,11 +159,38 @@ def _decision(category: Category, action: str, phrases: list[str]) -> Decision:
     )
 
 
+_prefilters: dict[int, tuple[Policy, re.Pattern | None]] = {}
+
+
+def _any_phrase(policy: Policy) -> re.Pattern | None:
+    """One pattern that matches a reading wherever any of the policy's phrases does.
+
+    Most prompts match no phrase at all; one search in C tells so, where trying each rule's
+    phrases costs hundreds of Python calls (0.06 ms against 0.4 ms for a plain prompt). The
+    word boundaries are checked once per position, not once per phrase. None when a rule would
+    match without any phrase.
+    """
+    cached = _prefilters.get(id(policy))
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    rules = [rule for c in policy.categories for rule in (*c.rules, *c.review_rules)]
+    pattern = None
+    if all(rule.groups for rule in rules):
+        phrases = sorted({phrase for rule in rules for group in rule.groups for phrase in group})
+        spellings = "|".join(_phrase_spellings(phrase) for phrase in phrases)
+        pattern = re.compile(f"{_WORD_START}(?:{spellings}){_WORD_END}")
+    _prefilters[id(policy)] = (policy, pattern)
+    return pattern
+
+
 def check_text(policy: Policy, text: str, *, has_image: bool = False) -> Decision:
     """The most severe decision any category's rules give for `text`."""
     if not text or not text.strip():
         return ALLOWED
     readings = normalise(text)
+    prefilter = _any_phrase(policy)
+    if prefilter is not None and not any(prefilter.search(reading) for reading in readings):
+        return ALLOWED
     worst = ALLOWED
     for category in policy.categories:
         for rule in category.rules:

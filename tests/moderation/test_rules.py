@@ -161,3 +161,16 @@ def test_policy_file_setting_is_used(settings, tmp_path):
     policy = get_policy()
     assert policy.version == "test-1"
     assert check_text(policy, "P1NEAPPLE    PIZZA").category == "pineapple"
+
+
+def test_the_one_pattern_prefilter_never_changes_a_decision(policy, monkeypatch):
+    """check_text skips the rules when no phrase occurs at all; the decisions stay the same."""
+    from moderation import rules
+
+    prompts = [prompt for prompt, _, _ in TABLE]
+    with_filter = [check_text(policy, p, has_image=image) for p in prompts for image in (0, 1)]
+    assert rules._any_phrase(policy) is not None
+    monkeypatch.setattr(rules, "_any_phrase", lambda policy: None)
+    without = [check_text(policy, p, has_image=image) for p in prompts for image in (0, 1)]
+    assert with_filter == without
+    assert any(decision.action != A for decision in without), "the table has matches"
