@@ -8,6 +8,7 @@ settings overrides (and tests) take effect at once.
 
 import json
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -87,7 +88,10 @@ def _rank(resolution: str) -> int:
 
 
 def _overrides(name: str) -> dict:
-    raw = getattr(settings, name, "") or ""
+    return _parse_overrides(name, getattr(settings, name, "") or "")
+
+
+def _parse_overrides(name: str, raw) -> dict:
     if not raw:
         return {}
     try:
@@ -108,13 +112,29 @@ def _apply(item, changes: dict, setting: str):
 
 
 def plans() -> dict[str, Plan]:
-    overrides = _overrides("BILLING_PLAN_OVERRIDES")
-    prices = {CREATOR: settings.STRIPE_PRICE_CREATOR, STUDIO: settings.STRIPE_PRICE_STUDIO}
+    # Built once per combination of the settings it reads (several times per request before).
+    raw = settings.BILLING_PLAN_OVERRIDES
+    return dict(
+        _plans_for(
+            raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True),
+            settings.STRIPE_PRICE_CREATOR,
+            settings.STRIPE_PRICE_STUDIO,
+            settings.FREE_DAILY_PREVIEWS,
+        )
+    )
+
+
+@lru_cache(maxsize=16)
+def _plans_for(
+    raw_overrides: str, creator_price: str, studio_price: str, free_daily_previews: int
+) -> dict[str, Plan]:
+    overrides = _parse_overrides("BILLING_PLAN_OVERRIDES", raw_overrides)
+    prices = {CREATOR: creator_price, STUDIO: studio_price}
     result = {}
     for plan in _PLANS:
         plan = replace(plan, stripe_price=prices.get(plan.code, ""))
         if plan.code == FREE:
-            plan = replace(plan, daily_free_previews=settings.FREE_DAILY_PREVIEWS)
+            plan = replace(plan, daily_free_previews=free_daily_previews)
         result[plan.code] = _apply(plan, overrides.get(plan.code, {}), "BILLING_PLAN_OVERRIDES")
     return result
 
