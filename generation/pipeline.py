@@ -167,19 +167,29 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
             # Running already (or a webhook moved it meanwhile: the state guard then loses).
             Generation.objects.filter(pk=generation_id, state=State.IN_PROGRESS).update(**polled)
     else:
-        if progress.error and not _is_retry_or_cancel(progress.error_type):
-            # The status only says "Invalid status code: 422"; the result holds fal's detail
-            # (which field, which policy), and that is what the user should read.
+        output_url = ""
+        if not progress.error or not _is_retry_or_cancel(progress.error_type):
+            # A failure's status only says "Invalid status code: 422"; the result holds fal's
+            # detail (which field, which policy), and that is what the user should read. A
+            # success's result holds the video link, saved with the move to finalizing: a
+            # finalize that dies mid-copy is retried from it, not from fal's expiring result.
             try:
-                backend.result(generation)
+                output_url = backend.result(generation).video_url
             except ProviderError as exc:
-                _failed(generation_id, exc)
+                if exc.retryable and not progress.error:
+                    Generation.objects.filter(pk=generation_id, state=generation.state).update(
+                        polls=generation.polls + 1,
+                        next_check_at=now + retry_delay(generation.polls + 1),
+                    )
+                else:
+                    _failed(generation_id, exc)
                 return
         generation_complete_at_provider(
             generation_id=generation_id,
             metrics=progress.metrics,
             error=progress.error,
             error_type=progress.error_type,
+            output_url=output_url,
         )
 
 

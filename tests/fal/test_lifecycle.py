@@ -3,6 +3,7 @@
 import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils import timezone
 
 from generation import pipeline
 from generation.models import Generation, State
@@ -76,6 +77,46 @@ def test_happy_path_without_webhook_tracker_polls(
     assert generation.inference_seconds > 0  # fal's metrics.inference_time, recorded
     assert generation.in_queue_at and generation.finalizing_at and generation.finished_at
     assert default_storage.exists(generation.output.name)
+    assert len(fake_fal.submits()) == 1
+
+
+def test_the_poll_that_sees_the_end_saves_the_video_link_for_finalize(
+    fake_fal, user, django_capture_on_commit_callbacks, monkeypatch
+):
+    generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    with django_capture_on_commit_callbacks(execute=False) as finalize_tasks:
+        Generation.objects.filter(pk=generation.pk).update(next_check_at=timezone.now())
+        assert track_once() == 1
+    generation.refresh_from_db()
+    assert generation.state == State.FINALIZING
+    assert len(finalize_tasks) == 1
+    assert generation.provider_output_url.startswith(f"{fake_fal.base_url}/files/")
+    # The worker that had the task died; by the time the finalize runs again fal has dropped
+    # the result. The saved link is all it needs.
+    monkeypatch.setattr(fake_fal, "result_retention_s", 0)
+    assert pipeline.generation_finalize(generation_id=generation.pk, lease=generation.next_check_at)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+    assert len(fake_fal.recorded("result")) == 1
+
+
+def test_result_fetch_failing_at_the_end_is_polled_again(
+    fake_fal, user, django_capture_on_commit_callbacks
+):
+    generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    fake_fal.fail_next("result", 1, status=503)
+    Generation.objects.filter(pk=generation.pk).update(next_check_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert track_once() == 1
+    generation.refresh_from_db()
+    assert generation.state == State.IN_QUEUE, "not failed, not resubmitted"
+    assert generation.polls == 1 and generation.attempts == 1
+    assert generation.next_check_at > timezone.now()
+    track_until_terminal(django_capture_on_commit_callbacks)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
     assert len(fake_fal.submits()) == 1
 
 
