@@ -113,7 +113,7 @@ def _apply(item, changes: dict, setting: str):
 
 def plans() -> dict[str, Plan]:
     # Built once per combination of the settings it reads (several times per request before).
-    raw = settings.BILLING_PLAN_OVERRIDES
+    raw = getattr(settings, "BILLING_PLAN_OVERRIDES", "") or ""
     return dict(
         _plans_for(
             raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True),
