@@ -64,7 +64,8 @@ def track_once(
     return len(claimed)
 
 
-def _step(generation: Generation) -> None:
+def _step(generation: Generation) -> bool:
+    """One step for a claimed row; False if it failed (logged, the row is retried later)."""
     try:
         if generation.state == State.QUEUED:
             pipeline.generation_submit(generation_id=generation.pk, generation=generation)
@@ -74,11 +75,14 @@ def _step(generation: Generation) -> None:
             pipeline.generation_poll(generation_id=generation.pk, generation=generation)
     except Exception:
         log.exception("tracking step for %s (%s) failed", generation.pk, generation.state)
+        return False
+    return True
 
 
 _thread_checked = threading.local()
 # Each pool thread has its own connection. Checking it costs a round trip (a health check),
-# so a thread checks once per this many seconds, not once per step.
+# so a thread checks once per this many seconds, not once per step, and right after a step
+# failed (the database may have gone away under it).
 CONNECTION_CHECK_SECONDS = 5.0
 
 
@@ -90,7 +94,8 @@ def _step_in_thread(generation: Generation) -> None:
     ):
         close_old_connections()  # drop it if it broke or outlived CONN_MAX_AGE
         _thread_checked.at = clock
-    _step(generation)
+    if not _step(generation):
+        _thread_checked.at = -CONNECTION_CHECK_SECONDS
 
 
 # How long a row may sit in each state (since entering it) before the reaper ends it.
