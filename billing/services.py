@@ -461,7 +461,7 @@ def allowance_left(account: CreditAccount, *, day: dt.date | None = None) -> int
     return max(account.plan_info.daily_free_previews - (used.first() or 0), 0)
 
 
-def _allowance_take(account: CreditAccount, limit: int, *, day: dt.date | None = None) -> bool:
+def _allowance_take(account: CreditAccount, limit: int, *, day: dt.date) -> bool:
     """Count one free preview today if fewer than `limit` were used.
 
     One statement, on PostgreSQL and SQLite alike: insert today's row with one preview used, or
@@ -483,9 +483,7 @@ def _allowance_take(account: CreditAccount, limit: int, *, day: dt.date | None =
         f"WHERE {table}.{used_col} < %s RETURNING {used_col}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [account.pk, connection.ops.adapt_datefield_value(day or today()), limit]
-        )
+        cursor.execute(sql, [account.pk, connection.ops.adapt_datefield_value(day), limit])
         return cursor.fetchone() is not None
 
 
@@ -493,13 +491,6 @@ def in_flight(account: CreditAccount) -> int:
     from generation.models import TERMINAL, Generation
 
     return Generation.objects.filter(user_id=account.user_id).exclude(state__in=TERMINAL).count()
-
-
-def generations_today(account: CreditAccount) -> int:
-    from generation.models import Generation
-
-    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Generation.objects.filter(user_id=account.user_id, created_at__gte=start).count()
 
 
 def _under_lock_counts(
@@ -553,14 +544,10 @@ def _under_lock_counts(
     return made_running or 0, made_today or 0, free_used or 0
 
 
-def _check_daily_cap(account: CreditAccount, plan, made_today: int | None = None) -> None:
+def _check_daily_cap(plan, made_today: int) -> None:
     # Counted under the account lock taken by credits_reserve, so racing creates are exact.
     cap = plan.max_generations_per_day
-    if not cap:
-        return
-    if made_today is None:
-        made_today = generations_today(account)
-    if made_today >= cap:
+    if cap and made_today >= cap:
         better = next(
             (
                 p
@@ -584,14 +571,14 @@ def credits_reserve(
     list_credits: int,
     check_plan: bool = False,
     hd_rerender: bool = False,
-    inserted=None,
+    inserted_id=None,
 ) -> Charge:
     """Inside the create transaction: lock the account, check jobs in flight, take a free
     preview from today's allowance or check the balance. The hold itself follows the insert.
 
     check_plan: run plan_check (with `hd_rerender`) first, on the locked row, for a caller that
     did not check the plan before the transaction (it saves reading the account twice).
-    inserted: the generation this create already inserted in this transaction, before the
+    inserted_id: the generation this create already inserted in this transaction, before the
     lock (so that the lock is held for less); the counts leave it out. Rows that other creates
     have inserted but not yet committed are not counted either: each create counts, under the
     lock, every create that committed before it took the lock, so the limits stay exact.
@@ -607,9 +594,7 @@ def credits_reserve(
         )
     plan = account.plan_info
     day = today()
-    running, made_today, free_used = _under_lock_counts(
-        account, day=day, excluding=getattr(inserted, "pk", None)
-    )
+    running, made_today, free_used = _under_lock_counts(account, day=day, excluding=inserted_id)
     if running >= plan.max_in_flight:
         better = next(
             (
@@ -626,7 +611,7 @@ def credits_reserve(
             + (f" {better.name} runs {better.max_in_flight} at once." if better else ""),
             allowed_by=better.code if better else None,
         )
-    _check_daily_cap(account, plan, made_today)
+    _check_daily_cap(plan, made_today)
     monthly_expire(account)
     preview = is_preview(resolution, duration)
     # Only lock holders raise today's count, so a used-up allowance stays used up (a refund

@@ -144,15 +144,13 @@ def generation_create(
             list_credits=price.credits,
             check_plan=not plan_checked_early,
             hd_rerender=rerender_of is not None,
-            inserted=generation,
+            inserted_id=generation.pk,
         )
         if api_key is not None and api_key.monthly_credit_cap is not None:
             _check_key_cap(api_key, charge.credits, excluding=generation.pk)
-        if charge.credits != generation.credit_cost or charge.free_preview:
-            generation.credit_cost, generation.free_preview = charge.credits, charge.free_preview
-            Generation.objects.filter(pk=generation.pk).update(
-                credit_cost=charge.credits, free_preview=charge.free_preview
-            )
+        if charge.free_preview:  # nothing charged: the row was inserted at list price
+            generation.credit_cost, generation.free_preview = 0, True
+            Generation.objects.filter(pk=generation.pk).update(credit_cost=0, free_preview=True)
         billing.credits_hold(charge=charge, generation=generation)
         for position, image in enumerate(cleaned):
             name = f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}"
