@@ -139,9 +139,7 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
         if not exc.retryable:
             generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
             return
-        Generation.objects.filter(pk=generation_id, state=generation.state).update(
-            polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1)
-        )
+        _poll_again_later(generation, now)
         return
     next_check = next_poll_at(
         generation,
@@ -159,11 +157,10 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
         )
     elif progress.stage == "in_progress":
         polled = {"polls": generation.polls + 1, "next_check_at": next_check}
-        if generation.state == State.IN_QUEUE:
-            moved = Generation.objects.transition(
-                generation_id, State.IN_PROGRESS, queue_position=None, **polled
-            )
-        if generation.state == State.IN_PROGRESS or not moved:
+        started = generation.state == State.IN_QUEUE and Generation.objects.transition(
+            generation_id, State.IN_PROGRESS, queue_position=None, **polled
+        )
+        if not started:
             # Running already (or a webhook moved it meanwhile: the state guard then loses).
             Generation.objects.filter(pk=generation_id, state=State.IN_PROGRESS).update(**polled)
     else:
@@ -177,10 +174,7 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
                 output_url = backend.result(generation).video_url
             except ProviderError as exc:
                 if exc.retryable and not progress.error:
-                    Generation.objects.filter(pk=generation_id, state=generation.state).update(
-                        polls=generation.polls + 1,
-                        next_check_at=now + retry_delay(generation.polls + 1),
-                    )
+                    _poll_again_later(generation, now)
                 else:
                     _failed(generation_id, exc)
                 return
@@ -191,6 +185,13 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
             error_type=progress.error_type,
             output_url=output_url,
         )
+
+
+def _poll_again_later(generation: Generation, now) -> None:
+    """The provider did not answer usefully: ask again after a back-off, state unchanged."""
+    Generation.objects.filter(pk=generation.pk, state=generation.state).update(
+        polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1)
+    )
 
 
 def _is_retry_or_cancel(error_type: str | None) -> bool:
