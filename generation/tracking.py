@@ -25,9 +25,13 @@ CLAIM_LEASE = timedelta(seconds=30)
 TRACKED = [State.QUEUED, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING]
 
 
+# Rows a pass claims at most.
+PASS_LIMIT = 200
+
+
 def track_once(
     *,
-    limit: int = 200,
+    limit: int = PASS_LIMIT,
     executor: Executor | None = None,
     now: datetime | None = None,
     overdue_by: timedelta = timedelta(0),
@@ -84,18 +88,16 @@ _thread_checked = threading.local()
 # so a thread checks once per this many seconds, not once per step, and right after a step
 # failed (the database may have gone away under it).
 CONNECTION_CHECK_SECONDS = 5.0
+NEVER = float("-inf")
 
 
 def _step_in_thread(generation: Generation) -> None:
     clock = time.monotonic()
-    if (
-        clock - getattr(_thread_checked, "at", -CONNECTION_CHECK_SECONDS)
-        >= CONNECTION_CHECK_SECONDS
-    ):
+    if clock - getattr(_thread_checked, "at", NEVER) >= CONNECTION_CHECK_SECONDS:
         close_old_connections()  # drop it if it broke or outlived CONN_MAX_AGE
         _thread_checked.at = clock
     if not _step(generation):
-        _thread_checked.at = -CONNECTION_CHECK_SECONDS
+        _thread_checked.at = NEVER
 
 
 # How long a row may sit in each state (since entering it) before the reaper ends it.
