@@ -27,6 +27,7 @@ from pathlib import Path
 from benchmarks.inflight.__main__ import (
     PG_ADMIN_URL,
     free_port,
+    machine_cpu,
     started,
     throwaway_postgres,
     tree_cpu,
@@ -576,14 +577,6 @@ def processes():
             int(entry),
             stat.rsplit(")", 1)[1].split(),
         )
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine from /proc/stat."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields[:8])  # guest time is already in user
-    return (total - idle) / TICKS, total / TICKS
 
 
 # --- Report --------------------------------------------------------------------------------------

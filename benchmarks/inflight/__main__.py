@@ -135,7 +135,7 @@ def run(args) -> dict:
             wait_until_terminal(warmup, time.time() + args.inference + 60)
 
         cpu_before = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
-        fake_before, machine_before = tree_cpu(fake["pid"]), machine_busy()
+        fake_before, machine_before = tree_cpu(fake["pid"]), machine_cpu()[0]
         queries_before = counting.totals(counts_dir)
         started_at = time.time()
         ids = queue_generations(args.n, rate=args.rate)
@@ -144,7 +144,8 @@ def run(args) -> dict:
         elapsed = time.time() - started_at
         time.sleep(1.2)  # let the query counters write their last figures
         cpu_after = {role: tree_cpu(proc.pid) for role, proc in procs.items()}
-        fake_cpu, machine_cpu = tree_cpu(fake["pid"]) - fake_before, machine_busy() - machine_before
+        fake_cpu = tree_cpu(fake["pid"]) - fake_before
+        busy_cpu = machine_cpu()[0] - machine_before
         queries_after = counting.totals(counts_dir)
         completions = fake["stop"]()
         rows = finished_rows(ids)
@@ -178,8 +179,8 @@ def run(args) -> dict:
         "video_copy_cpu_ms": video_copy_ms,
         "fake_fal_cpu_ms_per_job": 1000 * fake_cpu / args.n,
         # The rest of the machine: PostgreSQL, Redis, this driver, anything else running.
-        "rest_cpu_ms_per_job": 1000 * (machine_cpu - fake_cpu - sum(cpu.values())) / args.n,
-        "cores_busy": machine_cpu / elapsed,
+        "rest_cpu_ms_per_job": 1000 * (busy_cpu - fake_cpu - sum(cpu.values())) / args.n,
+        "cores_busy": busy_cpu / elapsed,
         "queries_per_job": {role: queries[role] / args.n for role in queries},
     }
 
@@ -366,10 +367,12 @@ def calibrate_video_copy(scratch: Path, rounds: int = 60) -> float:
     return 1000 * statistics.median(times)
 
 
-def machine_busy() -> float:
-    """CPU seconds the whole machine spent busy (all cores, /proc/stat), idle and iowait out."""
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine from /proc/stat."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already in user
+    return (total - idle) / TICKS, total / TICKS
 
 
 def tree_cpu(pid: int) -> float:
