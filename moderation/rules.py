@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .policy import ALLOWED, BLOCK, HOLD, Category, Decision, Policy, Rule
@@ -27,12 +29,16 @@ _LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "
          "€": "e", "|": "l", "+": "t"}  # fmt: skip
 # "1" reads as i or l ("k1ll", "1diot"): both readings are tried.
 _LEET_ONE = ("i", "l")
+_LEET_READINGS = tuple(str.maketrans({**_LEET, "1": one}) for one in _LEET_ONE)
+_ASCII_CONTROLS = dict.fromkeys([*range(0x20), 0x7F])  # category Cc
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 _WORDS = re.compile(r"[a-z0-9]+")
 
 
 def _base(text: str) -> str:
     """Strip accents and invisible characters, casefold, map look-alike letters."""
+    if text.isascii():  # most prompts: nothing to decompose, only control characters to drop
+        return text.translate(_ASCII_CONTROLS).lower()
     decomposed = unicodedata.normalize("NFKD", text)
     kept = "".join(
         ch for ch in decomposed if unicodedata.category(ch) not in ("Mn", "Me", "Cf", "Cc")
@@ -83,23 +89,22 @@ def _join_spaced_letters(text: str) -> list[str]:
 
 
 def _stretchable(word: str) -> str:
-    """A regex for `word` accepting stretched letters: 'kill' matches 'kiiilll', not 'kil'."""
+    """A regex for `word` accepting stretched letters: 'kill' matches 'kiiilll', not 'kil'.
+
+    'kill' gives 'kk*ii*lll*': starting with a plain letter rather than 'k+' lets the regex
+    engine reject an alternative on one character comparison (see _any_phrase).
+    """
     return "".join(
-        re.escape(m.group(1)) + ("+" if len(m.group(0)) == 1 else f"{{{len(m.group(0))},}}")
-        for m in re.finditer(r"(.)\1*", word)
+        re.escape(m.group(0)) + re.escape(m.group(1)) + "*" for m in re.finditer(r"(.)\1*", word)
     )
 
 
 def normalise(text: str) -> list[str]:
     """Every reading of `text` the rules are matched against: space-separated words."""
     base = _base(text)
-    readings = []
-    for one in _LEET_ONE:
-        mapped = "".join(_LEET.get(ch, one if ch == "1" else ch) for ch in base)
-        readings.append(" ".join(_join_spaced_letters(mapped)))
     # The plain reading too, so that leetspeak mapping never hides a literal match.
-    readings.append(" ".join(_join_spaced_letters(base)))
-    return list(dict.fromkeys(readings))
+    mapped = dict.fromkeys([*(base.translate(leet) for leet in _LEET_READINGS), base])
+    return list(dict.fromkeys(" ".join(_join_spaced_letters(reading)) for reading in mapped))
 
 
 # A phrase matches whole words: from the start of a reading or a space, to a space or the end.
@@ -111,12 +116,17 @@ def _phrase_pattern(phrase: str) -> re.Pattern:
     return re.compile(f"{_WORD_START}(?:{_phrase_spellings(phrase)}){_WORD_END}")
 
 
-def _phrase_spellings(phrase: str) -> str:
-    """The regex alternatives that spell the phrase, without the word boundaries."""
-    wildcard = phrase.rstrip().endswith("*")
+def _phrase_words(phrase: str) -> list[str]:
     words = [w for w in _SEPARATORS.split(_base(phrase.rstrip("* "))) if w]
     if not words:
         raise ValueError(f"empty phrase {phrase!r}")
+    return words
+
+
+def _phrase_spellings(phrase: str) -> str:
+    """The regex alternatives that spell the phrase, without the word boundaries."""
+    wildcard = phrase.rstrip().endswith("*")
+    words = _phrase_words(phrase)
     tail = "[a-z0-9]*" if wildcard else ""
     spaced = r"\ ".join(_stretchable(w) for w in words) + tail
     options = [spaced]
@@ -130,17 +140,17 @@ def _phrase_found(phrase: str, readings: list[str]) -> bool:
     return any(pattern.search(reading) for reading in readings)
 
 
-def _rule_matches(rule: Rule, readings: list[str], has_image: bool) -> list[str] | None:
-    """The phrases that made the rule match, or None."""
+def _rule_matches(rule: Rule, found: Callable[[str], bool], has_image: bool) -> list[str] | None:
+    """The phrases that made the rule match, or None. `found` tells whether a phrase occurs."""
     if rule.with_image and not has_image:
         return None
-    found = []
+    hits = []
     for group in rule.groups:
-        hit = next((phrase for phrase in group if _phrase_found(phrase, readings)), None)
+        hit = next((phrase for phrase in group if found(phrase)), None)
         if hit is None:
             return None
-        found.append(hit)
-    return found
+        hits.append(hit)
+    return hits
 
 
 def _decision(category: Category, action: str, phrases: list[str]) -> Decision:
@@ -159,28 +169,73 @@ def _decision(category: Category, action: str, phrases: list[str]) -> Decision:
     )
 
 
-_prefilters: dict[int, tuple[Policy, re.Pattern | None]] = {}
+@dataclass(frozen=True)
+class _PhraseIndex:
+    """Which of a policy's phrases occur in a text, in a few regex searches.
 
-
-def _any_phrase(policy: Policy) -> re.Pattern | None:
-    """One pattern that matches a reading wherever any of the policy's phrases does.
-
-    Most prompts match no phrase at all; one search in C tells so, where trying each rule's
-    phrases costs hundreds of Python calls (0.06 ms against 0.4 ms for a plain prompt). The
-    word boundaries are checked once per position, not once per phrase. None when a rule would
-    match without any phrase.
+    Most prompts match no phrase at all, and one pass in C tells so, where trying each rule's
+    phrases costs hundreds of Python calls. When some phrase does occur (Pika's default
+    negative prompt "ugly, bad, terrible" has one), only the phrases that begin with a letter
+    at which the pass matched can be among them, and only those are searched one by one:
+    0.07 ms for check_text against 0.55 ms when every rule tried its phrases.
     """
-    cached = _prefilters.get(id(policy))
+
+    # Matches (empty) at every word start where at least one phrase begins.
+    starts: re.Pattern
+    by_first_letter: dict[str, tuple[str, ...]]
+    # Every phrase of each category's rules and review rules, in the policy's order.
+    category_phrases: tuple[frozenset[str], ...]
+
+    def phrases_found(self, readings: list[str]) -> set[str]:
+        letters = {
+            reading[m.start()] for reading in readings for m in self.starts.finditer(reading)
+        }
+        return {
+            phrase
+            for letter in letters
+            for phrase in self.by_first_letter[letter]
+            if _phrase_found(phrase, readings)
+        }
+
+
+_indexes: dict[int, tuple[Policy, _PhraseIndex | None]] = {}
+
+
+def _any_phrase(policy: Policy) -> _PhraseIndex | None:
+    """The policy's phrase index; None when a rule would match without any phrase."""
+    cached = _indexes.get(id(policy))
     if cached is not None and cached[0] is policy:
         return cached[1]
     rules = [rule for c in policy.categories for rule in (*c.rules, *c.review_rules)]
-    pattern = None
+    index = None
     if all(rule.groups for rule in rules):
         phrases = sorted({phrase for rule in rules for group in rule.groups for phrase in group})
-        spellings = "|".join(_phrase_spellings(phrase) for phrase in phrases)
-        pattern = re.compile(f"{_WORD_START}(?:{spellings}){_WORD_END}")
-    _prefilters[id(policy)] = (policy, pattern)
-    return pattern
+        # Every spelling of a phrase starts with the first letter of its first word.
+        by_first_letter: dict[str, list[str]] = {}
+        for phrase in phrases:
+            by_first_letter.setdefault(_phrase_words(phrase)[0][0], []).append(phrase)
+        # One group per first letter: the engine factors the letter out of the group and skips
+        # the whole group on one comparison, instead of trying each of the hundreds of
+        # spellings at every word start (5 µs against 45 µs for a 50-character prompt).
+        spellings = "|".join(
+            "(?:" + "|".join(_phrase_spellings(phrase) for phrase in group) + ")"
+            for group in by_first_letter.values()
+        )
+        index = _PhraseIndex(
+            starts=re.compile(f"(?={_WORD_START}(?:{spellings}){_WORD_END})"),
+            by_first_letter={letter: tuple(group) for letter, group in by_first_letter.items()},
+            category_phrases=tuple(
+                frozenset(
+                    phrase
+                    for rule in (*c.rules, *c.review_rules)
+                    for group in rule.groups
+                    for phrase in group
+                )
+                for c in policy.categories
+            ),
+        )
+    _indexes[id(policy)] = (policy, index)
+    return index
 
 
 def check_text(policy: Policy, text: str, *, has_image: bool = False) -> Decision:
@@ -188,13 +243,27 @@ def check_text(policy: Policy, text: str, *, has_image: bool = False) -> Decisio
     if not text or not text.strip():
         return ALLOWED
     readings = normalise(text)
-    prefilter = _any_phrase(policy)
-    if prefilter is not None and not any(prefilter.search(reading) for reading in readings):
-        return ALLOWED
+    index = _any_phrase(policy)
+    if index is None:
+        categories = policy.categories
+
+        def found(phrase: str) -> bool:
+            return _phrase_found(phrase, readings)
+    else:
+        found_phrases = index.phrases_found(readings)
+        if not found_phrases:
+            return ALLOWED
+        found = found_phrases.__contains__
+        # Every rule needs a phrase: a category none of whose phrases occur decides nothing.
+        categories = [
+            category
+            for category, phrases in zip(policy.categories, index.category_phrases, strict=True)
+            if not found_phrases.isdisjoint(phrases)
+        ]
     worst = ALLOWED
-    for category in policy.categories:
+    for category in categories:
         for rule in category.rules:
-            phrases = _rule_matches(rule, readings, has_image)
+            phrases = _rule_matches(rule, found, has_image)
             if phrases is not None:
                 candidate = _decision(category, category.decision, phrases)
                 if candidate.action == BLOCK:
@@ -204,7 +273,7 @@ def check_text(policy: Policy, text: str, *, has_image: bool = False) -> Decisio
         if worst.action == HOLD:
             continue
         for rule in category.review_rules:
-            phrases = _rule_matches(rule, readings, has_image)
+            phrases = _rule_matches(rule, found, has_image)
             if phrases is not None:
                 worst = _decision(category, HOLD, phrases)
                 break

@@ -1,10 +1,18 @@
 """The built-in rules against a table of prompts with the decision each must get."""
 
 import json
+import re
+import unicodedata
+from pathlib import Path
+from unittest import mock
 
+import hypothesis
 import pytest
 from django.conf import settings
+from hypothesis import given
+from hypothesis import strategies as st
 
+from moderation import rules
 from moderation.policy import BLOCK, HOLD, PolicyError, get_policy, parse_policy
 from moderation.rules import check_text, normalise
 
@@ -165,8 +173,6 @@ def test_policy_file_setting_is_used(settings, tmp_path):
 
 def test_the_one_pattern_prefilter_never_changes_a_decision(policy, monkeypatch):
     """check_text skips the rules when no phrase occurs at all; the decisions stay the same."""
-    from moderation import rules
-
     prompts = [prompt for prompt, _, _ in TABLE]
     with_filter = [check_text(policy, p, has_image=image) for p in prompts for image in (0, 1)]
     assert rules._any_phrase(policy) is not None
@@ -174,3 +180,79 @@ def test_the_one_pattern_prefilter_never_changes_a_decision(policy, monkeypatch)
     without = [check_text(policy, p, has_image=image) for p in prompts for image in (0, 1)]
     assert with_filter == without
     assert any(decision.action != A for decision in without), "the table has matches"
+
+
+# --- The phrase index decides exactly as trying every phrase's own pattern -------------------
+
+_SEPARATORS = [" ", "  ", ", ", ".", "-", " . ", "\n", ""]
+# Leetspeak, look-alike letters, accents, invisible characters and stray symbols.
+_NOISE = "abcdeghiklmnorstuwxy 013457@$!|+.-*аеοі\u200bé"
+
+
+@st.composite
+def _prompts(draw, phrases):
+    parts = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["phrase", "spaced", "stretched", "suffixed", "noise"]))
+        if kind == "noise":
+            part = draw(st.text(alphabet=_NOISE, max_size=10))
+        else:
+            part = draw(st.sampled_from(phrases)).rstrip("* ")
+            if kind == "spaced":  # "k i l l", "k.i.l.l"
+                part = draw(st.sampled_from([" ", ".", "-"])).join(part)
+            elif kind == "stretched" and part:
+                at = draw(st.integers(0, len(part) - 1))
+                part = part[:at] + part[at] * draw(st.integers(0, 3)) + part[at + 1 :]
+            elif kind == "suffixed":  # what a wildcard phrase may match, or a longer word
+                part += draw(st.text(alphabet="aeilnrsy1", min_size=1, max_size=4))
+        parts.append(part + draw(st.sampled_from(_SEPARATORS)))
+    return "".join(parts)
+
+
+def _all_phrases(policy):
+    return sorted(
+        {
+            phrase
+            for category in policy.categories
+            for rule in (*category.rules, *category.review_rules)
+            for group in rule.groups
+            for phrase in group
+        }
+    )
+
+
+_POLICY = parse_policy(json.loads(Path(settings.MODERATION_POLICY_FILE).read_text()))
+_PHRASES = _all_phrases(_POLICY)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@given(_prompts(_PHRASES))
+def test_the_phrase_index_finds_exactly_the_phrases_their_own_patterns_find(text):
+    readings = normalise(text)
+    expected = {phrase for phrase in _PHRASES if rules._phrase_found(phrase, readings)}
+    assert rules._any_phrase(_POLICY).phrases_found(readings) == expected
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@given(_prompts(_PHRASES), st.booleans())
+def test_the_phrase_index_never_changes_a_decision(text, has_image):
+    with_index = check_text(_POLICY, text, has_image=has_image)
+    with mock.patch.object(rules, "_any_phrase", lambda policy: None):
+        without = check_text(_POLICY, text, has_image=has_image)
+    assert with_index == without
+
+
+@given(st.text(alphabet="abk", min_size=1, max_size=6), st.text(alphabet="abk", max_size=12))
+def test_stretchable_accepts_what_counted_repeats_do(word, text):
+    counted = "".join(
+        re.escape(m.group(1)) + ("+" if len(m.group(0)) == 1 else f"{{{len(m.group(0))},}}")
+        for m in re.finditer(r"(.)\1*", word)
+    )
+    assert bool(re.fullmatch(rules._stretchable(word), text)) == bool(re.fullmatch(counted, text))
+
+
+def test_normalise_reads_ascii_and_other_text_alike():
+    """The ASCII shortcut gives what decomposing and filtering by category would."""
+    text = "".join(map(chr, range(128)))
+    decomposed = "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
+    assert rules._base(text) == decomposed.casefold()
