@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
@@ -8,6 +7,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing import holds
 from billing import services as billing
 from generation import catalogue
 from generation.catalogue import InputError
@@ -382,7 +382,7 @@ class Estimate(ApiView):
                 preset=data["preset"],
             )
             price = catalogue.price_of(valid)
-            estimate = billing.estimate(
+            estimate = holds.estimate(
                 user=request.user,
                 resolution=valid.resolution,
                 duration=valid.duration,
@@ -412,7 +412,7 @@ class Account(ApiView):
     def get(self, request):
         account = billing.account_for(request.user)
         plan = account.plan_info
-        today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        made_today, _ = holds.usage_today(account)
         body = {
             "email": request.user.email,
             "plan": {
@@ -429,11 +429,9 @@ class Account(ApiView):
                 "monthly_expires_at": account.monthly_expires_at,
             },
             "usage_today": {
-                "generations": Generation.objects.filter(
-                    user=request.user, created_at__gte=today
-                ).count(),
-                "free_previews_left": billing.allowance_left(account),
-                "in_flight": billing.in_flight(account),
+                "generations": made_today,
+                "free_previews_left": holds.allowance_left(account),
+                "in_flight": account.in_flight,
             },
             "rate_limit_per_minute": settings.API_REQUESTS_PER_MINUTE,
         }

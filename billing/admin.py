@@ -6,7 +6,7 @@ from django.utils.html import format_html
 from . import services
 from .errors import LedgerError
 from .forms import AdjustCreditsForm, ChangePlanForm
-from .models import CreditAccount, DailyUsage, LedgerEntry, PlanChange, StripeEvent
+from .models import CreditAccount, LedgerEntry, PlanChange, StripeEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -169,8 +169,3 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "type", "event_id", "outcome"]
     list_filter = ["type"]
     search_fields = ["event_id"]
-
-
-@admin.register(DailyUsage)
-class DailyUsageAdmin(ReadOnlyAdmin):
-    list_display = ["day", "account", "free_used"]

@@ -4,6 +4,9 @@ Invariant: for every account, balance_monthly == sum(entry.monthly) and balance_
 sum(entry.purchased). Both are changed only by billing.services.ledger_apply, which inserts the
 entry (unique idempotency key) and moves the balance with a conditional UPDATE in one
 transaction.
+
+The account also carries its plan-limit counters (jobs in flight, generations and free previews
+today), moved by the same UPDATE as the hold and the settlement of each render (billing.holds).
 """
 
 from django.conf import settings
@@ -62,6 +65,13 @@ class CreditAccount(models.Model):
     # arriving late never overwrite newer state.
     plan_event_at = models.DateTimeField(null=True, blank=True)
 
+    # Plan-limit counters, moved with the holds (billing.holds): renders holding credits that are
+    # not finished, and renders / free previews made on `usage_day` (UTC; a new day starts at 0).
+    in_flight = models.PositiveIntegerField(default=0)
+    usage_day = models.DateField(null=True, blank=True)
+    made_today = models.PositiveIntegerField(default=0)
+    free_today = models.PositiveIntegerField(default=0)
+
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -69,6 +79,10 @@ class CreditAccount(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(balance_monthly__gte=0), name="credit_monthly_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(in_flight__gte=0, made_today__gte=0, free_today__gte=0),
+                name="credit_counters_not_negative",
             ),
             models.CheckConstraint(
                 condition=Q(balance_purchased__gte=0), name="credit_purchased_not_negative"
@@ -150,23 +164,6 @@ class LedgerEntry(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount:+d} ({self.idempotency_key})"
-
-
-class DailyUsage(models.Model):
-    """Free previews used per account per (UTC) day, raised by a conditional UPDATE."""
-
-    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="usage")
-    day = models.DateField()
-    free_used = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["account", "day"], name="daily_usage_unique"),
-            models.CheckConstraint(condition=Q(free_used__gte=0), name="daily_usage_not_negative"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.account} {self.day}: {self.free_used} free previews"
 
 
 class PlanChange(AppendOnlyModel):

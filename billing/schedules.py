@@ -3,4 +3,5 @@
 SCHEDULES = (
     # (name, function, minutes between runs)
     ("expire monthly credits", "billing.tasks.expire_monthly", 10),
+    ("repair plan-limit counters", "billing.holds.counters_repair", 10),
 )

@@ -86,7 +86,7 @@ class GenerationQuerySet(models.QuerySet):
             changes.setdefault("next_check_at", None)
             # Reaching a terminal state settles the credits held at creation (capture or
             # release) in the same transaction: the move and the money happen together or not.
-            from billing.services import credits_settle
+            from billing.holds import credits_settle
 
             with transaction.atomic(using=self.db):
                 updated = self.filter(pk=pk, state__in=allowed, **(where or {})).update(

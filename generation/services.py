@@ -15,8 +15,8 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from api import ratelimit
-from billing import services as billing
-from moderation import openai_check
+from api.models import ApiKey
+from billing import holds
 from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
 
 from . import catalogue
@@ -29,6 +29,9 @@ from .pipeline import generation_submit
 log = logging.getLogger(__name__)
 
 SEED_LIMIT = 2**32
+# Creates that find the account changed since their quote roll back and quote again; the last
+# attempt quotes under the account lock (billing.holds).
+HOLD_ATTEMPTS = 3
 
 
 class AccountSuspended(InputError):
@@ -77,17 +80,19 @@ def generation_create(
         raise InputError(
             {"endpoint": f"{exc} This endpoint cannot be used until it is priced."}
         ) from None
-    # Plan limits refuse before any costly work: before the images are processed or the prompt
-    # is sent to remote moderation. Without either, nothing between here and the transaction
-    # can refuse or record anything, so the check runs there, on the locked account row.
-    plan_checked_early = bool(images) or openai_check.enabled()
-    if plan_checked_early:
-        billing.plan_check(
+
+    def quote(*, lock: bool = False) -> holds.Quote:
+        return holds.credits_quote(
             user=user,
             resolution=valid.resolution,
             duration=valid.duration,
+            list_credits=price.credits,
             hd_rerender=rerender_of is not None,
+            lock=lock,
         )
+
+    # Plan, limits and balance refuse before any costly work (images, remote moderation).
+    charge = quote()
     if valid.resolution == "1080p":
         tier = Tier.HD
     cleaned = []
@@ -108,6 +113,12 @@ def generation_create(
         images=[image.content for image in cleaned],
     )
     allowed = decision.action == "allow"
+    stored = [
+        default_storage.save(
+            f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}", ContentFile(image.content)
+        )
+        for image in cleaned
+    ]
 
     now = timezone.now()
     generation = Generation(
@@ -127,47 +138,43 @@ def generation_create(
         duration=valid.duration,
         aspect_ratio=valid.aspect_ratio or "",
         tier=tier,
-        # The price as charged; a free preview is marked once the allowance is taken.
-        free_preview=False,
         rerender_of=rerender_of,
-        credit_cost=price.credits,
         fal_price_usd=price.usd,
     )
-    with transaction.atomic():
-        # Inserted before the account lock, so that the lock is held for fewer statements;
-        # a refusal below rolls it back with everything else.
-        generation.save(force_insert=True)
-        charge = billing.credits_reserve(
-            user=user,
-            resolution=valid.resolution,
-            duration=valid.duration,
-            list_credits=price.credits,
-            check_plan=not plan_checked_early,
-            hd_rerender=rerender_of is not None,
-            inserted_id=generation.pk,
-        )
-        if api_key is not None and api_key.monthly_credit_cap is not None:
-            _check_key_cap(api_key, charge.credits, excluding=generation.pk)
-        if charge.free_preview:  # nothing charged: the row was inserted at list price
-            generation.credit_cost, generation.free_preview = 0, True
-            Generation.objects.filter(pk=generation.pk).update(credit_cost=0, free_preview=True)
-        billing.credits_hold(charge=charge, generation=generation)
-        for position, image in enumerate(cleaned):
-            name = f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}"
-            GenerationInput.objects.create(
-                generation=generation,
-                position=position,
-                file=default_storage.save(name, ContentFile(image.content)),
-                content_type=image.content_type,
-                width=image.width,
-                height=image.height,
-            )
-        if allowed:
-            transaction.on_commit(lambda: enqueue_submit(generation.pk))
-        else:
-            # Held: waits for a moderator. Blocked: moved on at once, its hold released.
-            apply_decision(generation=generation, decision=decision)
-            generation.refresh_from_db()
+    for attempt in range(1, HOLD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                if attempt > 1:
+                    # The last attempt reads under the account lock, so its hold cannot miss.
+                    charge = quote(lock=attempt == HOLD_ATTEMPTS)
+                if api_key is not None and api_key.monthly_credit_cap is not None:
+                    _check_key_cap(api_key, charge.credits)
+                # The price as charged: 0 for a free preview.
+                generation.credit_cost = charge.credits
+                generation.free_preview = charge.free_preview
+                generation.save(force_insert=True)
+                for position, (image, name) in enumerate(zip(cleaned, stored, strict=True)):
+                    GenerationInput.objects.create(
+                        generation=generation,
+                        position=position,
+                        file=name,
+                        content_type=image.content_type,
+                        width=image.width,
+                        height=image.height,
+                    )
+                holds.credits_hold(quote=charge, generation=generation)
+                if allowed:
+                    transaction.on_commit(lambda: enqueue_submit(generation.pk))
+                else:
+                    # Held: waits for a moderator. Blocked: moved on at once, its hold released.
+                    apply_decision(generation=generation, decision=decision)
+            break
+        except holds.HoldStale:
+            log.info("generation create for user %s: account moved, quoting again", user.pk)
+    else:  # the last attempt held the account lock: its hold cannot find the account moved
+        raise RuntimeError(f"could not hold credits for user {user.pk}")
+    if not allowed:
+        generation.refresh_from_db()
     _watch_for_bursts(user)
     log.info(
         "generation %s created: %s %s %ss %s credits",
@@ -194,20 +201,19 @@ class KeySpendCap(InputError):
         )
 
 
-def key_spend_this_month(api_key, *, excluding=None) -> int:
+def key_spend_this_month(api_key) -> int:
     """Credits this key's generations hold or spent this calendar month (refunds excluded)."""
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     refunded = [State.FAILED, State.CANCELED, State.BLOCKED]
     rows = Generation.objects.filter(api_key=api_key, created_at__gte=start)
-    if excluding is not None:
-        rows = rows.exclude(pk=excluding)
     return rows.exclude(state__in=refunded).aggregate(total=Sum("credit_cost"))["total"] or 0
 
 
-def _check_key_cap(api_key, cost: int, *, excluding=None) -> None:
-    # Runs after credits_reserve locked the account, so two requests on one key cannot both
-    # slip under the cap. `excluding`: the row being created (inserted before the lock).
-    spent = key_spend_this_month(api_key, excluding=excluding)
+def _check_key_cap(api_key, cost: int) -> None:
+    # The key's row lock, held to the commit, serialises this key's creates (only capped keys
+    # pay for it), so that two requests cannot both slip under the cap.
+    list(ApiKey.objects.select_for_update().filter(pk=api_key.pk).values_list("pk", flat=True))
+    spent = key_spend_this_month(api_key)
     if spent + cost > api_key.monthly_credit_cap:
         raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)
 

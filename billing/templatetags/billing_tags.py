@@ -1,6 +1,6 @@
 from django import template
 
-from billing import hd, services
+from billing import hd, holds, services
 
 register = template.Library()
 
@@ -8,7 +8,7 @@ register = template.Library()
 @register.simple_tag
 def generation_charge(generation) -> dict:
     """What this generation cost: held, charged or refunded, and its HD offer."""
-    charge = services.generation_charge(generation)
+    charge = holds.generation_charge(generation)
     charge["hd_available"] = hd.hd_available(generation)
     charge["hd_price"] = hd.hd_price(generation) if charge["hd_available"] else None
     return charge
@@ -21,5 +21,5 @@ def billing_summary(context) -> dict:
     return {
         "account": account,
         "plan": account.plan_info,
-        "allowance_left": services.allowance_left(account),
+        "allowance_left": holds.allowance_left(account),
     }

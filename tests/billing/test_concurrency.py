@@ -12,11 +12,12 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from api.services import apikey_create
 from billing import services
 from billing.errors import InsufficientCredits, PlanLimit
-from billing.models import DailyUsage, LedgerEntry
+from billing.models import LedgerEntry
 from generation.models import Generation
-from generation.services import generation_create
+from generation.services import KeySpendCap, generation_create
 from tests.support.processes import ROOT, process_env
 
 from .conftest import assert_ledger_consistent, give_credits
@@ -35,7 +36,7 @@ def _no_submission(monkeypatch):
     monkeypatch.setattr("generation.services.enqueue_submit", lambda generation_id: None)
 
 
-def storm(user, count: int, **inputs) -> Counter:
+def storm(user, count: int, api_key=None, **inputs) -> Counter:
     """`count` threads call generation_create for `user` at the same moment."""
     barrier = threading.Barrier(count)
     outcomes: Counter = Counter()
@@ -48,12 +49,11 @@ def storm(user, count: int, **inputs) -> Counter:
                 user=user,
                 endpoint_id=T2V,
                 inputs={"prompt": "race", "resolution": "720p", "duration": 5, **inputs},
+                api_key=api_key,
             )
             result = "created"
-        except InsufficientCredits:
-            result = "insufficient_credits"
-        except PlanLimit:
-            result = "plan_limit"
+        except (InsufficientCredits, PlanLimit, KeySpendCap) as exc:
+            result = exc.code
         except Exception as exc:  # noqa: BLE001 - reported in the assertion
             result = f"error: {type(exc).__name__}: {exc}"
         finally:
@@ -93,8 +93,38 @@ def test_daily_allowance_runs_out_exactly_at_its_limit(user, settings):
 
     assert outcomes == Counter(created=5, insufficient_credits=15), outcomes
     assert Generation.objects.filter(user=user, free_preview=True).count() == 5
-    assert DailyUsage.objects.get().free_used == 5
+    account = services.account_for(user)
+    assert (account.free_today, account.made_today, account.in_flight) == (5, 5, 5)
     assert_ledger_consistent(services.account_for(user))
+
+
+def test_a_keys_monthly_cap_holds_under_a_race(user, settings):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 100, "daily_free_previews": 0}}'
+    give_credits(user, 10_000)
+    capped, _ = apikey_create(user=user, name="capped", scopes=["generations:write"],
+                              monthly_credit_cap=120)  # fmt: skip
+
+    outcomes = storm(user, 20, api_key=capped)
+
+    assert outcomes == Counter(created=3, key_spend_cap=17), outcomes  # 3 × 40 credits
+    assert services.account_for(user).balance == 10_000 - 120
+    assert services.account_for(user).in_flight == 3
+
+
+def test_counters_stay_exact_through_a_race(user, settings):
+    settings.BILLING_PLAN_OVERRIDES = (
+        '{"free": {"max_in_flight": 7, "max_generations_per_day": 100, "daily_free_previews": 3}}'
+    )
+    give_credits(user, 160)  # 3 free previews + 4 paid renders fill the 7 slots
+
+    outcomes = storm(user, 30)
+
+    assert outcomes == Counter(created=7, plan_limit=23), outcomes
+    account = services.account_for(user)
+    assert (account.in_flight, account.made_today, account.free_today) == (7, 7, 3)
+    assert account.balance == 0
+    assert Generation.objects.filter(user=user, free_preview=True).count() == 3
+    assert_ledger_consistent(account)
 
 
 def test_jobs_in_flight_limit_holds_under_a_race(user):
@@ -110,7 +140,7 @@ CHILD = """
 import sys
 from django.contrib.auth import get_user_model
 from billing.errors import BillingRefusal
-from generation.services import generation_create
+from generation.services import KeySpendCap, generation_create
 user = get_user_model().objects.get(email=sys.argv[1])
 for _ in range(int(sys.argv[2])):
     try:
@@ -155,4 +185,4 @@ def test_daily_allowance_is_exact_across_processes(user, tmp_path):
         lines += [line for line in out.splitlines() if line in ("created", "insufficient_credits")]
     assert Counter(lines) == Counter(created=4, insufficient_credits=5), lines
     assert Generation.objects.filter(user=user).count() == 4
-    assert DailyUsage.objects.get().free_used == 4
+    assert services.account_for(user).free_today == 4

@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 from django.db import transaction
 from django.db.models import Sum
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -22,10 +23,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from billing import holds as billing_holds
 from billing import services
 from billing.errors import InsufficientCredits
 from billing.models import LedgerEntry
-from generation.models import State
+from generation.models import Generation, State
 from tests.factories import GenerationFactory, UserFactory
 
 from .conftest import assert_ledger_consistent
@@ -83,19 +85,16 @@ class LedgerMachine(RuleBasedStateMachine):
         generation = GenerationFactory(user=self.user, credit_cost=cost)
         before = self.snapshot()
         try:
+            quote = billing_holds.credits_quote(
+                user=self.user, resolution="720p", duration=5, list_credits=cost
+            )
             with transaction.atomic():
-                account = services.account_lock(self.user)
-                services.monthly_expire(account, now=self.clock)
-                charge = services.Charge(
-                    account=account, credits=cost, free_preview=cost == 0, list_credits=cost
-                )
-                services.credits_hold(charge=charge, generation=generation)
+                billing_holds.credits_hold(quote=quote, generation=generation)
         except InsufficientCredits:
             monthly, purchased, _ = self.snapshot()
             ended = (
                 self.account.monthly_expires_at and self.account.monthly_expires_at <= self.clock
             )
-            # The inline write-off of ended monthly credits rolled back with the refusal.
             assert (0 if ended else monthly) + purchased < cost
             return generation.pk  # nothing held: settling it must do nothing
         after = self.snapshot()
@@ -103,17 +102,24 @@ class LedgerMachine(RuleBasedStateMachine):
         self.done.append(("hold", generation.pk, cost))
         return generation.pk
 
+    def finish(self, generation_id, state) -> None:
+        """The terminal transition, which settles the hold in its transaction."""
+        if state == State.SUCCEEDED:
+            Generation.objects.filter(pk=generation_id).update(state=State.FINALIZING)
+            Generation.objects.transition(generation_id, state, output="outputs/x.mp4")
+        else:
+            Generation.objects.transition(generation_id, state)
+        kind = "capture" if state == State.SUCCEEDED else "release"
+        if LedgerEntry.objects.filter(generation_id=generation_id, kind=kind).exists():
+            self.settled[generation_id] = "captured" if kind == "capture" else "released"
+
     @rule(generation_id=consumes(holds))
     def capture(self, generation_id):
-        outcome = services.credits_settle(generation_id=generation_id, state=State.SUCCEEDED)
-        if outcome == "captured":
-            self.settled[generation_id] = "captured"
+        self.finish(generation_id, State.SUCCEEDED)
 
     @rule(generation_id=consumes(holds), state=st.sampled_from([State.FAILED, State.CANCELED]))
     def release(self, generation_id, state):
-        outcome = services.credits_settle(generation_id=generation_id, state=state)
-        if outcome == "released":
-            self.settled[generation_id] = "released"
+        self.finish(generation_id, state)
 
     @rule(days=st.integers(1, 45))
     def advance_clock(self, days):
@@ -149,13 +155,13 @@ class LedgerMachine(RuleBasedStateMachine):
             entry = services.ledger_apply(
                 account_id=self.account.pk,
                 kind=LedgerEntry.Kind.HOLD,
-                key=services.hold_key(op[1]),
+                key=billing_holds.hold_key(op[1]),
                 purchased=-op[2],
             )
             assert entry is None
         else:
             for state in (State.SUCCEEDED, State.FAILED, State.BLOCKED):
-                assert services.credits_settle(generation_id=op[1], state=state) == (
+                assert billing_holds.credits_settle(generation_id=op[1], state=state) == (
                     "already settled"
                 )
         assert self.snapshot() == before
@@ -163,6 +169,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def balance_is_the_sum_of_entries(self):
         assert_ledger_consistent(self.account)
+
+    @invariant()
+    def in_flight_counts_the_unsettled_holds(self):
+        self.account.refresh_from_db()
+        assert self.account.in_flight == billing_holds.in_flight_truth(self.account)
+        unsettled = LedgerEntry.objects.filter(account=self.account, kind="hold").count() - len(
+            self.settled
+        )
+        assert self.account.in_flight == unsettled
 
     @invariant()
     def settled_holds_net_out(self):
@@ -195,6 +210,12 @@ class ClockedMachine(LedgerMachine):
 
 
 @pytest.mark.django_db
+@override_settings(
+    # Limits out of the way (holds here are never finished by a worker); no free previews, so
+    # that a hold of 0 credits is an ordinary hold.
+    BILLING_PLAN_OVERRIDES='{"free": {"max_in_flight": 1000, "daily_free_previews": 0, '
+    '"max_generations_per_day": 0}}'
+)
 def test_ledger_state_machine():
     with mock.patch.object(timezone, "now", side_effect=lambda: machine_clock[0]):
         run_state_machine_as_test(

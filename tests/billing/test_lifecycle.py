@@ -6,10 +6,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import plans, services
+from billing import holds, plans, services
 from billing.errors import InsufficientCredits, PlanLimit
 from billing.hd import generation_render_hd
-from billing.models import CreditAccount, DailyUsage, LedgerEntry
+from billing.models import CreditAccount, LedgerEntry
 from generation.models import Generation, GenerationInput, State, Tier
 from generation.services import generation_create
 from tests.factories import GenerationFactory
@@ -36,6 +36,10 @@ def succeed(generation):
     for state in (State.SUBMITTING, State.IN_QUEUE, State.FINALIZING):
         assert Generation.objects.transition(generation.pk, state)
     assert Generation.objects.transition(generation.pk, State.SUCCEEDED, output="outputs/x.mp4")
+
+
+def allowance_left(user) -> int:
+    return holds.allowance_left(services.account_for(user))
 
 
 def kinds(account):
@@ -66,7 +70,7 @@ def test_free_previews_cost_nothing_then_run_out(user, settings):
     assert refusal.value.code == "insufficient_credits" and refusal.value.http_status == 402
     assert Generation.objects.count() == 2
     account = services.account_for(user)
-    assert services.allowance_left(account) == 0
+    assert allowance_left(user) == 0
     # With credits the same request is a paid render at the catalogue price.
     give_credits(user, 40)
     paid = create(user)
@@ -88,14 +92,14 @@ def test_hold_then_capture_once(creator):
     assert kinds(account) == ["purchase", "hold", "capture"]
     # Replays: the transition finds the row gone, settlement finds its key used.
     assert not Generation.objects.transition(generation.pk, State.SUCCEEDED, output="o.mp4")
-    assert services.credits_settle(generation_id=generation.pk, state=State.SUCCEEDED) == (
+    assert holds.credits_settle(generation_id=generation.pk, state=State.SUCCEEDED) == (
         "already settled"
     )
-    assert services.credits_settle(generation_id=generation.pk, state=State.FAILED) == (
+    assert holds.credits_settle(generation_id=generation.pk, state=State.FAILED) == (
         "already settled"
     )
     assert kinds(account) == ["purchase", "hold", "capture"]
-    assert services.generation_charge(generation) == {
+    assert holds.generation_charge(generation) == {
         "status": "charged",
         "credits": 80,
         "free_preview": False,
@@ -121,7 +125,7 @@ def test_release_returns_each_part_to_its_bucket(creator, end):
     assert Generation.objects.transition(generation.pk, end)
     account.refresh_from_db()
     assert (account.balance_monthly, account.balance_purchased) == (30, 100)
-    assert services.generation_charge(generation)["status"] == "refunded"
+    assert holds.generation_charge(generation)["status"] == "refunded"
     assert_ledger_consistent(account)
 
 
@@ -165,14 +169,14 @@ def test_failed_free_preview_gives_the_allowance_back_canceled_does_not(user, se
     settings.FREE_DAILY_PREVIEWS = 1
     account = services.account_for(user)
     first = create(user)
-    assert services.allowance_left(account) == 0
+    assert allowance_left(user) == 0
     Generation.objects.transition(first.pk, State.FAILED)
-    assert services.allowance_left(account) == 1
+    assert allowance_left(user) == 1
     Generation.objects.transition(first.pk, State.FAILED)  # replay: nothing more
-    assert services.allowance_left(account) == 1
+    assert allowance_left(user) == 1
     second = create(user)
     Generation.objects.transition(second.pk, State.CANCELED)
-    assert services.allowance_left(account) == 0
+    assert allowance_left(user) == 0
     assert account.balance == 0
     assert kinds(account) == ["hold", "release", "hold", "release"]
 
@@ -341,19 +345,19 @@ def test_comp_plan_given_by_staff_renews_through_the_expiry_job(user, admin_user
     assert kinds(account) == ["grant_monthly", "expire", "grant_monthly"]
     assert account.plan_changes.get().actor == admin_user
     assert CreditAccount.objects.count() == 1
-    assert DailyUsage.objects.count() == 0
+    assert (account.in_flight, account.made_today, account.free_today) == (0, 0, 0)
 
 
 def test_estimate_is_what_a_create_holds(user, settings):
     settings.FREE_DAILY_PREVIEWS = 1
     give_credits(user, 100)
-    first = services.estimate(user=user, resolution="720p", duration=5, list_credits=40)
+    first = holds.estimate(user=user, resolution="720p", duration=5, list_credits=40)
     assert (first["credits"], first["free_preview"], first["enough"]) == (0, True, True)
     generation = create(user)
     assert generation.credit_cost == first["credits"]
     Generation.objects.transition(generation.pk, State.CANCELED)
-    second = services.estimate(user=user, resolution="720p", duration=5, list_credits=40)
+    second = holds.estimate(user=user, resolution="720p", duration=5, list_credits=40)
     assert second["credits"] == 40 and not second["free_preview"]
     assert create(user).credit_cost == second["credits"]
     with pytest.raises(PlanLimit):
-        services.estimate(user=user, resolution="1080p", duration=5, list_credits=90)
+        holds.estimate(user=user, resolution="1080p", duration=5, list_credits=90)

@@ -3,28 +3,26 @@
 import pytest
 from django.db import transaction
 
+from billing import holds
+from billing import services as billing
+from billing.models import LedgerEntry
 from generation.models import Generation, State
 from moderation import services
 from moderation.policy import BLOCK, Decision
 from tests.factories import GenerationFactory
 
-billing = pytest.importorskip("billing.services", reason="billing is not merged yet")
-LedgerEntry = pytest.importorskip("billing.models").LedgerEntry
-
 pytestmark = pytest.mark.django_db
 
 
 def _create_held_with_hold(user, cost=30):
-    """What generation_create does for a held / blocked decision: reserve, insert, hold."""
+    """What generation_create does for a held / blocked decision: quote, insert, hold."""
+    quote = holds.credits_quote(user=user, resolution="1080p", duration=10, list_credits=cost)
     with transaction.atomic():
-        charge = billing.credits_reserve(
-            user=user, resolution="1080p", duration=10, list_credits=cost
-        )
         generation = GenerationFactory(
-            user=user, state=State.HELD, queued_at=None, credit_cost=charge.credits,
+            user=user, state=State.HELD, queued_at=None, credit_cost=quote.credits,
             resolution="1080p", duration=10,
         )  # fmt: skip
-        billing.credits_hold(charge=charge, generation=generation)
+        holds.credits_hold(quote=quote, generation=generation)
     return generation
 
 
@@ -34,6 +32,8 @@ def _releases(generation):
 
 @pytest.fixture
 def funded(user):
+    # Creator allows the 1080p, 10 s renders these tests hold credits for.
+    billing.plan_change(account=billing.account_for(user), plan="creator", source="staff")
     billing.credits_adjust(user=user, amount=100, reason="test credits")
     return user
 

@@ -1,0 +1,422 @@
+"""The credits of one render: plan gates, quote, hold, settlement (design §5 and §8).
+
+A create quotes first: it reads the account without a lock and decides from that reading what
+it will take (a free preview from today's allowance, or the price, monthly credits first), or
+refuses (plan limits, balance). Then, in the transaction that inserts the generation, the hold
+inserts its ledger entry and moves the balance *and* the account's plan-limit counters (jobs in
+flight, generations and free previews today) in one conditional UPDATE whose WHERE clause
+restates every assumption of the quote. If anything moved in between, it matches no row and
+raises HoldStale; the caller rolls back and quotes again. So the limits are exact under any
+concurrency, while the account row is locked only from that UPDATE to the commit, not across
+the whole create, and no create counts rows (the counters make every check O(1)).
+
+The counters are a projection, like the balance: `in_flight` counts the account's renders that
+hold credits and are not finished (settling the hold frees the slot), `made_today` and
+`free_today` count the renders and free previews of `usage_day` (UTC). counters_repair() is the
+safety net that recounts `in_flight` from the rows.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from . import plans
+from .errors import InsufficientCredits, LedgerError, PlanLimit
+from .models import CreditAccount, LedgerEntry
+from .services import account_for, account_lock, ledger_apply, monthly_expire
+
+log = logging.getLogger(__name__)
+
+Kind = LedgerEntry.Kind
+
+
+class HoldStale(Exception):
+    """The account changed between the quote and the hold: roll back and quote again."""
+
+
+def today(now: dt.datetime | None = None) -> dt.date:
+    return (now or timezone.now()).astimezone(dt.UTC).date()
+
+
+def is_preview(resolution: str, duration: int) -> bool:
+    preview = plans.get_plan(plans.FREE)  # the preview shape is the same on every plan
+    return duration <= plans.PREVIEW_MAX_SECONDS and preview.allows_resolution(resolution)
+
+
+def usage_today(account: CreditAccount, *, day: dt.date | None = None) -> tuple[int, int]:
+    """(generations made, free previews used) on `day` (today, UTC), from the counters."""
+    if account.usage_day != (day or today()):
+        return 0, 0
+    return account.made_today, account.free_today
+
+
+def allowance_left(account: CreditAccount) -> int:
+    return max(account.plan_info.daily_free_previews - usage_today(account)[1], 0)
+
+
+# --- Plan gates ---------------------------------------------------------------------------------
+
+
+def plan_check(
+    *,
+    user,
+    resolution: str,
+    duration: int,
+    hd_rerender: bool = False,
+    account: CreditAccount | None = None,
+) -> None:
+    """Refuse what the user's plan does not allow, saying which plan does.
+
+    "Render in HD" of one's own preview is allowed on every plan (paid HD): only the
+    resolution gate is lifted, and the duration is the preview's. `account`: the user's
+    account when the caller has it already (read for them otherwise).
+    """
+    plan = (account or account_for(user)).plan_info
+    if not hd_rerender and not plan.allows_resolution(resolution):
+        better = plans.cheapest_plan_allowing(resolution=resolution)
+        raise PlanLimit(
+            f"{resolution} is not on the {plan.name} plan (up to {plan.max_resolution})."
+            + (f" {better.name} allows it." if better else "")
+            + (" Or render a preview and use Render in HD." if plan.code == plans.FREE else ""),
+            field="resolution",
+            allowed_by=better.code if better else None,
+        )
+    if duration > plan.max_duration:
+        better = plans.cheapest_plan_allowing(duration=duration)
+        raise PlanLimit(
+            f"{duration} s videos are not on the {plan.name} plan (up to {plan.max_duration} s)."
+            + (f" {better.name} allows them." if better else ""),
+            field="duration",
+            allowed_by=better.code if better else None,
+        )
+
+
+def _next_plan(better_than) -> plans.Plan | None:
+    by_price = sorted(plans.plans().values(), key=lambda p: p.usd_cents_per_month)
+    return next((p for p in by_price if better_than(p)), None)
+
+
+def _check_in_flight(plan: plans.Plan, running: int) -> None:
+    if running < plan.max_in_flight:
+        return
+    better = _next_plan(lambda p: p.max_in_flight > plan.max_in_flight)
+    raise PlanLimit(
+        f"The {plan.name} plan runs {plan.max_in_flight} "
+        f"job{'s' if plan.max_in_flight != 1 else ''} at a time and you have {running} "
+        "in progress; wait for one to finish."
+        + (f" {better.name} runs {better.max_in_flight} at once." if better else ""),
+        allowed_by=better.code if better else None,
+    )
+
+
+def _check_daily_cap(plan: plans.Plan, made_today: int) -> None:
+    cap = plan.max_generations_per_day
+    if not cap or made_today < cap:
+        return
+    better = _next_plan(lambda p: p.max_generations_per_day > cap or p.max_generations_per_day == 0)
+    raise PlanLimit(
+        f"The {plan.name} plan allows {cap} generations a day (UTC) and you have reached it."
+        + (f" {better.name} allows {better.max_generations_per_day}." if better else ""),
+        allowed_by=better.code if better else None,
+    )
+
+
+# --- Quote and hold -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a create will hold, decided from one reading of the account (`account`)."""
+
+    account: CreditAccount
+    day: dt.date
+    list_credits: int
+    preview: bool  # the preview shape: free while today's allowance lasts
+    free_preview: bool
+    monthly: int  # credits taken from each bucket (0 and 0 for a free preview)
+    purchased: int
+
+    @property
+    def credits(self) -> int:
+        return self.monthly + self.purchased
+
+
+def credits_quote(
+    *,
+    user,
+    resolution: str,
+    duration: int,
+    list_credits: int,
+    hd_rerender: bool = False,
+    lock: bool = False,
+) -> Quote:
+    """Check the plan, the limits and the balance; decide the charge. Raises PlanLimit or
+    InsufficientCredits. Writes nothing, except an overdue write-off of ended monthly credits.
+
+    lock=True (inside a transaction) reads under account_lock, so that the hold cannot find
+    the account changed: a create's last attempt after HoldStale.
+    """
+    account = account_lock(user) if lock else account_for(user)
+    now = timezone.now()
+    ended = account.monthly_expires_at is not None and account.monthly_expires_at <= now
+    if ended and account.balance_monthly > 0:
+        # The expiry job has not run yet: write them off now, so that none are spent.
+        with transaction.atomic():
+            account = account_lock(user)
+            monthly_expire(account, now=now)
+    plan_check(
+        user=user,
+        resolution=resolution,
+        duration=duration,
+        hd_rerender=hd_rerender,
+        account=account,
+    )
+    plan = account.plan_info
+    day = today(now)
+    made, free_used = usage_today(account, day=day)
+    _check_in_flight(plan, account.in_flight)
+    _check_daily_cap(plan, made)
+    preview = is_preview(resolution, duration)
+    quote = {"account": account, "day": day, "list_credits": list_credits, "preview": preview}
+    if preview and free_used < plan.daily_free_previews:
+        return Quote(**quote, free_preview=True, monthly=0, purchased=0)
+    if account.balance < list_credits:
+        raise InsufficientCredits(
+            needed=list_credits,
+            available=account.balance,
+            message=(
+                f"This render costs {list_credits} credits and your balance is "
+                f"{account.balance}."
+                + (
+                    f" Your {plan.daily_free_previews} free previews for today are used."
+                    if preview and plan.daily_free_previews
+                    else ""
+                )
+                + " Buy a credit pack or subscribe to Creator or Studio."
+            ),
+        )
+    monthly = min(account.balance_monthly, list_credits)
+    return Quote(**quote, free_preview=False, monthly=monthly, purchased=list_credits - monthly)
+
+
+def hold_key(generation_id) -> str:
+    return f"gen:{generation_id}:hold"
+
+
+def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
+    """Hold the quoted credits for a generation inserted in the caller's transaction, and count
+    it against the plan's limits. Raises HoldStale (the caller must roll back) if the account
+    no longer matches the quote. Call it last before the commit: the account row stays locked
+    from here to the commit."""
+    account = quote.account
+    plan = account.plan_info
+    if quote.free_preview:
+        reason = "Free preview (daily allowance)"
+    else:
+        reason = f"{generation.endpoint_id} · {generation.resolution} · {generation.duration} s"
+    same_day = Q(usage_day=quote.day)
+    # Everything the quote assumed, restated for the UPDATE to check on the current row.
+    where = Q(plan=account.plan, in_flight__lt=plan.max_in_flight)
+    if plan.max_generations_per_day:
+        where &= ~same_day | Q(made_today__lt=plan.max_generations_per_day)
+    if quote.free_preview:
+        where &= ~same_day | Q(free_today__lt=plan.daily_free_previews)
+    elif quote.preview and plan.daily_free_previews:
+        where &= same_day & Q(free_today__gte=plan.daily_free_previews)  # still used up
+    if quote.monthly:
+        where &= Q(monthly_expires_at=account.monthly_expires_at)  # the same period
+    if quote.purchased:
+        where &= Q(balance_monthly=quote.monthly)  # monthly credits are spent first
+    taken = int(quote.free_preview)
+    try:
+        return ledger_apply(
+            account_id=account.pk,
+            kind=Kind.HOLD,
+            key=hold_key(generation.pk),
+            monthly=-quote.monthly,
+            purchased=-quote.purchased,
+            generation_id=generation.pk,
+            reason=reason,
+            period_end=account.monthly_expires_at if quote.monthly else None,
+            savepoint=False,  # the key names a generation inserted in this transaction
+            where=where,
+            also={
+                "in_flight": F("in_flight") + 1,
+                "usage_day": quote.day,
+                "made_today": Case(When(same_day, then=F("made_today") + 1), default=Value(1)),
+                "free_today": Case(
+                    When(same_day, then=F("free_today") + taken), default=Value(taken)
+                ),
+            },
+        )
+    except LedgerError:
+        raise HoldStale(f"account {account.pk} changed since the quote") from None
+
+
+# --- Settlement ---------------------------------------------------------------------------------
+
+
+def credits_settle(*, generation_id, state: str) -> str:
+    """Capture on success, release on failure / cancel / block, and free the render's slot in
+    flight. Runs in the transaction of the terminal transition; idempotent by key. Returns what
+    it did (for logs and tests)."""
+    from generation.models import Generation, State
+
+    hold = LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id)).first()
+    if hold is None:
+        return "nothing held"  # made before billing existed, or by a test factory
+    # A hold is settled one way only. The terminal transition that calls this moves the row
+    # once, so the two can never race; a stray direct call finds the other key and stops.
+    settled = LedgerEntry.objects.filter(
+        idempotency_key__in=[f"gen:{generation_id}:capture", f"gen:{generation_id}:release"]
+    )
+    if settled.exists():
+        return "already settled"
+    # Never below zero: a counter that drifted is put right by counters_repair, not by
+    # refusing to finish a render.
+    counters = {"in_flight": Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField())}
+    if state == State.SUCCEEDED:
+        done = ledger_apply(
+            account_id=hold.account_id,
+            kind=Kind.CAPTURE,
+            key=f"gen:{generation_id}:capture",
+            generation_id=generation_id,
+            reason=("Free preview" if hold.amount == 0 else f"{-hold.amount} held credits charged"),
+            also=counters,
+        )
+        return "captured" if done else "already settled"
+    if state not in (State.FAILED, State.CANCELED, State.BLOCKED):
+        raise ValueError(f"{state} is not a terminal state")
+    if state == State.FAILED and hold.amount == 0:
+        # A free preview that failed on our or the provider's side gives its allowance back;
+        # canceled and blocked ones do not (the user chose to, or the prompt broke the rules).
+        created = (
+            Generation.objects.filter(pk=generation_id, free_preview=True)
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if created is not None:
+            counters["free_today"] = Case(
+                When(usage_day=today(created), free_today__gt=0, then=F("free_today") - 1),
+                default=F("free_today"),
+                output_field=IntegerField(),
+            )
+    done = ledger_apply(
+        account_id=hold.account_id,
+        kind=Kind.RELEASE,
+        key=f"gen:{generation_id}:release",
+        monthly=-hold.monthly,
+        purchased=-hold.purchased,
+        generation_id=generation_id,
+        reason=f"Render {state}",
+        period_end=hold.period_end,
+        also=counters,
+    )
+    if done is None:
+        return "already settled"
+    if hold.monthly and hold.period_end and hold.period_end <= timezone.now():
+        ledger_apply(
+            account_id=hold.account_id,
+            kind=Kind.EXPIRE,
+            key=f"gen:{generation_id}:release-expire",
+            monthly=hold.monthly,
+            generation_id=generation_id,
+            reason="Refunded monthly credits of a period that has ended",
+            period_end=hold.period_end,
+        )
+    return "released"
+
+
+def in_flight_truth(account: CreditAccount) -> int:
+    """What `in_flight` should be: the account's unfinished renders that hold credits."""
+    from generation.models import TERMINAL, Generation
+
+    return (
+        Generation.objects.filter(
+            user_id=account.user_id,
+            ledger_entries__kind=Kind.HOLD,
+            ledger_entries__account_id=account.pk,
+        )
+        .exclude(state__in=TERMINAL)
+        .count()
+    )
+
+
+def counters_repair() -> int:
+    """The scheduled safety net: recount `in_flight` where it says renders are running, and
+    put right (and log) any account where it drifted. Returns how many were repaired.
+
+    Safe beside creates and settlements: the recount runs after the account lock is granted,
+    so it sees every hold and settlement that committed before, and those still to come move
+    the counter from the repaired value.
+    """
+    repaired = 0
+    for pk in list(CreditAccount.objects.filter(in_flight__gt=0).values_list("pk", flat=True)):
+        with transaction.atomic():
+            account = CreditAccount.objects.select_for_update().get(pk=pk)
+            truth = in_flight_truth(account)
+            if truth != account.in_flight:
+                log.warning(
+                    "account %s: in_flight was %s, recounted %s", pk, account.in_flight, truth
+                )
+                CreditAccount.objects.filter(pk=pk).update(in_flight=truth)
+                repaired += 1
+    return repaired
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+
+def estimate(
+    *, user, resolution: str, duration: int, list_credits: int, hd_rerender: bool = False
+) -> dict:
+    """What a create would hold, without creating (for the API's estimate and the pages).
+
+    Raises PlanLimit like a create would for the plan's shape; `enough` says whether the
+    balance covers it now.
+    """
+    account = account_for(user)
+    plan_check(
+        user=user,
+        resolution=resolution,
+        duration=duration,
+        hd_rerender=hd_rerender,
+        account=account,
+    )
+    plan = account.plan_info
+    free = is_preview(resolution, duration) and allowance_left(account) > 0
+    ended = account.monthly_expires_at is not None and account.monthly_expires_at <= timezone.now()
+    spendable = account.balance_purchased + (0 if ended else account.balance_monthly)
+    return {
+        "credits": 0 if free else list_credits,
+        "list_credits": list_credits,
+        "free_preview": free,
+        "balance": spendable,
+        "enough": free or spendable >= list_credits,
+        "in_flight": account.in_flight,
+        "max_in_flight": plan.max_in_flight,
+        "plan": plan.code,
+    }
+
+
+def generation_charge(generation) -> dict:
+    """Price before and after for the generation page: held, charged or refunded."""
+    entries = {
+        e.kind: e for e in LedgerEntry.objects.filter(generation_id=generation.pk).order_by("id")
+    }
+    hold = entries.get(Kind.HOLD)
+    if hold is None:
+        return {"status": "none", "credits": generation.credit_cost}
+    credits = -hold.amount
+    if Kind.CAPTURE in entries:
+        status = "charged"
+    elif Kind.RELEASE in entries:
+        status = "refunded"
+    else:
+        status = "held"
+    return {"status": status, "credits": credits, "free_preview": generation.free_preview}

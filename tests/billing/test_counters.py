@@ -1,0 +1,182 @@
+"""The plan-limit counters on the account: moved with each hold and settlement, exact when the
+account changes between a create's quote and its hold, and repaired if they ever drift."""
+
+import datetime as dt
+import logging
+
+import pytest
+from django.db import transaction
+
+from billing import holds, plans, services
+from billing.errors import InsufficientCredits, PlanLimit
+from billing.models import CreditAccount, LedgerEntry
+from generation import services as generation_services
+from generation.models import Generation, State
+from generation.services import generation_create
+from moderation.policy import BLOCK, Decision
+from tests.factories import GenerationFactory
+
+from .conftest import assert_ledger_consistent, give_credits
+
+pytestmark = pytest.mark.django_db
+
+T2V = "fal-ai/pika/v2.2/text-to-video"
+
+
+@pytest.fixture(autouse=True)
+def _no_submission(monkeypatch):
+    # The rows stay queued (in flight) until a test moves them.
+    monkeypatch.setattr("generation.services.enqueue_submit", lambda generation_id: None)
+
+
+def create(user, *, resolution="720p", duration=5, prompt="a red fox"):
+    return generation_create(
+        user=user,
+        endpoint_id=T2V,
+        inputs={"prompt": prompt, "resolution": resolution, "duration": duration},
+    )
+
+
+def counters(user) -> tuple[int, int, int]:
+    account = services.account_for(user)
+    made, free = holds.usage_today(account)
+    return account.in_flight, made, free
+
+
+def test_each_create_counts_and_each_finish_frees_its_slot(user, settings):
+    settings.FREE_DAILY_PREVIEWS = 1
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 10}}'
+    give_credits(user, 1000)
+    first, second, third = create(user), create(user), create(user)
+    assert first.free_preview and not second.free_preview
+    assert counters(user) == (3, 3, 1)
+    Generation.objects.transition(first.pk, State.FAILED)  # a free preview: allowance back
+    assert counters(user) == (2, 3, 0)
+    Generation.objects.transition(second.pk, State.CANCELED)
+    Generation.objects.filter(pk=third.pk).update(state=State.FINALIZING)
+    Generation.objects.transition(third.pk, State.SUCCEEDED, output="outputs/x.mp4")
+    assert counters(user) == (0, 3, 0)
+    # Replayed moves settle nothing and free nothing twice.
+    assert not Generation.objects.transition(third.pk, State.SUCCEEDED, output="outputs/x.mp4")
+    assert holds.credits_settle(generation_id=second.pk, state=State.FAILED) == "already settled"
+    assert counters(user) == (0, 3, 0)
+    assert_ledger_consistent(services.account_for(user))
+
+
+def test_a_prompt_blocked_at_create_takes_no_slot(user, monkeypatch):
+    decision = Decision(action=BLOCK, category="hate", title="Hate", explanation="x", source="t")
+    monkeypatch.setattr("generation.services.prompt_check", lambda **kwargs: decision)
+    generation = create(user)
+    assert generation.state == State.BLOCKED
+    assert counters(user) == (0, 1, 1), "counted today (as before), no longer in flight"
+
+
+def test_the_slot_limit_reads_the_counter_and_a_finish_opens_it(user):
+    first = create(user)  # Free: one job at a time
+    with pytest.raises(PlanLimit, match="1 job at a time and you have 1 in progress"):
+        create(user)
+    Generation.objects.transition(first.pk, State.CANCELED)
+    assert create(user).state == State.QUEUED
+
+
+def test_a_new_utc_day_starts_the_day_counters_at_zero(user, settings):
+    settings.BILLING_PLAN_OVERRIDES = (
+        '{"free": {"max_in_flight": 10, "max_generations_per_day": 2}}'
+    )
+    give_credits(user, 1000)
+    create(user)
+    create(user)
+    with pytest.raises(PlanLimit, match="2 generations a day"):
+        create(user)
+    account = services.account_for(user)
+    yesterday = account.usage_day - dt.timedelta(days=1)
+    CreditAccount.objects.filter(pk=account.pk).update(usage_day=yesterday)
+    assert create(user).free_preview, "today's allowance is whole again"
+    assert counters(user) == (3, 1, 1)
+
+
+def test_an_account_that_moved_since_the_quote_is_quoted_again(user, settings, monkeypatch, caplog):
+    """Between the quote and the hold (here: during moderation), another request spends the
+    balance: the hold finds the account changed, the create rolls back and quotes again."""
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 10, "daily_free_previews": 0}}'
+    give_credits(user, 40)  # one render
+    real_check = generation_services.prompt_check
+    raced = []
+
+    def prompt_check_with_a_racing_create(**kwargs):
+        if not raced:
+            raced.append(True)
+            create(user, prompt="the racing request")
+        return real_check(**kwargs)
+
+    monkeypatch.setattr("generation.services.prompt_check", prompt_check_with_a_racing_create)
+    with (
+        caplog.at_level(logging.INFO, logger="generation.services"),
+        pytest.raises(InsufficientCredits),
+    ):
+        create(user)
+    assert "account moved, quoting again" in caplog.text
+    assert [g.prompt for g in Generation.objects.all()] == ["the racing request"]
+    account = services.account_for(user)
+    assert (account.balance, account.in_flight) == (0, 1)
+    assert_ledger_consistent(account)
+
+
+def test_monthly_credits_granted_since_the_quote_are_spent_first(user, settings, monkeypatch):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 10, "daily_free_previews": 0}}'
+    give_credits(user, 100)
+    real_check = generation_services.prompt_check
+
+    def prompt_check_during_a_grant(**kwargs):
+        account = services.account_for(user)
+        services.credits_adjust(user=user, amount=30, reason="monthly", bucket="monthly")
+        assert account.balance_monthly == 0  # the quote was taken before this grant
+        return real_check(**kwargs)
+
+    monkeypatch.setattr("generation.services.prompt_check", prompt_check_during_a_grant)
+    generation = create(user)
+    hold = LedgerEntry.objects.get(generation_id=generation.pk, kind="hold")
+    assert (hold.monthly, hold.purchased) == (-30, -10)
+    assert_ledger_consistent(services.account_for(user))
+
+
+def test_the_hold_restates_the_quote(user, settings):
+    """credits_hold refuses (HoldStale, nothing written) when what the quote assumed is gone."""
+    settings.FREE_DAILY_PREVIEWS = 1
+    quote = holds.credits_quote(user=user, resolution="720p", duration=5, list_credits=40)
+    assert quote.free_preview
+    create(user)  # takes the one free preview and the one slot
+    generation = GenerationFactory(user=user)
+    with pytest.raises(holds.HoldStale), transaction.atomic():
+        holds.credits_hold(quote=quote, generation=generation)
+    assert not LedgerEntry.objects.filter(generation_id=generation.pk).exists()
+    assert counters(user) == (1, 1, 1)
+
+
+def test_a_plan_change_since_the_quote_is_noticed(user, settings):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"daily_free_previews": 0}}'
+    give_credits(user, 100)
+    quote = holds.credits_quote(user=user, resolution="720p", duration=5, list_credits=40)
+    services.plan_change(account=services.account_for(user), plan=plans.CREATOR, source="staff")
+    with pytest.raises(holds.HoldStale), transaction.atomic():
+        holds.credits_hold(quote=quote, generation=GenerationFactory(user=user))
+
+
+def test_repair_recounts_a_drifted_counter_and_leaves_the_rest(user, other_user, caplog):
+    create(user)
+    create(other_user)
+    GenerationFactory(user=user)  # no hold (made outside billing): never counted
+    drifted = services.account_for(user)
+    CreditAccount.objects.filter(pk=drifted.pk).update(in_flight=5)
+    with caplog.at_level(logging.WARNING, logger="billing.holds"):
+        assert holds.counters_repair() == 1
+    assert services.account_for(user).in_flight == 1
+    assert services.account_for(other_user).in_flight == 1
+    assert "in_flight was 5, recounted 1" in caplog.text
+    assert holds.counters_repair() == 0
+
+
+def test_repair_is_scheduled():
+    from billing.schedules import SCHEDULES
+
+    assert ("repair plan-limit counters", "billing.holds.counters_repair", 10) in SCHEDULES
