@@ -1,6 +1,8 @@
-"""The API's hand-built generation document must equal DRF's field-by-field rendering."""
+"""The API's hand-built generation document must equal DRF's field-by-field rendering, and the
+create serializers' shared fields must validate as DRF's per-instance ones."""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -9,7 +11,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from api.serializers import GenerationSerializer
+from api.serializers import EstimateSerializer, GenerationCreateSerializer, GenerationSerializer
 from api.views import api_generations, output_urls
 from generation.models import State, Tier
 from moderation.models import TakeDown
@@ -100,3 +102,59 @@ def test_signed_links_are_the_reversed_view_urls():
         token = signing.dumps({"n": name, "t": "video/mp4", "f": "é.mp4", "d": True}, salt=SALT)
         assert _signed_view_url(token) == reverse("media_signed", args=[token])
         assert verify_token(token).name == name
+
+
+# --- The create serializers' shared fields validate as DRF's per-instance copies do -----------
+
+
+class _PerInstanceFields(GenerationCreateSerializer):
+    fields = serializers.Serializer.fields  # DRF's own: a deep copy per instance
+
+
+class _PerInstanceEstimateFields(EstimateSerializer):
+    fields = serializers.Serializer.fields
+
+
+CREATE_INPUTS = [
+    {"prompt": "a red fox walking in fresh snow", "resolution": "720p", "duration": 5},
+    {},
+    {"prompt": None, "duration": "five", "seed": -1, "preset": "wobble"},
+    {"prompt": ["a", "list"], "negative_prompt": 3, "aspect_ratio": "", "resolution": None},
+    {"prompt": "x", "colour": "red", "Prompt": "y"},
+    {"image_url": "not a url", "image_urls": ["https://e.test/a.png"] * 7},
+    {"image_url": "https://e.test/a.png", "image_urls": ["https://e.test/b.png"]},
+    {"transitions": [{"duration": 2}, "not an object"], "webhook_events": ["nope"]},
+    {"transitions": "ab", "webhook_url": "https://hooks.e.test/x", "webhook_events": []},
+    {"seed": 2**32, "duration": 10.0, "image_count": 9, "endpoint": "fal-ai/pika/v2.2/x"},
+    {"seed": "12", "duration": "10", "image_count": "2", "preset": "orbit"},
+]
+
+
+@pytest.mark.parametrize("data", CREATE_INPUTS)
+@pytest.mark.parametrize(
+    ("shared", "per_instance"),
+    [
+        (GenerationCreateSerializer, _PerInstanceFields),
+        (EstimateSerializer, _PerInstanceEstimateFields),
+    ],
+)
+def test_create_serializers_validate_as_with_their_own_fields(shared, per_instance, data):
+    # Validate something else first: nothing may carry over from an earlier validation.
+    shared(data={"seed": "x", "prompt": "earlier"}).is_valid()
+    results = []
+    for serializer in (shared(data=data), per_instance(data=data)):
+        valid = serializer.is_valid()
+        results.append((valid, serializer.validated_data if valid else serializer.errors))
+    assert results[0] == results[1]
+
+
+def test_create_serializer_fields_are_per_thread_and_per_class():
+    fields = GenerationCreateSerializer().fields
+    assert GenerationCreateSerializer(data={}).fields is fields
+    assert "image_count" in EstimateSerializer().fields and "image_count" not in fields
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(GenerationCreateSerializer().fields))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not fields
+    assert list(elsewhere[0]) == list(fields)
