@@ -5,6 +5,8 @@ Rules (design §5):
   key; an IntegrityError on the key means "already applied" and the call does nothing), then a
   conditional UPDATE ... WHERE balance >= debit, both inside one savepoint. Read-modify-save is
   never used, so concurrent writers on SQLite and PostgreSQL cannot create or destroy a credit.
+  The one other place is a render's hold (holds.credits_hold): the same two steps in the
+  create's transaction, its UPDATE also moving the plan-limit counters.
 - Holds take monthly credits first, then purchased ones; the split is recorded on the hold and a
   release returns each part to its bucket (a monthly part whose period has ended meanwhile is
   returned and written off at once).
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -80,22 +82,13 @@ def ledger_apply(
     reason: str = "",
     actor=None,
     period_end: dt.datetime | None = None,
-    savepoint: bool = True,
-    where: Q | None = None,
     also: Mapping[str, Any] | None = None,
 ) -> LedgerEntry | None:
     """Apply one movement exactly once. Returns the new entry, or None if `key` was applied.
 
-    Raises LedgerError if a bucket would go below zero or `where` does not hold; nothing is
-    written then (with savepoint=False: the caller's transaction must be rolled back).
-
-    where / also: more conditions on the account row, and more columns to set, in the same
-    conditional UPDATE as the balance (billing.holds moves the plan-limit counters with it).
-    savepoint=False is for a movement whose key cannot have been applied yet (a hold keyed by a
-    generation inserted in the caller's transaction): no savepoint round trips, and the UPDATE
-    comes last, so that the account row is locked only from it to the caller's commit. A failed
-    insert (a duplicate key) then dooms the caller's whole transaction instead of reporting
-    "already applied".
+    Raises LedgerError if a bucket would go below zero (nothing is written then).
+    also: more columns of the account to set in the same UPDATE (holds.credits_settle frees the
+    render's slot in flight with its capture or release).
     """
     monthly, purchased = int(monthly), int(purchased)
     entry = LedgerEntry(
@@ -110,15 +103,10 @@ def ledger_apply(
         actor=actor,
         period_end=period_end,
     )
-    if not savepoint:
-        assert transaction.get_connection().in_atomic_block, "savepoint=False needs a transaction"
-        entry.save()
-        _balance_move(account_id, key, monthly, purchased, where, also)
-        return entry
     try:
         with transaction.atomic():
             entry.save()
-            _balance_move(account_id, key, monthly, purchased, where, also)
+            _balance_move(account_id, key, monthly, purchased, also)
     except IntegrityError:
         if LedgerEntry.objects.filter(idempotency_key=key).exists():
             return None
@@ -127,22 +115,17 @@ def ledger_apply(
 
 
 def _balance_move(
-    account_id: int,
-    key: str,
-    monthly: int,
-    purchased: int,
-    where: Q | None = None,
-    also: Mapping[str, Any] | None = None,
+    account_id: int, key: str, monthly: int, purchased: int, also: Mapping[str, Any] | None
 ) -> None:
     """The conditional UPDATE of ledger_apply: no bucket goes below zero."""
-    if not (monthly or purchased or where or also):
+    if not (monthly or purchased or also):
         return
     guard = {}
     if monthly < 0:
         guard["balance_monthly__gte"] = -monthly
     if purchased < 0:
         guard["balance_purchased__gte"] = -purchased
-    moved = CreditAccount.objects.filter(where or Q(), pk=account_id, **guard).update(
+    moved = CreditAccount.objects.filter(pk=account_id, **guard).update(
         balance_monthly=F("balance_monthly") + monthly,
         balance_purchased=F("balance_purchased") + purchased,
         updated_at=timezone.now(),
@@ -151,7 +134,7 @@ def _balance_move(
     if moved != 1:
         raise LedgerError(
             f"{key}: account {account_id} cannot cover {monthly:+d} monthly / "
-            f"{purchased:+d} purchased" + (" or its conditions changed" if where else "")
+            f"{purchased:+d} purchased"
         )
 
 

@@ -180,3 +180,16 @@ def test_repair_is_scheduled():
     from billing.schedules import SCHEDULES
 
     assert ("repair plan-limit counters", "billing.holds.counters_repair", 10) in SCHEDULES
+
+
+def test_monthly_credits_of_another_period_are_not_held_on_an_old_quote(user, settings):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"daily_free_previews": 0}}'
+    services.credits_adjust(user=user, amount=100, reason="test", bucket="monthly")
+    quote = holds.credits_quote(user=user, resolution="720p", duration=5, list_credits=40)
+    assert (quote.monthly, quote.purchased) == (40, 0)
+    account = services.account_for(user)
+    CreditAccount.objects.filter(pk=account.pk).update(
+        monthly_expires_at=account.monthly_expires_at + dt.timedelta(days=30)
+    )
+    with pytest.raises(holds.HoldStale), transaction.atomic():
+        holds.credits_hold(quote=quote, generation=GenerationFactory(user=user))
