@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -134,8 +134,7 @@ class Quote:
     """What a create will hold, decided from one reading of the account (`account`)."""
 
     account: CreditAccount
-    day: dt.date
-    list_credits: int
+    day: dt.date  # the UTC day it counts on
     preview: bool  # the preview shape: free while today's allowance lasts
     free_preview: bool
     monthly: int  # credits taken from each bucket (0 and 0 for a free preview)
@@ -182,7 +181,7 @@ def credits_quote(
     _check_in_flight(plan, account.in_flight)
     _check_daily_cap(plan, made)
     preview = is_preview(resolution, duration)
-    quote = {"account": account, "day": day, "list_credits": list_credits, "preview": preview}
+    quote = {"account": account, "day": day, "preview": preview}
     if preview and free_used < plan.daily_free_previews:
         return Quote(**quote, free_preview=True, monthly=0, purchased=0)
     if account.balance < list_credits:
@@ -211,9 +210,13 @@ def hold_key(generation_id) -> str:
 def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
     """Hold the quoted credits for a generation inserted in the caller's transaction, and count
     it against the plan's limits. Raises HoldStale (the caller must roll back: the entry is
-    written) if the account no longer matches the quote. Call it last before the commit: the
-    account row stays locked from its UPDATE to the commit."""
+    written) if the account no longer matches the quote, or a new UTC day has begun since.
+    Call it last before the commit: the account row stays locked from its UPDATE to the commit.
+    """
     account = quote.account
+    now = timezone.now()
+    if today(now) != quote.day:
+        raise HoldStale("a new UTC day began after the quote")
     entry = LedgerEntry(
         account_id=account.pk,
         kind=Kind.HOLD,
@@ -228,9 +231,10 @@ def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
             else f"{generation.endpoint_id} · {generation.resolution} · {generation.duration} s"
         ),
         period_end=account.monthly_expires_at if quote.monthly else None,
+        created_at=now,  # its UTC day is the one the counters count it on (credits_settle)
     )
     entry.save()  # the key names a generation inserted in this transaction: never applied yet
-    sql, params = _hold_update(quote)
+    sql, params = _hold_update(quote, now=now)
     with transaction.get_connection().cursor() as cursor:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
@@ -238,27 +242,30 @@ def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
     return entry
 
 
-def _hold_update(quote: Quote) -> tuple[str, dict]:
+def _hold_update(quote: Quote, *, now: dt.datetime) -> tuple[str, dict]:
     """The hold's UPDATE: the balance and the counters move only if the account is still as
     the quote read it. Plain SQL, the same on PostgreSQL and SQLite: it runs once per create,
     and the ORM's compiling of these expressions cost more than the statement."""
     account, plan = quote.account, quote.account.plan_info
     cap, allowance = plan.max_generations_per_day, plan.daily_free_previews
     ops = transaction.get_connection().ops
-    not_today = "(usage_day IS NULL OR usage_day <> %(day)s"
+    # The counters still hold an earlier day's counts (or none): they restart at 0 today.
+    earlier_day = "usage_day IS NULL OR usage_day < %(day)s"
     where = [
         "id = %(id)s AND plan = %(plan)s AND in_flight < %(max_in_flight)s",
         "balance_monthly >= %(monthly)s AND balance_purchased >= %(purchased)s",
+        # Never back to an earlier day (a quote from before midnight, on a clock behind ours).
+        "(usage_day IS NULL OR usage_day <= %(day)s)",
     ]
     if cap:
-        where.append(f"{not_today} OR made_today < %(cap)s)")
+        where.append(f"({earlier_day} OR made_today < %(cap)s)")
     if quote.free_preview:
-        where.append(f"{not_today} OR free_today < %(allowance)s)")
+        where.append(f"({earlier_day} OR free_today < %(allowance)s)")
     elif quote.preview and allowance:
         where.append("usage_day = %(day)s AND free_today >= %(allowance)s")  # still used up
-    if quote.monthly:  # credits of the same period
+    if quote.monthly:  # credits of the same period, which has not ended since the quote
         where.append(
-            "monthly_expires_at = %(period)s"
+            "monthly_expires_at = %(period)s AND monthly_expires_at > %(now)s"
             if account.monthly_expires_at
             else "monthly_expires_at IS NULL"
         )
@@ -285,7 +292,7 @@ def _hold_update(quote: Quote) -> tuple[str, dict]:
         "taken": int(quote.free_preview),
         "day": ops.adapt_datefield_value(quote.day),
         "period": ops.adapt_datetimefield_value(account.monthly_expires_at),
-        "now": ops.adapt_datetimefield_value(timezone.now()),
+        "now": ops.adapt_datetimefield_value(now),
     }
     return sql, params
 
@@ -324,20 +331,19 @@ def credits_settle(*, generation_id, state: str) -> str:
         return "captured" if done else "already settled"
     if state not in (State.FAILED, State.CANCELED, State.BLOCKED):
         raise ValueError(f"{state} is not a terminal state")
-    if state == State.FAILED and hold.amount == 0:
-        # A free preview that failed on our or the provider's side gives its allowance back;
-        # canceled and blocked ones do not (the user chose to, or the prompt broke the rules).
-        created = (
-            Generation.objects.filter(pk=generation_id, free_preview=True)
-            .values_list("created_at", flat=True)
-            .first()
+    if (
+        state == State.FAILED
+        and hold.amount == 0
+        and Generation.objects.filter(pk=generation_id, free_preview=True).exists()
+    ):
+        # A free preview that failed on our or the provider's side gives its allowance back
+        # (to the day its hold counted it on); canceled and blocked ones do not (the user chose
+        # to, or the prompt broke the rules).
+        counters["free_today"] = Case(
+            When(usage_day=today(hold.created_at), free_today__gt=0, then=F("free_today") - 1),
+            default=F("free_today"),
+            output_field=IntegerField(),
         )
-        if created is not None:
-            counters["free_today"] = Case(
-                When(usage_day=today(created), free_today__gt=0, then=F("free_today") - 1),
-                default=F("free_today"),
-                output_field=IntegerField(),
-            )
     done = ledger_apply(
         account_id=hold.account_id,
         kind=Kind.RELEASE,
@@ -380,17 +386,25 @@ def in_flight_truth(account: CreditAccount) -> int:
 
 
 def counters_repair() -> int:
-    """The scheduled safety net: recount `in_flight` where it says renders are running, and
-    put right (and log) any account where it drifted. Returns how many were repaired.
+    """The scheduled safety net: recount `in_flight` of every account that has renders running
+    or says it has, and put right (and log) any that drifted. Returns how many were repaired.
 
     Safe beside creates and settlements: the recount runs after the account lock is granted,
     so it sees every hold and settlement that committed before, and those still to come move
     the counter from the repaired value.
     """
+    from generation.models import TERMINAL, Generation
+
+    running = (
+        Generation.objects.exclude(state__in=TERMINAL)
+        .filter(ledger_entries__kind=Kind.HOLD)
+        .values("user_id")
+    )
+    candidates = CreditAccount.objects.filter(Q(in_flight__gt=0) | Q(user_id__in=running))
     repaired = 0
-    for pk in list(CreditAccount.objects.filter(in_flight__gt=0).values_list("pk", flat=True)):
+    for pk in list(candidates.values_list("pk", flat=True)):
         with transaction.atomic():
-            account = CreditAccount.objects.select_for_update().get(pk=pk)
+            account = CreditAccount.objects.select_for_update(no_key=True).get(pk=pk)
             truth = in_flight_truth(account)
             if truth != account.in_flight:
                 log.warning(

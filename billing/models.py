@@ -1,9 +1,9 @@
 """Credits as an append-only ledger with a cached, never-negative balance (design §5).
 
 Invariant: for every account, balance_monthly == sum(entry.monthly) and balance_purchased ==
-sum(entry.purchased). Both are changed only by billing.services.ledger_apply, which inserts the
-entry (unique idempotency key) and moves the balance with a conditional UPDATE in one
-transaction.
+sum(entry.purchased). Both are changed only by billing.services.ledger_apply and a render's hold
+(billing.holds.credits_hold), each of which inserts the entry (unique idempotency key) and moves
+the balance with a conditional UPDATE in one transaction.
 
 The account also carries its plan-limit counters (jobs in flight, generations and free previews
 today), moved by the same UPDATE as the hold and the settlement of each render (billing.holds).

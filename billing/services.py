@@ -60,12 +60,15 @@ def account_lock(user) -> CreditAccount:
     the database's single write lock, so writers are serialised there.
     """
     assert transaction.get_connection().in_atomic_block, "account_lock needs a transaction"
+    # FOR NO KEY UPDATE: it does not wait for the key-share locks that inserting a ledger entry
+    # takes on its account (a create's hold holds one until it commits).
+    locked = CreditAccount.objects.select_for_update(no_key=True)
     try:
-        return CreditAccount.objects.select_for_update().get(user=user)
+        return locked.get(user=user)
     except CreditAccount.DoesNotExist:
         pass
     account = account_for(user)  # first use: make it (outside no lock is needed for that)
-    return CreditAccount.objects.select_for_update().get(pk=account.pk)
+    return locked.get(pk=account.pk)
 
 
 # --- The one way a balance moves --------------------------------------------------------------

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 SEED_LIMIT = 2**32
 # Creates that find the account changed since their quote roll back and quote again; the last
-# attempt quotes under the account lock (billing.holds).
-HOLD_ATTEMPTS = 3
+# ones quote under the account lock (billing.holds).
+HOLD_ATTEMPTS, LOCKED_ATTEMPTS = 4, 2
 
 
 class AccountSuspended(InputError):
@@ -91,8 +91,12 @@ def generation_create(
             lock=lock,
         )
 
-    # Plan, limits and balance refuse before any costly work (images, remote moderation).
+    # Plan, limits, balance and the key's cap refuse before any costly work (images, remote
+    # moderation); the hold checks them again, exactly.
     charge = quote()
+    capped = api_key is not None and api_key.monthly_credit_cap is not None
+    if capped:
+        _check_key_cap(api_key, charge.credits)
     if valid.resolution == "1080p":
         tier = Tier.HD
     cleaned = []
@@ -113,12 +117,6 @@ def generation_create(
         images=[image.content for image in cleaned],
     )
     allowed = decision.action == "allow"
-    stored = [
-        default_storage.save(
-            f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}", ContentFile(image.content)
-        )
-        for image in cleaned
-    ]
 
     now = timezone.now()
     generation = Generation(
@@ -141,38 +139,25 @@ def generation_create(
         rerender_of=rerender_of,
         fal_price_usd=price.usd,
     )
-    for attempt in range(1, HOLD_ATTEMPTS + 1):
-        try:
-            with transaction.atomic():
-                if attempt > 1:
-                    # The last attempt reads under the account lock, so its hold cannot miss.
-                    charge = quote(lock=attempt == HOLD_ATTEMPTS)
-                if api_key is not None and api_key.monthly_credit_cap is not None:
-                    _check_key_cap(api_key, charge.credits)
-                # The price as charged: 0 for a free preview.
-                generation.credit_cost = charge.credits
-                generation.free_preview = charge.free_preview
-                generation.save(force_insert=True)
-                for position, (image, name) in enumerate(zip(cleaned, stored, strict=True)):
-                    GenerationInput.objects.create(
-                        generation=generation,
-                        position=position,
-                        file=name,
-                        content_type=image.content_type,
-                        width=image.width,
-                        height=image.height,
-                    )
-                holds.credits_hold(quote=charge, generation=generation)
-                if allowed:
-                    transaction.on_commit(lambda: enqueue_submit(generation.pk))
-                else:
-                    # Held: waits for a moderator. Blocked: moved on at once, its hold released.
-                    apply_decision(generation=generation, decision=decision)
-            break
-        except holds.HoldStale:
-            log.info("generation create for user %s: account moved, quoting again", user.pk)
-    else:  # the last attempt held the account lock: its hold cannot find the account moved
-        raise RuntimeError(f"could not hold credits for user {user.pk}")
+    stored = [
+        default_storage.save(
+            f"inputs/{user.pk}/{uuid.uuid4().hex}.{image.extension}", ContentFile(image.content)
+        )
+        for image in cleaned
+    ]
+    try:
+        charge = _insert_and_hold(
+            generation=generation,
+            charge=charge,
+            requote=quote,
+            key_to_lock=api_key if capped else None,
+            inputs=list(zip(cleaned, stored, strict=True)),
+            decision=decision,
+        )
+    except BaseException:
+        for name in stored:  # nothing refers to them: the row was rolled back
+            default_storage.delete(name)
+        raise
     if not allowed:
         generation.refresh_from_db()
     _watch_for_bursts(user)
@@ -185,6 +170,51 @@ def generation_create(
         charge.credits,
     )
     return generation
+
+
+def _insert_and_hold(
+    *, generation, charge: holds.Quote, requote, key_to_lock, inputs, decision
+) -> holds.Quote:
+    """Insert the row and its inputs and hold its credits, in one transaction. When the account
+    moved since the quote (HoldStale), roll back and quote again; the last attempts quote under
+    the account lock, where only the clock (a new UTC day, the end of a monthly period) can
+    still move it. Returns the quote that was held."""
+    for attempt in range(1, HOLD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                if key_to_lock is not None:
+                    # The key's lock before the account's, in every attempt: one order, so
+                    # two creates on one capped key cannot deadlock.
+                    _check_key_cap(key_to_lock, charge.credits, lock=True)
+                if attempt > 1:
+                    charge = requote(lock=attempt > HOLD_ATTEMPTS - LOCKED_ATTEMPTS)
+                    if key_to_lock is not None:
+                        _check_key_cap(key_to_lock, charge.credits)
+                # The price as charged: 0 for a free preview.
+                generation.credit_cost = charge.credits
+                generation.free_preview = charge.free_preview
+                generation.save(force_insert=True)
+                for position, (image, name) in enumerate(inputs):
+                    GenerationInput.objects.create(
+                        generation=generation,
+                        position=position,
+                        file=name,
+                        content_type=image.content_type,
+                        width=image.width,
+                        height=image.height,
+                    )
+                holds.credits_hold(quote=charge, generation=generation)
+                if decision.action == "allow":
+                    transaction.on_commit(lambda: enqueue_submit(generation.pk))
+                else:
+                    # Held: waits for a moderator. Blocked: moved on at once, its hold released.
+                    apply_decision(generation=generation, decision=decision)
+            return charge
+        except holds.HoldStale as exc:
+            if attempt == HOLD_ATTEMPTS:
+                raise RuntimeError(f"could not hold credits for {generation.user_id}") from exc
+            log.info("create for user %s: %s; quoting again", generation.user_id, exc)
+    raise AssertionError("unreachable")
 
 
 class KeySpendCap(InputError):
@@ -209,10 +239,11 @@ def key_spend_this_month(api_key) -> int:
     return rows.exclude(state__in=refunded).aggregate(total=Sum("credit_cost"))["total"] or 0
 
 
-def _check_key_cap(api_key, cost: int) -> None:
-    # The key's row lock, held to the commit, serialises this key's creates (only capped keys
-    # pay for it), so that two requests cannot both slip under the cap.
-    list(ApiKey.objects.select_for_update().filter(pk=api_key.pk).values_list("pk", flat=True))
+def _check_key_cap(api_key, cost: int, *, lock: bool = False) -> None:
+    if lock:
+        # The key's row lock, held to the commit, serialises this key's creates (only capped
+        # keys pay for it), so that two requests cannot both slip under the cap.
+        ApiKey.objects.select_for_update(no_key=True).filter(pk=api_key.pk).exists()
     spent = key_spend_this_month(api_key)
     if spent + cost > api_key.monthly_credit_cap:
         raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)

@@ -5,30 +5,42 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 TERMINAL = ["succeeded", "failed", "canceled", "blocked"]
 
 
 def count_existing(apps, schema_editor):
+    """One UPDATE for all accounts (no per-account round trips while the table is locked)."""
     CreditAccount = apps.get_model("billing", "CreditAccount")
     DailyUsage = apps.get_model("billing", "DailyUsage")
     Generation = apps.get_model("generation", "Generation")
-    now = dt.datetime.now(dt.UTC)
-    day = now.date()
+    day = dt.datetime.now(dt.UTC).date()
     start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
-    for account in CreditAccount.objects.all().iterator():
-        held = Generation.objects.filter(
-            user_id=account.user_id,
-            ledger_entries__kind="hold",
-            ledger_entries__account_id=account.pk,
+
+    def held(rows):
+        """How many of `rows` the account's holds are for."""
+        counted = (
+            rows.filter(
+                user_id=OuterRef("user_id"),
+                ledger_entries__kind="hold",
+                ledger_entries__account_id=OuterRef("pk"),
+            )
+            .order_by()
+            .values("user_id")
+            .annotate(n=Count("pk"))
+            .values("n")
         )
-        usage = DailyUsage.objects.filter(account_id=account.pk, day=day).first()
-        CreditAccount.objects.filter(pk=account.pk).update(
-            in_flight=held.exclude(state__in=TERMINAL).count(),
-            usage_day=day,
-            made_today=held.filter(created_at__gte=start).count(),
-            free_today=usage.free_used if usage else 0,
-        )
+        return Coalesce(Subquery(counted), 0)
+
+    used = DailyUsage.objects.filter(account_id=OuterRef("pk"), day=day).values("free_used")
+    CreditAccount.objects.update(
+        in_flight=held(Generation.objects.exclude(state__in=TERMINAL)),
+        made_today=held(Generation.objects.filter(created_at__gte=start)),
+        free_today=Coalesce(Subquery(used[:1]), 0),
+        usage_day=day,
+    )
 
 
 class Migration(migrations.Migration):

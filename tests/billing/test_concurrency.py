@@ -1,19 +1,21 @@
 """Races between real threads (and processes) with their own database connections.
 
-Runs on SQLite (BEGIN IMMEDIATE serialises writers) and on PostgreSQL (row lock on the
-account plus conditional UPDATEs) — CI's second run sets DATABASE_URL.
+Runs on SQLite (BEGIN IMMEDIATE serialises writers) and on PostgreSQL (conditional UPDATEs of
+the account that restate each create's quote, and row locks) — CI's second run sets
+DATABASE_URL.
 """
 
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 
 import pytest
 from django.db import connection
 
 from api.services import apikey_create
-from billing import services
+from billing import holds, services
 from billing.errors import InsufficientCredits, PlanLimit
 from billing.models import LedgerEntry
 from generation.models import Generation
@@ -186,3 +188,63 @@ def test_daily_allowance_is_exact_across_processes(user, tmp_path):
     assert Counter(lines) == Counter(created=4, insufficient_credits=5), lines
     assert Generation.objects.filter(user=user).count() == 4
     assert services.account_for(user).free_today == 4
+
+
+def test_a_capped_key_never_deadlocks_when_a_create_holds_the_account_lock(
+    user, settings, monkeypatch
+):
+    """One create on its last attempts (quoting under the account lock) while another create on
+    the same capped key starts: both take the key's lock first, so both finish."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: SQLite serialises whole transactions")
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 100, "daily_free_previews": 0}}'
+    give_credits(user, 10_000)
+    capped, _ = apikey_create(user=user, name="capped", scopes=["generations:write"],
+                              monthly_credit_cap=10_000)  # fmt: skip
+    a_locked, b_started = threading.Event(), threading.Event()
+    real_quote, real_hold = holds.credits_quote, holds.credits_hold
+    stale_left = [2]
+
+    def quote(**kwargs):
+        result = real_quote(**kwargs)
+        if threading.current_thread().name == "A" and kwargs["lock"]:
+            a_locked.set()
+            b_started.wait(10)
+            time.sleep(0.3)  # B is now waiting for a lock
+        return result
+
+    def hold(**kwargs):
+        if threading.current_thread().name == "A" and stale_left[0]:
+            stale_left[0] -= 1
+            raise holds.HoldStale("forced, as under contention")
+        return real_hold(**kwargs)
+
+    monkeypatch.setattr(holds, "credits_quote", quote)
+    monkeypatch.setattr(holds, "credits_hold", hold)
+    results = {}
+
+    def run():
+        name = threading.current_thread().name
+        if name == "B":
+            a_locked.wait(10)
+            b_started.set()
+        try:
+            generation_create(
+                user=user,
+                endpoint_id=T2V,
+                inputs={"prompt": name, "resolution": "720p", "duration": 5},
+                api_key=capped,
+            )
+            results[name] = "created"
+        except Exception as exc:  # noqa: BLE001 - reported in the assertion
+            results[name] = f"{type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, name=name) for name in "AB"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {"A": "created", "B": "created"}, results
+    assert services.account_for(user).in_flight == 2

@@ -3,9 +3,11 @@ account changes between a create's quote and its hold, and repaired if they ever
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from billing import holds, plans, services
 from billing.errors import InsufficientCredits, PlanLimit
@@ -15,6 +17,7 @@ from generation.models import Generation, State
 from generation.services import generation_create
 from moderation.policy import BLOCK, Decision
 from tests.factories import GenerationFactory
+from tests.support.media import png_bytes
 
 from .conftest import assert_ledger_consistent, give_credits
 
@@ -115,7 +118,7 @@ def test_an_account_that_moved_since_the_quote_is_quoted_again(user, settings, m
         pytest.raises(InsufficientCredits),
     ):
         create(user)
-    assert "account moved, quoting again" in caplog.text
+    assert "changed since the quote; quoting again" in caplog.text
     assert [g.prompt for g in Generation.objects.all()] == ["the racing request"]
     account = services.account_for(user)
     assert (account.balance, account.in_flight) == (0, 1)
@@ -193,3 +196,132 @@ def test_monthly_credits_of_another_period_are_not_held_on_an_old_quote(user, se
     )
     with pytest.raises(holds.HoldStale), transaction.atomic():
         holds.credits_hold(quote=quote, generation=GenerationFactory(user=user))
+
+
+class Clock:
+    """timezone.now() for a test that moves time between a create's quote and its hold."""
+
+    def __init__(self, now: dt.datetime):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def test_a_create_quoted_before_midnight_and_held_after_counts_on_the_new_day(
+    user, settings, monkeypatch
+):
+    settings.BILLING_PLAN_OVERRIDES = (
+        '{"free": {"max_in_flight": 100, "max_generations_per_day": 2, "daily_free_previews": 0}}'
+    )
+    give_credits(user, 10_000)
+    clock = Clock(dt.datetime(2030, 1, 1, 23, 59, 59, tzinfo=dt.UTC))
+    real_check = generation_services.prompt_check
+
+    def moderation_past_midnight(**kwargs):
+        if clock.now.day == 1:  # meanwhile, two creates fill the new day's cap
+            clock.now = dt.datetime(2030, 1, 2, 0, 0, 1, tzinfo=dt.UTC)
+            create(user, prompt="new day 1")
+            create(user, prompt="new day 2")
+        return real_check(**kwargs)
+
+    monkeypatch.setattr(timezone, "now", clock)
+    monkeypatch.setattr(generation_services, "prompt_check", moderation_past_midnight)
+    with pytest.raises(PlanLimit, match="2 generations a day"):
+        create(user, prompt="quoted on the 1st, held on the 2nd")
+    account = services.account_for(user)
+    assert (account.usage_day, account.made_today) == (dt.date(2030, 1, 2), 2)
+    assert Generation.objects.count() == 2
+
+
+def test_monthly_credits_that_end_between_quote_and_hold_are_not_spent(user, settings, monkeypatch):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"daily_free_previews": 0}}'
+    end = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
+    clock = Clock(end - dt.timedelta(seconds=2))
+    monkeypatch.setattr(timezone, "now", clock)
+    services.credits_adjust(user=user, amount=40, reason="test", bucket="monthly")
+    CreditAccount.objects.filter(user=user).update(monthly_expires_at=end)
+    give_credits(user, 100)
+    real_check = generation_services.prompt_check
+
+    def moderation_past_the_period(**kwargs):
+        clock.now = end + dt.timedelta(seconds=30)
+        return real_check(**kwargs)
+
+    monkeypatch.setattr(generation_services, "prompt_check", moderation_past_the_period)
+    generation = create(user)
+    hold = LedgerEntry.objects.get(generation_id=generation.pk, kind="hold")
+    assert (hold.monthly, hold.purchased) == (0, -40), "the ended monthly credits were written off"
+    account = services.account_for(user)
+    assert (account.balance_monthly, account.balance_purchased) == (0, 60)
+    assert_ledger_consistent(account)
+
+
+def test_the_last_attempts_quote_under_the_lock_and_a_create_never_half_happens(
+    user, settings, monkeypatch
+):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 10, "daily_free_previews": 0}}'
+    give_credits(user, 100)
+    real_quote, real_hold = holds.credits_quote, holds.credits_hold
+    locks, stale_left = [], [3]
+
+    def quote(**kwargs):
+        locks.append(kwargs["lock"])
+        return real_quote(**kwargs)
+
+    def hold(**kwargs):
+        if stale_left[0]:
+            stale_left[0] -= 1
+            raise holds.HoldStale("forced")
+        return real_hold(**kwargs)
+
+    monkeypatch.setattr(holds, "credits_quote", quote)
+    monkeypatch.setattr(holds, "credits_hold", hold)
+    generation = create(user)
+    assert locks == [False, False, True, True]
+    assert LedgerEntry.objects.filter(generation_id=generation.pk, kind="hold").count() == 1
+    assert counters(user) == (1, 1, 0)
+
+    stale_left[0] = 4  # every attempt stale: refused whole, nothing left behind
+    with pytest.raises(RuntimeError, match="could not hold credits") as refused:
+        generation_create(
+            user=user,
+            endpoint_id="fal-ai/pika/v2.2/image-to-video",
+            inputs={"prompt": "the sea breathes"},
+            images=[png_bytes(64, 64)],
+        )
+    assert isinstance(refused.value.__cause__, holds.HoldStale)
+    assert Generation.objects.count() == 1
+    assert counters(user) == (1, 1, 0)
+    inputs = Path(settings.MEDIA_ROOT) / "inputs"
+    assert not inputs.exists() or not any(inputs.rglob("*.*")), "stored inputs were removed"
+
+
+def test_repair_also_finds_an_account_that_counts_too_few(user, settings):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 10}}'
+    create(user)
+    create(user)
+    CreditAccount.objects.filter(user=user).update(in_flight=0)
+    assert holds.counters_repair() == 1
+    assert services.account_for(user).in_flight == 2
+
+
+def test_a_key_over_its_cap_is_refused_before_its_images_are_stored(user, settings):
+    from api.services import apikey_create
+    from generation.services import KeySpendCap
+
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"daily_free_previews": 0}}'
+    give_credits(user, 1000)
+    capped, _ = apikey_create(
+        user=user, name="capped", scopes=["generations:write"], monthly_credit_cap=10
+    )
+    with pytest.raises(KeySpendCap):
+        generation_create(
+            user=user,
+            endpoint_id="fal-ai/pika/v2.2/image-to-video",
+            inputs={"prompt": "the sea breathes"},
+            images=[png_bytes(64, 64)],
+            api_key=capped,
+        )
+    assert not (Path(settings.MEDIA_ROOT) / "inputs").exists()
+    assert counters(user) == (0, 0, 0)
