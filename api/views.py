@@ -7,7 +7,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import holds
+from billing import holds, limits
 from billing import services as billing
 from generation import catalogue
 from generation.catalogue import InputError
@@ -412,7 +412,7 @@ class Account(ApiView):
     def get(self, request):
         account = billing.account_for(request.user)
         plan = account.plan_info
-        made_today, _ = holds.usage_today(account)
+        made_today, _ = limits.usage_today(account)
         body = {
             "email": request.user.email,
             "plan": {
@@ -430,7 +430,7 @@ class Account(ApiView):
             },
             "usage_today": {
                 "generations": made_today,
-                "free_previews_left": holds.allowance_left(account),
+                "free_previews_left": limits.allowance_left(account),
                 "in_flight": account.in_flight,
             },
             "rate_limit_per_minute": settings.API_REQUESTS_PER_MINUTE,

@@ -1,4 +1,4 @@
-"""The credits of one render: plan gates, quote, hold, settlement (design §5 and §8).
+"""The credits of one render: quote, hold, settlement (design §5 and §8; gates: billing.limits).
 
 A create quotes first: it reads the account without a lock and decides from that reading what
 it will take (a free preview from today's allowance, or the price, monthly credits first), or
@@ -25,8 +25,16 @@ from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from . import plans
-from .errors import InsufficientCredits, PlanLimit
+from .errors import InsufficientCredits
+from .limits import (
+    allowance_left,
+    check_daily_cap,
+    check_in_flight,
+    is_preview,
+    plan_check,
+    today,
+    usage_today,
+)
 from .models import CreditAccount, LedgerEntry
 from .services import account_for, account_lock, ledger_apply, monthly_expire
 
@@ -37,93 +45,6 @@ Kind = LedgerEntry.Kind
 
 class HoldStale(Exception):
     """The account changed between the quote and the hold: roll back and quote again."""
-
-
-def today(now: dt.datetime | None = None) -> dt.date:
-    return (now or timezone.now()).astimezone(dt.UTC).date()
-
-
-def is_preview(resolution: str, duration: int) -> bool:
-    preview = plans.get_plan(plans.FREE)  # the preview shape is the same on every plan
-    return duration <= plans.PREVIEW_MAX_SECONDS and preview.allows_resolution(resolution)
-
-
-def usage_today(account: CreditAccount, *, day: dt.date | None = None) -> tuple[int, int]:
-    """(generations made, free previews used) on `day` (today, UTC), from the counters."""
-    if account.usage_day != (day or today()):
-        return 0, 0
-    return account.made_today, account.free_today
-
-
-def allowance_left(account: CreditAccount) -> int:
-    return max(account.plan_info.daily_free_previews - usage_today(account)[1], 0)
-
-
-# --- Plan gates ---------------------------------------------------------------------------------
-
-
-def plan_check(
-    *,
-    user,
-    resolution: str,
-    duration: int,
-    hd_rerender: bool = False,
-    account: CreditAccount | None = None,
-) -> None:
-    """Refuse what the user's plan does not allow, saying which plan does.
-
-    "Render in HD" of one's own preview is allowed on every plan (paid HD): only the
-    resolution gate is lifted, and the duration is the preview's. `account`: the user's
-    account when the caller has it already (read for them otherwise).
-    """
-    plan = (account or account_for(user)).plan_info
-    if not hd_rerender and not plan.allows_resolution(resolution):
-        better = plans.cheapest_plan_allowing(resolution=resolution)
-        raise PlanLimit(
-            f"{resolution} is not on the {plan.name} plan (up to {plan.max_resolution})."
-            + (f" {better.name} allows it." if better else "")
-            + (" Or render a preview and use Render in HD." if plan.code == plans.FREE else ""),
-            field="resolution",
-            allowed_by=better.code if better else None,
-        )
-    if duration > plan.max_duration:
-        better = plans.cheapest_plan_allowing(duration=duration)
-        raise PlanLimit(
-            f"{duration} s videos are not on the {plan.name} plan (up to {plan.max_duration} s)."
-            + (f" {better.name} allows them." if better else ""),
-            field="duration",
-            allowed_by=better.code if better else None,
-        )
-
-
-def _next_plan(better_than) -> plans.Plan | None:
-    by_price = sorted(plans.plans().values(), key=lambda p: p.usd_cents_per_month)
-    return next((p for p in by_price if better_than(p)), None)
-
-
-def _check_in_flight(plan: plans.Plan, running: int) -> None:
-    if running < plan.max_in_flight:
-        return
-    better = _next_plan(lambda p: p.max_in_flight > plan.max_in_flight)
-    raise PlanLimit(
-        f"The {plan.name} plan runs {plan.max_in_flight} "
-        f"job{'s' if plan.max_in_flight != 1 else ''} at a time and you have {running} "
-        "in progress; wait for one to finish."
-        + (f" {better.name} runs {better.max_in_flight} at once." if better else ""),
-        allowed_by=better.code if better else None,
-    )
-
-
-def _check_daily_cap(plan: plans.Plan, made_today: int) -> None:
-    cap = plan.max_generations_per_day
-    if not cap or made_today < cap:
-        return
-    better = _next_plan(lambda p: p.max_generations_per_day > cap or p.max_generations_per_day == 0)
-    raise PlanLimit(
-        f"The {plan.name} plan allows {cap} generations a day (UTC) and you have reached it."
-        + (f" {better.name} allows {better.max_generations_per_day}." if better else ""),
-        allowed_by=better.code if better else None,
-    )
 
 
 # --- Quote and hold -----------------------------------------------------------------------------
@@ -178,8 +99,8 @@ def credits_quote(
     plan = account.plan_info
     day = today(now)
     made, free_used = usage_today(account, day=day)
-    _check_in_flight(plan, account.in_flight)
-    _check_daily_cap(plan, made)
+    check_in_flight(plan, account.in_flight)
+    check_daily_cap(plan, made)
     preview = is_preview(resolution, duration)
     quote = {"account": account, "day": day, "preview": preview}
     if preview and free_used < plan.daily_free_previews:

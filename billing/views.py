@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from generation.catalogue import InputError
 from generation.models import Generation
 
-from . import holds, plans, services, stripe_billing
+from . import limits, plans, services, stripe_billing
 from .hd import generation_render_hd
 from .models import LedgerEntry
 
@@ -29,7 +29,7 @@ def statement(request):
     context = {
         "account": account,
         "plan": account.plan_info,
-        "allowance_left": holds.allowance_left(account),
+        "allowance_left": limits.allowance_left(account),
         "page": page,
         "plans": [p for p in plans.plans().values()],
         "packs": [p for p in plans.packs().values() if p.stripe_price],

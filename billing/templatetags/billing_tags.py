@@ -1,6 +1,6 @@
 from django import template
 
-from billing import hd, holds, services
+from billing import hd, holds, limits, services
 
 register = template.Library()
 
@@ -21,5 +21,5 @@ def billing_summary(context) -> dict:
     return {
         "account": account,
         "plan": account.plan_info,
-        "allowance_left": holds.allowance_left(account),
+        "allowance_left": limits.allowance_left(account),
     }

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from billing import holds, plans, services
+from billing import holds, limits, plans, services
 from billing.errors import InsufficientCredits, PlanLimit
 from billing.models import CreditAccount, LedgerEntry
 from generation import services as generation_services
@@ -42,7 +42,7 @@ def create(user, *, resolution="720p", duration=5, prompt="a red fox"):
 
 def counters(user) -> tuple[int, int, int]:
     account = services.account_for(user)
-    made, free = holds.usage_today(account)
+    made, free = limits.usage_today(account)
     return account.in_flight, made, free
 
 

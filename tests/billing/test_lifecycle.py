@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import holds, plans, services
+from billing import holds, limits, plans, services
 from billing.errors import InsufficientCredits, PlanLimit
 from billing.hd import generation_render_hd
 from billing.models import CreditAccount, LedgerEntry
@@ -39,7 +39,7 @@ def succeed(generation):
 
 
 def allowance_left(user) -> int:
-    return holds.allowance_left(services.account_for(user))
+    return limits.allowance_left(services.account_for(user))
 
 
 def kinds(account):
