@@ -78,8 +78,8 @@ def credits_quote(
     """Check the plan, the limits and the balance; decide the charge. Raises PlanLimit or
     InsufficientCredits. Writes nothing, except an overdue write-off of ended monthly credits.
 
-    lock=True (inside a transaction) reads under account_lock, so that the hold cannot find
-    the account changed: a create's last attempt after HoldStale.
+    lock=True (inside a transaction) reads under account_lock, so that only the clock can
+    change the account before the hold: a create's last attempts after HoldStale.
     """
     account = account_lock(user) if lock else account_for(user)
     now = timezone.now()

@@ -183,13 +183,15 @@ def _insert_and_hold(
         try:
             with transaction.atomic():
                 if key_to_lock is not None:
-                    # The key's lock before the account's, in every attempt: one order, so
-                    # two creates on one capped key cannot deadlock.
-                    _check_key_cap(key_to_lock, charge.credits, lock=True)
+                    # The key's row lock, held to the commit, serialises a capped key's creates
+                    # so that two cannot both slip under its cap. Taken before the account's
+                    # in every attempt: one order, so two such creates cannot deadlock.
+                    keys = ApiKey.objects.select_for_update(no_key=True)
+                    keys.filter(pk=key_to_lock.pk).exists()
                 if attempt > 1:
                     charge = requote(lock=attempt > HOLD_ATTEMPTS - LOCKED_ATTEMPTS)
-                    if key_to_lock is not None:
-                        _check_key_cap(key_to_lock, charge.credits)
+                if key_to_lock is not None:
+                    _check_key_cap(key_to_lock, charge.credits)
                 # The price as charged: 0 for a free preview.
                 generation.credit_cost = charge.credits
                 generation.free_preview = charge.free_preview
@@ -239,11 +241,7 @@ def key_spend_this_month(api_key) -> int:
     return rows.exclude(state__in=refunded).aggregate(total=Sum("credit_cost"))["total"] or 0
 
 
-def _check_key_cap(api_key, cost: int, *, lock: bool = False) -> None:
-    if lock:
-        # The key's row lock, held to the commit, serialises this key's creates (only capped
-        # keys pay for it), so that two requests cannot both slip under the cap.
-        ApiKey.objects.select_for_update(no_key=True).filter(pk=api_key.pk).exists()
+def _check_key_cap(api_key, cost: int) -> None:
     spent = key_spend_this_month(api_key)
     if spent + cost > api_key.monthly_credit_cap:
         raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)
