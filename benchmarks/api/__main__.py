@@ -63,6 +63,13 @@ def main() -> int:
         "spreads its requests over their keys round-robin (creates of one account serialise "
         "on its account row lock)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every case this many times in turn; each case reports its median round by "
+        "ratio to that round's own baseline",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
@@ -80,6 +87,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
@@ -167,30 +176,43 @@ def run(args) -> dict:
             "list": ("GET", [f"/api/v1/generations?limit={LIST_LIMIT}"] * len(keys), None),
             "create": ("POST", ["/api/v1/generations"] * len(keys), json.dumps(CREATE_BODY)),
         }
-        load = {}
-        for case in CASES:
-            method, paths, body = requests[case]
-            for key, path in zip(keys, paths, strict=True):
-                check_once(base, key, method, path, body)
-            script = write_script(
-                scratch / f"{case}.lua",
-                list(zip(keys, paths, strict=True)),
-                method,
-                body,
-                args.keepalive,
-            )
-            wrk(base + paths[0], script, args.warmup, args.connections)
-            load[case] = measured(
-                base + paths[0], script, args.duration, args.connections, procs["web"].pid
-            )
+        rounds = []
+        for _ in range(args.rounds):
+            load = {}
+            for case in CASES:
+                method, paths, body = requests[case]
+                for key, path in zip(keys, paths, strict=True):
+                    check_once(base, key, method, path, body)
+                script = write_script(
+                    scratch / f"{case}.lua",
+                    list(zip(keys, paths, strict=True)),
+                    method,
+                    body,
+                    args.keepalive,
+                )
+                wrk(base + paths[0], script, args.warmup, args.connections)
+                load[case] = measured(
+                    base + paths[0], script, args.duration, args.connections, procs["web"].pid
+                )
+            round_baseline = (load["baseline"]["rps"] + load["baseline2"]["rps"]) / 2
+            for figures in load.values():
+                figures["ratio"] = figures["rps"] / round_baseline if round_baseline else 0.0
+                figures["baseline_rps"] = round_baseline
+            rounds.append(load)
         created = sum(rows_of(user) for user in load_users) - SEEDED_ROWS * len(load_users)
 
-    baseline_rps = (load["baseline"]["rps"] + load["baseline2"]["rps"]) / 2
-    for figures in load.values():
-        figures["ratio"] = figures["rps"] / baseline_rps if baseline_rps else 0.0
+    # Each case's figures are those of its median round by ratio (each round's ratios use that
+    # round's own baseline runs, so a noisy stretch of minutes moves both sides of one ratio).
+    load = {}
+    for case in CASES:
+        by_ratio = sorted((r[case] for r in rounds), key=lambda figures: figures["ratio"])
+        ratios = [r[case]["ratio"] for r in rounds]
+        load[case] = {**by_ratio[len(by_ratio) // 2], "round_ratios": ratios}
+    baseline_rps = sorted(r["baseline"]["baseline_rps"] for r in rounds)[len(rounds) // 2]
     list_counts = [queries[f"list, {n} rows"]["count"] for n in (1, 10, 50)]
     return {
         "duration_s": args.duration,
+        "rounds": args.rounds,
         "warmup_s": args.warmup,
         "connections": args.connections,
         "accounts": args.accounts,
@@ -618,6 +640,14 @@ def print_table(f: dict) -> None:
             + "+".join(f"{core:.2f}" for core in row["worker_cores"])
         )
     print(f"(baseline for ratios = mean of the two baseline runs, {f['baseline_rps']:.0f} req/s)")
+    if f["rounds"] > 1:
+        print(
+            f"{f['rounds']} rounds; each row is the case's median round. Ratios per round: "
+            + "; ".join(
+                f"{case} " + " / ".join(f"{ratio:.0%}" for ratio in f["load"][case]["round_ratios"])
+                for case in ("detail", "list", "create")
+            )
+        )
     print()
     for case, share in f["targets"].items():
         ratio = f["load"][case]["ratio"]
