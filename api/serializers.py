@@ -122,8 +122,10 @@ class OutputSerializer(serializers.Serializer):
 
 
 def _taken_down(generation) -> bool:
-    """Whether moderators took the output down: from the row's joined take-down when it was
-    loaded with one (api_generations), else asked."""
+    """Whether moderators took the output down: from the row's take-down when it was loaded
+    with it (api_generations, api_generation), else asked."""
+    if hasattr(generation, "is_taken_down"):
+        return bool(generation.is_taken_down)
     if Generation.takedown.is_cached(generation):
         return getattr(generation, "takedown", None) is not None
     return output_is_taken_down(generation)
