@@ -83,8 +83,7 @@ def credits_quote(
     """
     account = account_lock(user) if lock else account_for(user)
     now = timezone.now()
-    ended = account.monthly_expires_at is not None and account.monthly_expires_at <= now
-    if ended and account.balance_monthly > 0:
+    if account.monthly_ended(now) and account.balance_monthly > 0:
         # The expiry job has not run yet: write them off now, so that none are spent.
         with transaction.atomic():
             account = account_lock(user)
@@ -357,8 +356,9 @@ def estimate(
     )
     plan = account.plan_info
     free = is_preview(resolution, duration) and allowance_left(account) > 0
-    ended = account.monthly_expires_at is not None and account.monthly_expires_at <= timezone.now()
-    spendable = account.balance_purchased + (0 if ended else account.balance_monthly)
+    spendable = account.balance_purchased + (
+        0 if account.monthly_ended() else account.balance_monthly
+    )
     return {
         "credits": 0 if free else list_credits,
         "list_credits": list_credits,

@@ -96,6 +96,12 @@ class CreditAccount(models.Model):
     def balance(self) -> int:
         return self.balance_monthly + self.balance_purchased
 
+    def monthly_ended(self, now=None) -> bool:
+        """The period of the monthly credits is over (they are written off, or due to be)."""
+        return self.monthly_expires_at is not None and self.monthly_expires_at <= (
+            now or timezone.now()
+        )
+
     @property
     def plan_info(self) -> plans.Plan:
         return plans.get_plan(self.plan)

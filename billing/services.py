@@ -152,7 +152,7 @@ def _expire_key(account_id: int, period_end: dt.datetime | None) -> str:
 def monthly_expire(account: CreditAccount, *, now: dt.datetime | None = None) -> int:
     """Write off monthly credits whose period has ended; returns how many. Call under lock."""
     now = now or timezone.now()
-    if account.monthly_expires_at is None or account.monthly_expires_at > now:
+    if not account.monthly_ended(now):
         return 0
     account.refresh_from_db(fields=["balance_monthly", "monthly_expires_at"])
     period_end = account.monthly_expires_at
