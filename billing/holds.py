@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, Count, F, IntegerField, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -290,39 +290,38 @@ def credits_settle(*, generation_id, state: str) -> str:
     return "released"
 
 
+def _unfinished_holds():
+    """Hold entries of renders that are not finished: what `in_flight` counts."""
+    from generation.models import TERMINAL
+
+    return LedgerEntry.objects.filter(kind=Kind.HOLD, generation__isnull=False).exclude(
+        generation__state__in=TERMINAL
+    )
+
+
 def in_flight_truth(account: CreditAccount) -> int:
     """What `in_flight` should be: the account's unfinished renders that hold credits."""
-    from generation.models import TERMINAL, Generation
-
-    return (
-        Generation.objects.filter(
-            user_id=account.user_id,
-            ledger_entries__kind=Kind.HOLD,
-            ledger_entries__account_id=account.pk,
-        )
-        .exclude(state__in=TERMINAL)
-        .count()
-    )
+    return _unfinished_holds().filter(account_id=account.pk).count()
 
 
 def counters_repair() -> int:
-    """The scheduled safety net: recount `in_flight` of every account that has renders running
-    or says it has, and put right (and log) any that drifted. Returns how many were repaired.
+    """The scheduled safety net: put right (and log) every account whose `in_flight` differs
+    from its unfinished renders that hold credits. Returns how many were repaired.
 
-    Safe beside creates and settlements: the recount runs after the account lock is granted,
-    so it sees every hold and settlement that committed before, and those still to come move
-    the counter from the repaired value.
+    One grouped count finds the suspects; each is recounted under its account lock, so the
+    repair is safe beside creates and settlements: it sees every hold and settlement that
+    committed before, and those still to come move the counter from the repaired value.
     """
-    from generation.models import TERMINAL, Generation
-
-    running = (
-        Generation.objects.exclude(state__in=TERMINAL)
-        .filter(ledger_entries__kind=Kind.HOLD)
-        .values("user_id")
+    counted = dict(
+        _unfinished_holds()
+        .values("account_id")
+        .annotate(running=Count("pk"))
+        .values_list("account_id", "running")
     )
-    candidates = CreditAccount.objects.filter(Q(in_flight__gt=0) | Q(user_id__in=running))
+    claimed = dict(CreditAccount.objects.filter(in_flight__gt=0).values_list("pk", "in_flight"))
+    suspects = [pk for pk in counted.keys() | claimed.keys() if counted.get(pk) != claimed.get(pk)]
     repaired = 0
-    for pk in list(candidates.values_list("pk", flat=True)):
+    for pk in sorted(suspects):
         with transaction.atomic():
             account = CreditAccount.objects.select_for_update(no_key=True).get(pk=pk)
             truth = in_flight_truth(account)
