@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_record
 from moderation.services import user_is_suspended
 
 from . import keys
@@ -55,8 +56,6 @@ def apikey_revoke(*, api_key: ApiKey, request=None) -> bool:
 
 
 def _audit(actor, action: str, api_key: ApiKey, request, after=None) -> None:
-    from moderation.services import audit_record
-
     audit_record(actor=actor, action=action, target=api_key, request=request, after=after)
 
 

@@ -1,6 +1,8 @@
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from core.net import client_ip
+
 from . import ratelimit
 from .models import ApiKey
 
@@ -17,7 +19,7 @@ class ApiRateThrottle(BaseThrottle):
             bucket, limit = f"user:{request._user.pk}", settings.API_REQUESTS_PER_MINUTE
         else:
             bucket, limit = (
-                f"ip:{self.get_ident(request)}",
+                f"ip:{client_ip(request)}",
                 settings.API_ANONYMOUS_REQUESTS_PER_MINUTE,
             )
         self.verdict = ratelimit.hit(bucket, limit=limit, window_seconds=WINDOW_SECONDS)

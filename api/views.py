@@ -13,12 +13,12 @@ from rest_framework.views import APIView
 
 from billing import holds, limits
 from billing import services as billing
+from core.errors import InputError
+from core.safe_fetch import FetchRefused
 from generation import catalogue
-from generation.catalogue import InputError
 from generation.delivery import signed_url
 from generation.media import fetch_image_url
 from generation.models import Generation, State
-from generation.safe_fetch import FetchRefused
 from generation.services import generation_cancel, generation_create, key_spend_this_month
 from moderation.models import TakeDown
 

@@ -16,9 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from generation import safe_fetch
+from core import safe_fetch
+from core.safe_fetch import FetchRefused
 from generation.models import Generation, State
-from generation.safe_fetch import FetchRefused
 
 from .models import GenerationWebhook, WebhookDelivery, WebhookEvent, WebhookSecret
 

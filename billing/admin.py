@@ -3,23 +3,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.admin import ReadOnlyAdmin
+
 from . import services
 from .errors import LedgerError
 from .forms import AdjustCreditsForm, ChangePlanForm
 from .models import CreditAccount, LedgerEntry, PlanChange, StripeEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Append-only records: staff look, nobody edits or deletes."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class EntryInline(admin.TabularInline):

@@ -1,12 +1,12 @@
 """Refusals for money and plan reasons.
 
-They subclass generation.catalogue.InputError so that every caller that already turns an
+They subclass core.errors.InputError so that every caller that already turns an
 InputError into a form error (the website) or a CommandError (manage.py generate) shows them;
 `code`, `http_status` and `allowed_by` let the website answer 402/400 and the API map them to
 problem+json codes `insufficient_credits` / `plan_limit`.
 """
 
-from generation.catalogue import InputError
+from core.errors import InputError
 
 
 class BillingRefusal(InputError):

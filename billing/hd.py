@@ -2,8 +2,8 @@
 
 from django.core.files.storage import default_storage
 
+from core.errors import InputError
 from generation import catalogue
-from generation.catalogue import InputError
 from generation.models import Generation, State, Tier
 
 # Arguments the catalogue fills in or we set ourselves, not user inputs.

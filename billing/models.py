@@ -14,38 +14,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.models import AppendOnlyModel
+
 from . import plans
-
-
-class AppendOnly(Exception):
-    pass
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnly(f"{self.model.__name__} rows are never changed")
-
-    def delete(self):
-        raise AppendOnly(f"{self.model.__name__} rows are never deleted")
-
-
-class AppendOnlyModel(models.Model):
-    """save() inserts only; update and delete are refused (the database cascade of a deleted
-    user is the one way rows go)."""
-
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnly(f"{type(self).__name__} rows are never changed")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnly(f"{type(self).__name__} rows are never deleted")
 
 
 class CreditAccount(models.Model):

@@ -24,8 +24,8 @@ from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from moderation.models import AuditAction
-from moderation.services import audit_record
+from core.audit import audit_record
+from core.models import AuditAction
 
 from . import plans
 from .errors import LedgerError

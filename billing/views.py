@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from generation.catalogue import InputError
+from core.errors import InputError
 from generation.models import Generation
 
 from . import limits, plans, services, stripe_billing

@@ -75,10 +75,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
+    "core",
     "accounts",
     "generation",
     "billing",
     "moderation",
+    "desk",
     "api",
 ]
 

@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core.errors import InputError
+
 from .render import MOTION_PRESETS
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")
@@ -32,14 +34,6 @@ PRESET_PROMPTS = {
     "tilt_down": "camera tilts down",
     "orbit": "camera slowly orbits the subject",
 }
-
-
-class InputError(Exception):
-    """Bad user input. `errors` maps a field name to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
 
 
 class PriceUnknown(Exception):

@@ -22,7 +22,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from storages.utils import clean_name
 
-from . import safe_fetch
+from core import safe_fetch
+
 from .probe import NotAVideo, VideoInfo, container_format, extract_poster, probe_video
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from django_q.conf import Conf
 from api import ratelimit
 from api.models import ApiKey
 from billing import holds
+from core.errors import InputError
 from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
 
 from . import catalogue
 from .backends import ProviderError, get_backend
-from .catalogue import InputError
 from .images import ImageRejected, clean_image
 from .models import Generation, GenerationInput, State, Tier
 from .pipeline import generation_submit

@@ -5,14 +5,14 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import InputError
+from core.safe_fetch import FetchRefused
 from moderation.services import is_moderator, output_is_taken_down
 
 from . import catalogue, delivery, media
-from .catalogue import InputError
 from .forms import GenerateForm
 from .models import Generation, State
 from .progress import progress_of
-from .safe_fetch import FetchRefused
 from .services import generation_cancel, generation_create
 
 

@@ -9,6 +9,8 @@ from django.urls import reverse_lazy
 from django.utils.functional import lazy
 from django.utils.html import format_html
 
+from core.net import client_ip
+
 from .policy import get_policy
 
 
@@ -31,8 +33,8 @@ class SignupForm(forms.Form):
     )
 
     def signup(self, request, user):
+
         from .models import PolicyAcceptance
-        from .services import client_ip
 
         PolicyAcceptance.objects.create(
             user=user, version=get_policy().version, ip=client_ip(request)

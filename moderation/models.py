@@ -1,96 +1,9 @@
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from generation.models import Generation, State
-
-
-class AuditLogImmutable(Exception):
-    """The audit log is append-only: rows are never updated or deleted."""
-
-
-class AuditAction(models.TextChoices):
-    AUTO_HOLD = "moderation.auto_hold", "Held by the automatic check"
-    AUTO_BLOCK = "moderation.auto_block", "Blocked by the automatic check"
-    APPROVE = "moderation.approve", "Approved a held generation"
-    REJECT = "moderation.reject", "Rejected a held generation"
-    TAKE_DOWN = "moderation.take_down", "Took an output down"
-    RESTORE = "moderation.restore", "Restored a taken-down output"
-    REPORT_DISMISS = "moderation.report_dismiss", "Dismissed reports"
-    SUSPEND = "user.suspend", "Suspended a user"
-    AUTO_SUSPEND = "user.auto_suspend", "Suspended automatically (repeat violations)"
-    UNSUSPEND = "user.unsuspend", "Lifted a suspension"
-    CREDIT_ADJUST = "billing.credit_adjust", "Adjusted credits (staff)"
-    PLAN_CHANGE = "billing.plan_change", "Changed a plan (staff)"
-    API_KEY_CREATE = "api.key_create", "Created an API key"
-    API_KEY_REVOKE = "api.key_revoke", "Revoked an API key"
-    FLAG = "user.flag", "Flagged for review (burst of requests)"
-
-
-class AuditEntryQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AuditLogImmutable("Audit entries cannot be updated.")
-
-    def delete(self):
-        raise AuditLogImmutable("Audit entries cannot be deleted.")
-
-    def bulk_update(self, objs, fields, batch_size=None):
-        raise AuditLogImmutable("Audit entries cannot be updated.")
-
-    def update_or_create(self, *args, **kwargs):
-        raise AuditLogImmutable("Audit entries cannot be updated.")
-
-    def _raw_delete(self, using):
-        raise AuditLogImmutable("Audit entries cannot be deleted.")
-
-
-class AuditEntry(models.Model):
-    """Who did what to what, and when. Append-only: written by moderation.services.audit_record."""
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
-    # Kept if the user is deleted: the email at the time stays in actor_repr.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Empty for the system (automatic checks and suspensions).",
-    )
-    actor_repr = models.CharField(max_length=254, blank=True)
-    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
-    target_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    target_id = models.CharField(max_length=64, blank=True, db_index=True)
-    target_repr = models.CharField(max_length=300, blank=True)
-    reason = models.TextField(blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-
-    objects = AuditEntryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit log"
-        default_permissions = ("view",)
-        indexes = [models.Index(fields=["target_type", "target_id"])]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_repr or 'system'} {self.action}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AuditLogImmutable("Audit entries cannot be updated.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AuditLogImmutable("Audit entries cannot be deleted.")
 
 
 class ModerationCase(models.Model):

@@ -14,18 +14,17 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.models import AuditAction
 from generation.models import Generation, State
 
 from . import openai_check, rules
 from .models import (
-    AuditAction,
-    AuditEntry,
     ModerationCase,
     Report,
     TakeDown,
@@ -92,44 +91,6 @@ def is_moderator(user) -> bool:
 def _require_moderator(user) -> None:
     if not is_moderator(user):
         raise PermissionDenied("Only moderators can do this.")
-
-
-# --- Audit log ----------------------------------------------------------------------------------
-def client_ip(request) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def audit_record(
-    *,
-    actor,
-    action: str,
-    target=None,
-    reason: str = "",
-    before=None,
-    after=None,
-    request=None,
-) -> AuditEntry:
-    """Append one audit entry. actor None means the system. target: any model instance."""
-    if action not in AuditAction.values:
-        raise ValueError(f"unknown audit action {action!r}; add it to AuditAction")
-    if actor is not None and not getattr(actor, "is_authenticated", False):
-        actor = None
-    return AuditEntry.objects.create(
-        actor=actor,
-        actor_repr=str(actor) if actor is not None else "",
-        action=action,
-        target_type=ContentType.objects.get_for_model(target, for_concrete_model=True)
-        if target is not None
-        else None,
-        target_id=str(target.pk) if target is not None else "",
-        target_repr=str(target)[:300] if target is not None else "",
-        reason=reason or "",
-        before=before,
-        after=after,
-        ip=client_ip(request),
-    )
 
 
 # --- Automatic decisions ------------------------------------------------------------------------

@@ -113,9 +113,9 @@ def child(args) -> None:
     django.setup()
     from django.core.files.storage import default_storage
 
+    from core.safe_fetch import open_stream
     from generation import media, probe
     from generation.models import Generation
-    from generation.safe_fetch import open_stream
 
     default_storage.exists("warm-up")  # loads boto3 and opens the connection on S3
     generation = Generation(user_id=1, endpoint_id="fal-ai/pika/v2.2/text-to-video")

@@ -17,8 +17,9 @@ import httpx
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from core.safe_fetch import FetchRefused, open_stream
+
 from ..delivery import is_s3
-from ..safe_fetch import FetchRefused, open_stream
 from .base import Completed, Progress, ProviderError, Submitted
 
 # fal-client retries failed calls up to 10 times, sleeping up to 30 s between tries. Our

@@ -3,9 +3,10 @@
 import pytest
 
 from billing import services as billing
+from core.models import AuditEntry
 from generation.models import Generation
 from generation.services import generation_create
-from moderation.models import AuditEntry, UserStanding
+from moderation.models import UserStanding
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,8 @@ from api.webhooks import (
     webhook_deliver,
     webhook_secret_for,
 )
+from core.safe_fetch import check_ip
 from generation.models import Generation, State
-from generation.safe_fetch import check_ip
 from tests.factories import GenerationFactory
 from tests.fakefal.certs import get_cert_files
 

@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from accounts.services import user_ensure_demo
 from billing import services
-from billing.models import AppendOnly, LedgerEntry, PlanChange
+from billing.models import LedgerEntry, PlanChange
+from core.models import AppendOnly
 
 from .conftest import assert_ledger_consistent
 

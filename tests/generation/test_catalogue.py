@@ -2,8 +2,9 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import InputError
 from generation import catalogue
-from generation.catalogue import InputError, validate_input
+from generation.catalogue import validate_input
 
 T2V = "fal-ai/pika/v2.2/text-to-video"
 I2V = "fal-ai/pika/v2.2/image-to-video"

@@ -1,4 +1,4 @@
-"""generation.safe_fetch: SSRF-safe download of user-supplied image URLs.
+"""core.safe_fetch: SSRF-safe download of user-supplied image URLs.
 
 Framework-free: no Django, no database. Nothing here touches the real internet: host names go
 through stub resolvers, and the only servers are local ones on 127.0.0.1, which the tests reach
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from generation.safe_fetch import FetchRefused, check_ip, fetch_url
+from core.safe_fetch import FetchRefused, check_ip, fetch_url
 
 PUBLIC = "93.184.216.34"
 STUB_DNS = {

@@ -14,7 +14,7 @@ import numpy as np
 from django.test import Client
 from PIL import Image
 
-from generation.safe_fetch import check_ip
+from core.safe_fetch import check_ip
 
 
 def tiny_mp4(frames: int = 12, size=(64, 48), tags: dict | None = None) -> bytes:

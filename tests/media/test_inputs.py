@@ -8,9 +8,9 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
+from core.safe_fetch import FetchRefused, open_stream
 from generation import media
 from generation.models import Generation, GenerationInput
-from generation.safe_fetch import FetchRefused, open_stream
 from tests.support.media import png_bytes, upload
 
 from .helpers import jpeg_with_metadata, loopback_counts_as_public, png_header_only, start_server

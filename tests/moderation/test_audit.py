@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from moderation.models import AuditEntry, AuditLogImmutable
-from moderation.services import audit_record
+from core.audit import audit_record
+from core.models import AppendOnly, AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -38,24 +38,24 @@ def test_unknown_actions_are_refused(user):
 
 def test_entries_cannot_be_updated_or_deleted_through_the_orm(entry):
     entry.reason = "rewritten"
-    with pytest.raises(AuditLogImmutable):
+    with pytest.raises(AppendOnly):
         entry.save()
-    with pytest.raises(AuditLogImmutable):
+    with pytest.raises(AppendOnly):
         entry.delete()
-    with pytest.raises(AuditLogImmutable):
+    with pytest.raises(AppendOnly):
         AuditEntry.objects.filter(pk=entry.pk).update(reason="rewritten")
-    with pytest.raises(AuditLogImmutable):
+    with pytest.raises(AppendOnly):
         AuditEntry.objects.all().delete()
-    with pytest.raises(AuditLogImmutable):
+    with pytest.raises(AppendOnly):
         AuditEntry.objects.bulk_update([entry], ["reason"])
-    with pytest.raises(AuditLogImmutable):
+    with pytest.raises(AppendOnly):
         AuditEntry.objects.update_or_create(pk=entry.pk, defaults={"reason": "x"})
     assert AuditEntry.objects.get().reason == "=HYPERLINK(evil)"
 
 
 def test_admin_is_read_only_even_for_superusers(entry, admin_client, moderator_client):
-    change = reverse("admin:moderation_auditentry_change", args=[entry.pk])
-    delete = reverse("admin:moderation_auditentry_delete", args=[entry.pk])
+    change = reverse("admin:core_auditentry_change", args=[entry.pk])
+    delete = reverse("admin:core_auditentry_delete", args=[entry.pk])
     for client in (admin_client, moderator_client):
         page = client.get(change)
         assert page.status_code == 200
@@ -63,8 +63,8 @@ def test_admin_is_read_only_even_for_superusers(entry, admin_client, moderator_c
         client.post(change, {"reason": "rewritten"})
         assert client.get(delete).status_code == 403
         assert client.post(delete, {"post": "yes"}).status_code == 403
-        assert client.get(reverse("admin:moderation_auditentry_add")).status_code == 403
-        changelist = reverse("admin:moderation_auditentry_changelist")
+        assert client.get(reverse("admin:core_auditentry_add")).status_code == 403
+        changelist = reverse("admin:core_auditentry_changelist")
         response = client.post(
             changelist, {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"}
         )
@@ -74,7 +74,7 @@ def test_admin_is_read_only_even_for_superusers(entry, admin_client, moderator_c
 
 def test_nobody_has_delete_or_change_permissions():
     permissions = Permission.objects.filter(
-        content_type__app_label="moderation", codename__endswith="auditentry"
+        content_type__app_label="core", codename__endswith="auditentry"
     )
     codenames = set(permissions.values_list("codename", flat=True))
     assert codenames == {"view_auditentry"}
@@ -82,11 +82,11 @@ def test_nobody_has_delete_or_change_permissions():
 
 def test_changelist_filters_and_csv_export(entry, moderator_client, user):
     audit_record(actor=None, action="moderation.auto_hold", target=user, reason="rules")
-    changelist = reverse("admin:moderation_auditentry_changelist")
+    changelist = reverse("admin:core_auditentry_changelist")
     page = moderator_client.get(changelist, {"action__exact": "user.suspend"})
     assert page.status_code == 200 and page.context["cl"].result_count == 1
     assert b"Export CSV" in page.content
-    export = reverse("admin:moderation_auditentry_export")
+    export = reverse("admin:core_auditentry_export")
     response = moderator_client.get(export, {"action__exact": "user.suspend"})
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
@@ -105,8 +105,8 @@ def test_changelist_filters_and_csv_export(entry, moderator_client, user):
 
 
 def test_plain_staff_cannot_read_or_export(entry, staff_client):
-    assert staff_client.get(reverse("admin:moderation_auditentry_changelist")).status_code == 403
-    assert staff_client.get(reverse("admin:moderation_auditentry_export")).status_code == 403
+    assert staff_client.get(reverse("admin:core_auditentry_changelist")).status_code == 403
+    assert staff_client.get(reverse("admin:core_auditentry_export")).status_code == 403
 
 
 def test_deleting_a_user_keeps_their_entries(entry, moderator):

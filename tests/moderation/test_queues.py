@@ -3,10 +3,11 @@
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEntry
 from generation import services as generation_services
 from generation.models import Generation, State
 from moderation import services
-from moderation.models import AuditEntry, ModerationCase, Report, TakeDown, UserStanding
+from moderation.models import ModerationCase, Report, TakeDown, UserStanding
 from tests.factories import GenerationFactory, UserFactory
 
 from .conftest import make_held
@@ -94,7 +95,7 @@ def test_plain_staff_and_users_cannot_moderate(staff_client, alice_client, clien
         STANDINGS,
         reverse("admin:moderation_report_changelist"),
         reverse("admin:moderation_moderationcase_changelist"),
-        reverse("admin:moderation_auditentry_changelist"),
+        reverse("admin:core_auditentry_changelist"),
     ):
         assert staff_client.get(url).status_code == 403, url
         assert alice_client.get(url).status_code == 302, url  # not staff: admin login

@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import InputError
 from generation import catalogue, pipeline
 from generation.backends.local import render_job
-from generation.catalogue import InputError
 from generation.models import Generation, State
 from generation.render import MOTION_PRESETS
 from generation.services import generation_create

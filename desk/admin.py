@@ -16,9 +16,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from . import services
-from .models import (
-    AuditEntry,
+from core.models import AuditEntry
+from moderation import services
+from moderation.models import (
     HeldGeneration,
     ModerationCase,
     Report,
@@ -26,7 +26,7 @@ from .models import (
     TakeDown,
     UserStanding,
 )
-from .policy import get_policy
+from moderation.policy import get_policy
 
 
 class ModeratorOnly:
@@ -450,7 +450,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
             path(
                 "export.csv",
                 self.admin_site.admin_view(self.export_view),
-                name="moderation_auditentry_export",
+                name="core_auditentry_export",
             ),
             *super().get_urls(),
         ]
