@@ -2,6 +2,8 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import transaction
 
+from billing.services import account_for, credits_purchase
+
 from .models import User
 
 
@@ -17,8 +19,6 @@ def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
     )
     if settings.DEMO_CREDITS > 0:
         # Once per demo user (keyed), so that it can render in HD without Stripe.
-        from billing.services import account_for, credits_purchase
-
         credits_purchase(
             account=account_for(user),
             credits=settings.DEMO_CREDITS,

@@ -1,6 +1,6 @@
 """django-q2 tasks of the API app: thin, they take ids."""
 
-from . import idempotency, ratelimit, webhooks
+from . import ratelimit, webhooks
 
 
 def deliver_webhook(delivery_id: int) -> None:
@@ -11,5 +11,5 @@ def deliver_due_webhooks() -> int:
     return webhooks.deliver_due()
 
 
-def prune() -> tuple[int, int]:
-    return idempotency.prune(), ratelimit.prune()
+def prune() -> int:
+    return ratelimit.prune()

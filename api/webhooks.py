@@ -12,13 +12,14 @@ import logging
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from core import safe_fetch
 from core.safe_fetch import FetchRefused
 from generation.models import Generation, State
+from generation.queueing import enqueue
 
 from .models import GenerationWebhook, WebhookDelivery, WebhookEvent, WebhookSecret
 
@@ -69,20 +70,31 @@ def check_target(url: str) -> None:
 def generation_webhook_set(
     *, generation: Generation, url: str, events: list[str]
 ) -> GenerationWebhook:
+    """Subscribe an API client to a generation's events; written in the create's transaction
+    (workflows.generations), so no event of the new row can pass unannounced."""
     return GenerationWebhook.objects.create(
         generation=generation, url=url, events=sorted(set(events) or set(WebhookEvent.values))
     )
 
 
-def generation_event(*, generation_id, state: str) -> WebhookDelivery | None:
-    """A generation reached `state`: queue one delivery if its client asked for that event."""
+def webhook_outbox_add(*, generation_id, state: str) -> WebhookDelivery | None:
+    """In the transaction of a generation's move to `state` (workflows.lifecycle): write one
+    delivery row if its client asked for that event. The row commits with the move or not at
+    all; a task enqueued on commit sends it, and the minute sweep (deliver_due) sends it if that
+    task never runs (a process that died between the commit and the enqueue)."""
     event = EVENT_FOR_STATE.get(state)
+    if event is None:
+        return None
     hook = (
         GenerationWebhook.objects.filter(generation_id=generation_id)
         .select_related("generation")
         .first()
     )
-    if event is None or hook is None or event not in hook.events:
+    if hook is None or event not in hook.events:
+        return None
+    # One row per (generation, event): the lifecycle moves a row into a state once, so this
+    # finds one only when called twice by hand.
+    if WebhookDelivery.objects.filter(generation_id=generation_id, event=event).exists():
         return None
     generation = hook.generation
     payload = {
@@ -90,33 +102,27 @@ def generation_event(*, generation_id, state: str) -> WebhookDelivery | None:
         "timestamp": timezone.now().isoformat(),
         "data": {
             "id": str(generation.pk),
-            "state": generation.state,
+            "state": state,
             "endpoint": generation.endpoint_id,
             "error": {"code": generation.error_code, "message": generation.error_message}
             if generation.error_code and state != State.SUCCEEDED
             else None,
         },
     }
-    try:
-        with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(
-                generation=generation,
-                event=event,
-                message_id="msg_" + secrets.token_urlsafe(18),
-                url=hook.url,
-                payload=payload,
-                next_attempt_at=timezone.now(),
-            )
-    except IntegrityError:
-        return None  # this event was already queued for this generation
+    delivery = WebhookDelivery.objects.create(
+        generation=generation,
+        event=event,
+        message_id="msg_" + secrets.token_urlsafe(18),
+        url=hook.url,
+        payload=payload,
+        next_attempt_at=timezone.now(),
+    )
     transaction.on_commit(lambda: _enqueue(delivery.pk))
     return delivery
 
 
 def _enqueue(delivery_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("api.tasks.deliver_webhook", delivery_id, task_name=f"webhook {delivery_id}")
+    enqueue("api.tasks.deliver_webhook", delivery_id, task_name=f"webhook {delivery_id}")
 
 
 def webhook_deliver(*, delivery_id: int, fetch_options: dict | None = None) -> bool:
@@ -187,9 +193,10 @@ def _signed_headers(delivery: WebhookDelivery, body: str, now) -> dict[str, str]
     }
 
 
-def deliver_due(*, limit: int = 100) -> int:
-    """Run by the scheduler: retry deliveries whose back-off has passed."""
+def deliver_due(*, limit: int = 100, fetch_options: dict | None = None) -> int:
+    """Run by the scheduler every minute: send what is due, first tries included, so a delivery
+    whose on-commit task was lost still goes out. Returns how many were delivered."""
     due = WebhookDelivery.objects.filter(
         status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now()
     ).values_list("pk", flat=True)[:limit]
-    return sum(webhook_deliver(delivery_id=pk) for pk in list(due))
+    return sum(webhook_deliver(delivery_id=pk, fetch_options=fetch_options) for pk in list(due))

@@ -1,13 +1,9 @@
-"""'Render in HD': the same prompt, image, seed and motion again at 1080p, paid in credits."""
-
-from django.core.files.storage import default_storage
+"""'Render in HD': whether a preview can be rendered again at 1080p, and for how many credits
+(the render itself is workflows.generations.generation_render_hd)."""
 
 from core.errors import InputError
 from generation import catalogue
 from generation.models import Generation, State, Tier
-
-# Arguments the catalogue fills in or we set ourselves, not user inputs.
-_NOT_INPUTS = {"seed", "prompt", "resolution"}
 
 
 def hd_available(generation: Generation) -> bool:
@@ -32,35 +28,3 @@ def hd_price(generation: Generation) -> int | None:
     except (InputError, catalogue.PriceUnknown):
         return None
     return catalogue.credits_for_usd(usd)
-
-
-def generation_render_hd(*, user, source: Generation) -> Generation:
-    from generation.services import generation_create
-
-    if source.user_id != user.pk:
-        raise InputError({"generation": "Not your generation."})
-    if not hd_available(source):
-        raise InputError({"generation": "Only a finished 720p preview can be rendered in HD."})
-    endpoint = catalogue.get_endpoint(source.endpoint_id)
-    inputs = {
-        name: value
-        for name, value in source.arguments.items()
-        if name in endpoint.fields and name not in _NOT_INPUTS and name != endpoint.media_field
-    }
-    if "prompt" in endpoint.fields and source.prompt:
-        inputs["prompt"] = source.prompt
-    inputs["resolution"] = "1080p"
-    images = []
-    for item in source.inputs.filter(kind="image").order_by("position"):
-        with default_storage.open(item.file.name, "rb") as handle:
-            images.append(handle.read())
-    return generation_create(
-        user=user,
-        endpoint_id=source.endpoint_id,
-        inputs=inputs,
-        images=images,
-        preset=source.preset,
-        seed=source.seed,
-        tier=Tier.HD,
-        rerender_of=source,
-    )

@@ -25,6 +25,8 @@ from django.db.models import Case, Count, F, IntegerField, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from generation.models import TERMINAL, Generation, State
+
 from .errors import InsufficientCredits
 from .limits import (
     allowance_left,
@@ -224,8 +226,6 @@ def credits_settle(*, generation_id, state: str) -> str:
     """Capture on success, release on failure / cancel / block, and free the render's slot in
     flight. Runs in the transaction of the terminal transition; idempotent by key. Returns what
     it did (for logs and tests)."""
-    from generation.models import Generation, State
-
     hold = LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id)).first()
     if hold is None:
         return "nothing held"  # made before billing existed, or by a test factory
@@ -292,8 +292,6 @@ def credits_settle(*, generation_id, state: str) -> str:
 
 def _unfinished_holds():
     """Hold entries of renders that are not finished: what `in_flight` counts."""
-    from generation.models import TERMINAL
-
     return LedgerEntry.objects.filter(kind=Kind.HOLD, generation__isnull=False).exclude(
         generation__state__in=TERMINAL
     )

@@ -1,4 +1,4 @@
-"""Periodic jobs of the billing app (see generation/schedules.py)."""
+"""Periodic jobs of the billing app (see core/schedules.py)."""
 
 SCHEDULES = (
     # (name, function, minutes between runs)

@@ -6,5 +6,4 @@ urlpatterns = [
     path("", views.statement, name="billing_statement"),
     path("checkout/<slug:item>/", views.checkout, name="billing_checkout"),
     path("portal/", views.portal, name="billing_portal"),
-    path("hd/<uuid:pk>/", views.render_hd, name="billing_render_hd"),
 ]

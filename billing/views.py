@@ -5,16 +5,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from core.errors import InputError
-from generation.models import Generation
-
 from . import limits, plans, services, stripe_billing
-from .hd import generation_render_hd
 from .models import LedgerEntry
 
 log = logging.getLogger(__name__)
@@ -77,20 +73,6 @@ def portal(request):
         messages.error(request, "Stripe is not answering; please try again in a minute.")
         return redirect("billing_statement")
     return redirect(url)
-
-
-@login_required
-@require_POST
-def render_hd(request, pk):
-    """Re-run one's own preview at 1080p with the same prompt, image and seed (paid)."""
-    source = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
-    try:
-        generation = generation_render_hd(user=request.user, source=source)
-    except InputError as exc:
-        for message in exc.errors.values():
-            messages.error(request, message)
-        return redirect(source)
-    return redirect(generation)
 
 
 @csrf_exempt

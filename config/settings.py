@@ -80,8 +80,11 @@ INSTALLED_APPS = [
     "generation",
     "billing",
     "moderation",
-    "desk",
     "api",
+    "workflows",
+    "studio",
+    "restapi",
+    "desk",
 ]
 
 MIDDLEWARE = [
@@ -390,16 +393,16 @@ DEMO_PASSWORD = env_str("DEMO_PASSWORD", "promptreel-demo")
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "api.authentication.ApiKeyAuthentication",
+        "restapi.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",  # the site's own scripts (CSRF)
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "api.permissions.HasScope",
+        "restapi.permissions.HasScope",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["restapi.throttling.ApiRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "EXCEPTION_HANDLER": "restapi.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

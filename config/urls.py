@@ -2,17 +2,18 @@ from django.contrib import admin
 from django.urls import include, path
 
 from billing.views import stripe_webhook
-from generation.fal_webhooks import fal_webhook
 from generation.health import healthz
+from workflows.fal_webhooks import fal_webhook
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/", include("restapi.urls")),
     path("api/", include("api.urls")),
     path("healthz", healthz, name="healthz"),
     path("webhooks/fal/", fal_webhook, name="fal_webhook"),
     path("webhooks/stripe/", stripe_webhook, name="stripe_webhook"),
     path("billing/", include("billing.urls")),
     path("", include("moderation.urls")),
-    path("", include("generation.urls")),
+    path("", include("studio.urls")),
 ]

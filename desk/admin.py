@@ -27,6 +27,7 @@ from moderation.models import (
     UserStanding,
 )
 from moderation.policy import get_policy
+from workflows import review
 
 
 class ModeratorOnly:
@@ -198,7 +199,7 @@ class HeldGenerationAdmin(_GenerationQueue):
     @admin.action(description="Approve: run the selected generations", permissions=["moderate"])
     def approve(self, request, queryset):
         done = sum(
-            services.held_approve(generation=g, moderator=request.user, request=request)
+            review.held_approve(generation=g, moderator=request.user, request=request)
             for g in queryset
         )
         self.message_user(request, f"Approved {done} generation(s); they are queued.")
@@ -212,7 +213,7 @@ class HeldGenerationAdmin(_GenerationQueue):
         if page:
             return page
         done = sum(
-            services.held_reject(
+            review.held_reject(
                 generation=g,
                 moderator=request.user,
                 category=data.get("category", ""),

@@ -1,13 +1,8 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class GenerationConfig(AppConfig):
     name = "generation"
     default_auto_field = "django.db.models.BigAutoField"
+    # Picked up by core.schedules.ensure_schedules after each migrate.
     schedules_module = "generation.schedules"
-
-    def ready(self):
-        from .schedules import ensure_schedules
-
-        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="generation-schedules")

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +25,7 @@ TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.BLOCK
 # The provider holds the job in these states; they need polling or a webhook to move on.
 AT_PROVIDER = frozenset({State.IN_QUEUE, State.IN_PROGRESS})
 
-# The state machine of design §2: target state -> the states it may be entered from.
+# The state machine (docs/architecture.md): target state -> the states it may be entered from.
 _ACTIVE = {State.QUEUED, State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING}
 ALLOWED_SOURCES: dict[str, frozenset[str]] = {
     # Approved by a moderator, or sent again after an infrastructure failure.
@@ -75,6 +75,9 @@ class GenerationQuerySet(models.QuerySet):
         A single conditional UPDATE, so a duplicate webhook, a racing tracker or a retried task
         that tries the same move finds the row already gone from the source state and does
         nothing. `where` adds conditions, e.g. that the caller still holds its lease.
+
+        This is the row change alone: call it through workflows.lifecycle.generation_move,
+        which adds what a move causes (credits, webhook outbox, audit) in one transaction.
         """
         allowed = ALLOWED_SOURCES[to]
         if sources is not None:
@@ -84,38 +87,13 @@ class GenerationQuerySet(models.QuerySet):
             changes.setdefault(STAGE_TIMESTAMP[to], now)
         if to in TERMINAL:
             changes.setdefault("next_check_at", None)
-            # Reaching a terminal state settles the credits held at creation (capture or
-            # release) in the same transaction: the move and the money happen together or not.
-            from billing.holds import credits_settle
-
-            with transaction.atomic(using=self.db):
-                updated = self.filter(pk=pk, state__in=allowed, **(where or {})).update(
-                    state=to, updated_at=now, **changes
-                )
-                if updated == 1:
-                    credits_settle(generation_id=pk, state=to)
-                    _announce(pk, to)
-            return updated == 1
         updated = self.filter(pk=pk, state__in=allowed, **(where or {})).update(
             state=to, updated_at=now, **changes
         )
-        if updated == 1:
-            _announce(pk, to)
         return updated == 1
 
     def visible_to(self, user):
         return self.filter(user=user)
-
-
-# States an API client can subscribe to (api.webhooks); told once the move is committed.
-ANNOUNCED = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.HELD, State.BLOCKED})
-
-
-def _announce(pk, state: str) -> None:
-    if state in ANNOUNCED:
-        from api.webhooks import generation_event
-
-        transaction.on_commit(lambda: generation_event(generation_id=pk, state=state))
 
 
 def output_path(instance, filename):

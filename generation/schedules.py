@@ -1,32 +1,6 @@
-"""Periodic django-q2 jobs, kept in code and written to the Schedule table after each migrate.
-
-Each app lists its own in a SCHEDULES tuple; `ensure_schedules` makes the table match, so a
-deployment never depends on someone creating schedules by hand.
-"""
-
-from django.apps import apps
+"""Periodic jobs of the generation core (written to the Schedule table by core.schedules)."""
 
 SCHEDULES = (
     # (name, function, minutes between runs)
-    ("reap stuck generations", "generation.tasks.reap", 1),
     ("clean up media", "generation.retention.cleanup", 60),
 )
-
-
-def ensure_schedules(**kwargs) -> None:
-    from django_q.models import Schedule
-
-    for config in apps.get_app_configs():
-        module = getattr(config, "schedules_module", None)
-        if module is None:
-            continue
-        for name, func, minutes in __import__(module, fromlist=["SCHEDULES"]).SCHEDULES:
-            Schedule.objects.update_or_create(
-                name=name,
-                defaults={
-                    "func": func,
-                    "schedule_type": Schedule.MINUTES,
-                    "minutes": minutes,
-                    "repeats": -1,
-                },
-            )

@@ -4,5 +4,5 @@ from django.apps import AppConfig
 class ModerationConfig(AppConfig):
     name = "moderation"
     default_auto_field = "django.db.models.BigAutoField"
-    # Picked up by generation.schedules.ensure_schedules after each migrate.
+    # Picked up by core.schedules.ensure_schedules after each migrate.
     schedules_module = "moderation.schedules"

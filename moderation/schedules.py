@@ -1,4 +1,4 @@
-"""Periodic jobs of the moderation app (written to django-q's table by generation.schedules)."""
+"""Periodic jobs of the moderation app (written to django-q's table by core.schedules)."""
 
 SCHEDULES = (
     # (name, function, minutes between runs)

@@ -2,10 +2,11 @@
 
 For other apps:
 - prompt_check(user=, prompt=, images=) -> Decision   before anything is charged
-- apply_decision(generation=, decision=)               after creating a held row for a hold/block
 - user_is_suspended(user) -> bool                       before generating / authenticating a key
 - output_is_taken_down(generation) -> bool              before serving an output to a non-moderator
-- audit_record(actor=, action=, target=, ...)           for staff credit grants, plan changes, keys
+
+Decisions that move a generation (the automatic hold or block, approving or rejecting a held
+one) are workflows.review: they go through the lifecycle, which this app does not import.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .models import (
     TakeDown,
     UserStanding,
 )
-from .policy import BLOCK, HOLD, Decision, get_policy
+from .policy import Decision, get_policy
 
 log = logging.getLogger(__name__)
 
@@ -88,151 +89,14 @@ def is_moderator(user) -> bool:
     )
 
 
-def _require_moderator(user) -> None:
+def require_moderator(user) -> None:
     if not is_moderator(user):
         raise PermissionDenied("Only moderators can do this.")
 
 
-# --- Automatic decisions ------------------------------------------------------------------------
-def apply_decision(*, generation: Generation, decision: Decision, request=None) -> None:
-    """Record a hold or block for a row that generation_create stored in state `held`.
-
-    Call inside generation_create's transaction, after the row (and its credit hold) exists.
-    hold: the row stays held and joins the moderators' queue. block: the row moves
-    held → blocked at once (the transition hook releases the credits), with the policy's
-    explanation as its error message.
-    """
-    if decision.allowed:
-        return
-    blocked = decision.action == BLOCK
-    ModerationCase.objects.create(
-        generation=generation,
-        user_id=generation.user_id,
-        action=decision.action,
-        source=decision.source,
-        category=decision.category,
-        title=decision.title,
-        explanation=decision.explanation,
-        detail=decision.detail,
-        prompt=generation.prompt,
-        status=ModerationCase.Status.AUTO_BLOCKED if blocked else ModerationCase.Status.OPEN,
-        decided_at=timezone.now() if blocked else None,
-    )
-    if blocked:
-        Generation.objects.transition(
-            generation.pk,
-            State.BLOCKED,
-            sources=[State.HELD],
-            error_code=MODERATION_ERROR_CODE,
-            error_message=_user_message(decision.title, decision.explanation),
-        )
-    audit_record(
-        actor=None,
-        action=AuditAction.AUTO_BLOCK if blocked else AuditAction.AUTO_HOLD,
-        target=generation,
-        reason=f"{decision.title}: {decision.detail}" if decision.title else decision.detail,
-        after={"state": State.BLOCKED if blocked else State.HELD, "category": decision.category},
-        request=request,
-    )
-
-
-def _user_message(title: str, explanation: str) -> str:
+def policy_message(title: str, explanation: str) -> str:
+    """What the owner of a blocked or taken-down generation reads."""
     return f"{title} — {explanation}" if title else explanation
-
-
-# --- Held queue ---------------------------------------------------------------------------------
-def held_approve(*, generation: Generation, moderator, note: str = "", request=None) -> bool:
-    """held → queued, then submit after commit. False if it was no longer held."""
-    _require_moderator(moderator)
-    from generation import services as generation_services
-
-    with transaction.atomic():
-        # Due at once: the tracker submits it (generation_services.enqueue_submit).
-        if not Generation.objects.transition(
-            generation.pk, State.QUEUED, sources=[State.HELD], next_check_at=timezone.now()
-        ):
-            return False
-        ModerationCase.objects.filter(generation_id=generation.pk).update(
-            status=ModerationCase.Status.APPROVED,
-            decided_by=moderator,
-            decided_at=timezone.now(),
-            decision_note=note,
-        )
-        audit_record(
-            actor=moderator,
-            action=AuditAction.APPROVE,
-            target=generation,
-            reason=note,
-            before={"state": State.HELD},
-            after={"state": State.QUEUED},
-            request=request,
-        )
-        pk = generation.pk
-        transaction.on_commit(lambda: generation_services.enqueue_submit(pk))
-    return True
-
-
-def held_reject(
-    *,
-    generation: Generation,
-    moderator,
-    category: str = "",
-    note: str = "",
-    request=None,
-) -> bool:
-    """held → blocked (credits released by the transition hook); the user sees the policy.
-
-    category: a policy category id; defaults to the one the automatic check flagged.
-    A rejection is a confirmed violation (see AUTO_SUSPEND_AFTER_VIOLATIONS).
-    """
-    _require_moderator(moderator)
-    policy = get_policy()
-    case = ModerationCase.objects.filter(generation_id=generation.pk).first()
-    chosen = policy.category(category or (case.category if case else "")) or None
-    title = chosen.title if chosen else "Content policy"
-    explanation = (
-        chosen.explanation
-        if chosen
-        else "A moderator found that this request breaks our content policy."
-    )
-    with transaction.atomic():
-        moved = Generation.objects.transition(
-            generation.pk,
-            State.BLOCKED,
-            sources=[State.HELD],
-            error_code=MODERATION_ERROR_CODE,
-            error_message=_user_message(title, explanation),
-        )
-        if not moved:
-            return False
-        if case is None:
-            case = ModerationCase.objects.create(
-                generation=generation,
-                user_id=generation.user_id,
-                action=HOLD,
-                source="manual",
-                prompt=generation.prompt,
-            )
-        ModerationCase.objects.filter(pk=case.pk).update(
-            status=ModerationCase.Status.REJECTED,
-            category=chosen.id if chosen else case.category,
-            title=title,
-            explanation=explanation,
-            decided_by=moderator,
-            decided_at=timezone.now(),
-            decision_note=note,
-        )
-        audit_record(
-            actor=moderator,
-            action=AuditAction.REJECT,
-            target=generation,
-            reason=f"{title}. {note}".strip(),
-            before={"state": State.HELD},
-            after={"state": State.BLOCKED, "category": chosen.id if chosen else ""},
-            request=request,
-        )
-        _violation(generation.user, request=request)
-    return True
 
 
 # --- Take-downs and reports ---------------------------------------------------------------------
@@ -243,9 +107,9 @@ def output_take_down(
 
     A confirmed violation of the owner. False if it was already taken down.
     """
-    _require_moderator(moderator)
+    require_moderator(moderator)
     chosen = get_policy().category(category)
-    text = _user_message(chosen.title, reason or chosen.explanation) if chosen else reason
+    text = policy_message(chosen.title, reason or chosen.explanation) if chosen else reason
     with transaction.atomic():
         _, created = TakeDown.objects.get_or_create(
             generation=generation,
@@ -270,12 +134,12 @@ def output_take_down(
             after={"served": False, "category": chosen.id if chosen else ""},
             request=request,
         )
-        _violation(generation.user, request=request)
+        user_violation_add(user=generation.user, request=request)
     return True
 
 
 def output_restore(*, generation: Generation, moderator, reason: str = "", request=None) -> bool:
-    _require_moderator(moderator)
+    require_moderator(moderator)
     with transaction.atomic():
         deleted, _ = TakeDown.objects.filter(generation=generation).delete()
         if not deleted:
@@ -294,7 +158,7 @@ def output_restore(*, generation: Generation, moderator, reason: str = "", reque
 
 def reports_dismiss(*, generation: Generation, moderator, reason: str = "", request=None) -> int:
     """Close the open reports on an output without action. Returns how many."""
-    _require_moderator(moderator)
+    require_moderator(moderator)
     now = timezone.now()
     with transaction.atomic():
         count = Report.objects.filter(generation=generation, status=Report.Status.OPEN).update(
@@ -350,7 +214,7 @@ def report_create(*, generation: Generation, reporter, reason: str, details: str
 def user_suspend(*, user, actor, reason: str = "", request=None, automatic: bool = False) -> bool:
     """Suspended users cannot generate or use API keys. False if already suspended."""
     if not automatic:
-        _require_moderator(actor)
+        require_moderator(actor)
     now = timezone.now()
     with transaction.atomic():
         UserStanding.objects.get_or_create(user=user)
@@ -375,7 +239,7 @@ def user_suspend(*, user, actor, reason: str = "", request=None, automatic: bool
 
 
 def user_unsuspend(*, user, actor, reason: str = "", request=None) -> bool:
-    _require_moderator(actor)
+    require_moderator(actor)
     now = timezone.now()
     with transaction.atomic():
         moved = UserStanding.objects.filter(user=user, suspended_at__isnull=False).update(
@@ -395,7 +259,7 @@ def user_unsuspend(*, user, actor, reason: str = "", request=None) -> bool:
     return True
 
 
-def _violation(user, *, request=None) -> None:
+def user_violation_add(*, user, request=None) -> None:
     """Count a confirmed violation; suspend at AUTO_SUSPEND_AFTER_VIOLATIONS (0 = never)."""
     UserStanding.objects.get_or_create(user=user)
     UserStanding.objects.filter(user=user).update(

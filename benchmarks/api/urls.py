@@ -1,6 +1,6 @@
 """The product's URLs plus /bench/ping: a trivial DRF view, the benchmark's baseline.
 
-It is an `api.views.ApiView` like the API's views, so it runs the same authentication (API
+It is an `restapi.views.ApiView` like the API's views, so it runs the same authentication (API
 key lookup), permissions (IsAuthenticated + HasScope) and throttle (the Redis rate limit) and
 adds the same RateLimit headers; only the view body is trivial.
 """
@@ -9,7 +9,7 @@ from django.urls import include, path
 from rest_framework.response import Response
 
 from api.models import Scope
-from api.views import ApiView
+from restapi.views import ApiView
 
 
 class Ping(ApiView):

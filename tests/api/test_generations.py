@@ -245,7 +245,7 @@ FRAMES = (
 
 @pytest.mark.parametrize("duration", ["1e999", "2.7", "true", "-3"])
 def test_odd_numbers_are_refused_before_any_download(alice_api, duration, monkeypatch):
-    from api import views
+    from restapi import views
 
     monkeypatch.setattr(views, "_images", lambda data: pytest.fail("downloaded before validating"))
     response = alice_api.generic("POST", URL, FRAMES % duration, content_type="application/json")

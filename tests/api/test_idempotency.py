@@ -1,8 +1,8 @@
 import pytest
 
-from api.idempotency import idempotency_begin
-from api.problems import Problem
 from generation.models import Generation
+from restapi.idempotency import idempotency_begin
+from restapi.problems import Problem
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def test_same_key_while_running_is_409(alice_api, user):
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
 
-    from api.idempotency import request_fingerprint
+    from restapi.idempotency import request_fingerprint
 
     raw = APIRequestFactory().post(URL, {"prompt": "a fox"}, format="json")
     fingerprint = request_fingerprint(Request(raw, parsers=[JSONParser()]))

@@ -5,8 +5,8 @@ import pytest
 from billing import services as billing
 from core.models import AuditEntry
 from generation.models import Generation
-from generation.services import generation_create
 from moderation.models import UserStanding
+from workflows.generations import generation_create
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,10 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from api.serializers import EstimateSerializer, GenerationCreateSerializer, GenerationSerializer
-from api.views import api_generations, output_urls
 from generation.models import State, Tier
 from moderation.models import TakeDown
+from restapi.serializers import EstimateSerializer, GenerationCreateSerializer, GenerationSerializer
+from restapi.views import api_generations, output_urls
 from tests.factories import GenerationFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,15 +14,16 @@ from api.webhooks import (
     RETRY_DELAYS,
     WebhookUrlRefused,
     check_target,
-    generation_event,
     generation_webhook_set,
     webhook_deliver,
+    webhook_outbox_add,
     webhook_secret_for,
 )
 from core.safe_fetch import check_ip
 from generation.models import Generation, State
 from tests.factories import GenerationFactory
 from tests.fakefal.certs import get_cert_files
+from tests.support.lifecycle import move
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def deliver(delivery, receiver):
 def test_succeeded_event_is_signed_and_verifiable(user, receiver):
     generation = GenerationFactory(user=user, state=State.SUCCEEDED, output="outputs/a.mp4")
     generation_webhook_set(generation=generation, url=receiver.url, events=[])
-    delivery = generation_event(generation_id=generation.pk, state=State.SUCCEEDED)
+    delivery = webhook_outbox_add(generation_id=generation.pk, state=State.SUCCEEDED)
 
     assert deliver(delivery, receiver)
 
@@ -104,8 +105,8 @@ def test_succeeded_event_is_signed_and_verifiable(user, receiver):
 def test_same_event_twice_is_delivered_once(user, receiver):
     generation = GenerationFactory(user=user, state=State.FAILED, error_code="x", error_message="y")
     generation_webhook_set(generation=generation, url=receiver.url, events=[])
-    first = generation_event(generation_id=generation.pk, state=State.FAILED)
-    assert generation_event(generation_id=generation.pk, state=State.FAILED) is None
+    first = webhook_outbox_add(generation_id=generation.pk, state=State.FAILED)
+    assert webhook_outbox_add(generation_id=generation.pk, state=State.FAILED) is None
     assert deliver(first, receiver)
     assert not deliver(first, receiver)
     assert len(receiver.received) == 1
@@ -114,14 +115,14 @@ def test_same_event_twice_is_delivered_once(user, receiver):
 def test_event_filter_is_respected(user, receiver):
     generation = GenerationFactory(user=user, state=State.CANCELED)
     generation_webhook_set(generation=generation, url=receiver.url, events=["generation.succeeded"])
-    assert generation_event(generation_id=generation.pk, state=State.CANCELED) is None
+    assert webhook_outbox_add(generation_id=generation.pk, state=State.CANCELED) is None
 
 
 def test_failures_back_off_then_give_up(user, receiver):
     receiver.status = 503
     generation = GenerationFactory(user=user, state=State.FAILED, error_code="x")
     generation_webhook_set(generation=generation, url=receiver.url, events=[])
-    delivery = generation_event(generation_id=generation.pk, state=State.FAILED)
+    delivery = webhook_outbox_add(generation_id=generation.pk, state=State.FAILED)
     for attempt, delay in enumerate(RETRY_DELAYS, start=1):
         before = timezone.now()
         assert not deliver(delivery, receiver)
@@ -153,7 +154,7 @@ def test_target_turning_private_later_is_not_called(user, receiver):
     generation = GenerationFactory(user=user, state=State.SUCCEEDED, output="outputs/a.mp4")
     url = f"https://hooks.example:{receiver.port}/hooks"
     generation_webhook_set(generation=generation, url=url, events=[])
-    delivery = generation_event(generation_id=generation.pk, state=State.SUCCEEDED)
+    delivery = webhook_outbox_add(generation_id=generation.pk, state=State.SUCCEEDED)
     # DNS now answers loopback (rebinding), and loopback is not public: nothing may be sent.
     options = {"resolver": resolve_to_loopback, "allowed_ports": {receiver.port}}
     assert not webhook_deliver(delivery_id=delivery.pk, fetch_options=options)
@@ -180,8 +181,8 @@ def test_a_transition_queues_the_delivery_once(user, django_capture_on_commit_ca
     generation = GenerationFactory(user=user, state=State.IN_PROGRESS)
     generation_webhook_set(generation=generation, url="https://hooks.example/x", events=[])
     with django_capture_on_commit_callbacks(execute=True):
-        assert Generation.objects.transition(generation.pk, State.FAILED, error_code="boom")
-        assert not Generation.objects.transition(generation.pk, State.FAILED)
+        assert move(generation.pk, State.FAILED, error_code="boom")
+        assert not move(generation.pk, State.FAILED)
     (delivery,) = WebhookDelivery.objects.all()
     assert delivery.event == "generation.failed"
     assert delivery.payload["data"]["error"]["code"] == "boom"

@@ -19,8 +19,8 @@ from billing import holds, services
 from billing.errors import InsufficientCredits, PlanLimit
 from billing.models import LedgerEntry
 from generation.models import Generation
-from generation.services import KeySpendCap, generation_create
 from tests.support.processes import ROOT, process_env
+from workflows.generations import KeySpendCap, generation_create
 
 from .conftest import assert_ledger_consistent, give_credits
 
@@ -35,7 +35,7 @@ T2V = "fal-ai/pika/v2.2/text-to-video"
 @pytest.fixture(autouse=True)
 def _no_submission(monkeypatch):
     # Only the create races here; submitting (inline in sync mode) is another test's business.
-    monkeypatch.setattr("generation.services.enqueue_submit", lambda generation_id: None)
+    monkeypatch.setattr("workflows.generations.enqueue_submit", lambda generation_id: None)
 
 
 def storm(user, count: int, api_key=None, **inputs) -> Counter:
@@ -142,7 +142,7 @@ CHILD = """
 import sys
 from django.contrib.auth import get_user_model
 from billing.errors import BillingRefusal
-from generation.services import KeySpendCap, generation_create
+from workflows.generations import KeySpendCap, generation_create
 user = get_user_model().objects.get(email=sys.argv[1])
 for _ in range(int(sys.argv[2])):
     try:

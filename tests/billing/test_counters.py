@@ -12,12 +12,13 @@ from django.utils import timezone
 from billing import holds, limits, plans, services
 from billing.errors import InsufficientCredits, PlanLimit
 from billing.models import CreditAccount, LedgerEntry
-from generation import services as generation_services
 from generation.models import Generation, State
-from generation.services import generation_create
 from moderation.policy import BLOCK, Decision
 from tests.factories import GenerationFactory
+from tests.support.lifecycle import move
 from tests.support.media import png_bytes
+from workflows import generations as generation_services
+from workflows.generations import generation_create
 
 from .conftest import assert_ledger_consistent, give_credits
 
@@ -29,7 +30,7 @@ T2V = "fal-ai/pika/v2.2/text-to-video"
 @pytest.fixture(autouse=True)
 def _no_submission(monkeypatch):
     # The rows stay queued (in flight) until a test moves them.
-    monkeypatch.setattr("generation.services.enqueue_submit", lambda generation_id: None)
+    monkeypatch.setattr("workflows.generations.enqueue_submit", lambda generation_id: None)
 
 
 def create(user, *, resolution="720p", duration=5, prompt="a red fox"):
@@ -53,14 +54,14 @@ def test_each_create_counts_and_each_finish_frees_its_slot(user, settings):
     first, second, third = create(user), create(user), create(user)
     assert first.free_preview and not second.free_preview
     assert counters(user) == (3, 3, 1)
-    Generation.objects.transition(first.pk, State.FAILED)  # a free preview: allowance back
+    move(first.pk, State.FAILED)  # a free preview: allowance back
     assert counters(user) == (2, 3, 0)
-    Generation.objects.transition(second.pk, State.CANCELED)
+    move(second.pk, State.CANCELED)
     Generation.objects.filter(pk=third.pk).update(state=State.FINALIZING)
-    Generation.objects.transition(third.pk, State.SUCCEEDED, output="outputs/x.mp4")
+    move(third.pk, State.SUCCEEDED, output="outputs/x.mp4")
     assert counters(user) == (0, 3, 0)
     # Replayed moves settle nothing and free nothing twice.
-    assert not Generation.objects.transition(third.pk, State.SUCCEEDED, output="outputs/x.mp4")
+    assert not move(third.pk, State.SUCCEEDED, output="outputs/x.mp4")
     assert holds.credits_settle(generation_id=second.pk, state=State.FAILED) == "already settled"
     assert counters(user) == (0, 3, 0)
     assert_ledger_consistent(services.account_for(user))
@@ -68,7 +69,7 @@ def test_each_create_counts_and_each_finish_frees_its_slot(user, settings):
 
 def test_a_prompt_blocked_at_create_takes_no_slot(user, monkeypatch):
     decision = Decision(action=BLOCK, category="hate", title="Hate", explanation="x", source="t")
-    monkeypatch.setattr("generation.services.prompt_check", lambda **kwargs: decision)
+    monkeypatch.setattr("workflows.generations.prompt_check", lambda **kwargs: decision)
     generation = create(user)
     assert generation.state == State.BLOCKED
     assert counters(user) == (0, 1, 1), "counted today (as before), no longer in flight"
@@ -78,7 +79,7 @@ def test_the_slot_limit_reads_the_counter_and_a_finish_opens_it(user):
     first = create(user)  # Free: one job at a time
     with pytest.raises(PlanLimit, match="1 job at a time and you have 1 in progress"):
         create(user)
-    Generation.objects.transition(first.pk, State.CANCELED)
+    move(first.pk, State.CANCELED)
     assert create(user).state == State.QUEUED
 
 
@@ -112,9 +113,9 @@ def test_an_account_that_moved_since_the_quote_is_quoted_again(user, settings, m
             create(user, prompt="the racing request")
         return real_check(**kwargs)
 
-    monkeypatch.setattr("generation.services.prompt_check", prompt_check_with_a_racing_create)
+    monkeypatch.setattr("workflows.generations.prompt_check", prompt_check_with_a_racing_create)
     with (
-        caplog.at_level(logging.INFO, logger="generation.services"),
+        caplog.at_level(logging.INFO, logger="workflows.generations"),
         pytest.raises(InsufficientCredits),
     ):
         create(user)
@@ -136,7 +137,7 @@ def test_monthly_credits_granted_since_the_quote_are_spent_first(user, settings,
         assert account.balance_monthly == 0  # the quote was taken before this grant
         return real_check(**kwargs)
 
-    monkeypatch.setattr("generation.services.prompt_check", prompt_check_during_a_grant)
+    monkeypatch.setattr("workflows.generations.prompt_check", prompt_check_during_a_grant)
     generation = create(user)
     hold = LedgerEntry.objects.get(generation_id=generation.pk, kind="hold")
     assert (hold.monthly, hold.purchased) == (-30, -10)
@@ -308,7 +309,7 @@ def test_repair_also_finds_an_account_that_counts_too_few(user, settings):
 
 def test_a_key_over_its_cap_is_refused_before_its_images_are_stored(user, settings):
     from api.services import apikey_create
-    from generation.services import KeySpendCap
+    from workflows.generations import KeySpendCap
 
     settings.BILLING_PLAN_OVERRIDES = '{"free": {"daily_free_previews": 0}}'
     give_credits(user, 1000)

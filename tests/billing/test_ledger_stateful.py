@@ -29,6 +29,7 @@ from billing.errors import InsufficientCredits
 from billing.models import LedgerEntry
 from generation.models import Generation, State
 from tests.factories import GenerationFactory, UserFactory
+from tests.support.lifecycle import move
 
 from .conftest import assert_ledger_consistent
 
@@ -106,9 +107,9 @@ class LedgerMachine(RuleBasedStateMachine):
         """The terminal transition, which settles the hold in its transaction."""
         if state == State.SUCCEEDED:
             Generation.objects.filter(pk=generation_id).update(state=State.FINALIZING)
-            Generation.objects.transition(generation_id, state, output="outputs/x.mp4")
+            move(generation_id, state, output="outputs/x.mp4")
         else:
-            Generation.objects.transition(generation_id, state)
+            move(generation_id, state)
         kind = "capture" if state == State.SUCCEEDED else "release"
         if LedgerEntry.objects.filter(generation_id=generation_id, kind=kind).exists():
             self.settled[generation_id] = "captured" if kind == "capture" else "released"

@@ -8,12 +8,12 @@ from django.utils import timezone
 
 from billing import holds, limits, plans, services
 from billing.errors import InsufficientCredits, PlanLimit
-from billing.hd import generation_render_hd
 from billing.models import CreditAccount, LedgerEntry
 from generation.models import Generation, GenerationInput, State, Tier
-from generation.services import generation_create
 from tests.factories import GenerationFactory
+from tests.support.lifecycle import move
 from tests.support.media import png_bytes
+from workflows.generations import generation_create, generation_render_hd
 
 from .conftest import assert_ledger_consistent, give_credits
 
@@ -34,8 +34,8 @@ def create(user, resolution="720p", duration=5, **kwargs):
 
 def succeed(generation):
     for state in (State.SUBMITTING, State.IN_QUEUE, State.FINALIZING):
-        assert Generation.objects.transition(generation.pk, state)
-    assert Generation.objects.transition(generation.pk, State.SUCCEEDED, output="outputs/x.mp4")
+        assert move(generation.pk, state)
+    assert move(generation.pk, State.SUCCEEDED, output="outputs/x.mp4")
 
 
 def allowance_left(user) -> int:
@@ -62,7 +62,7 @@ def test_free_previews_cost_nothing_then_run_out(user, settings):
     for _ in range(2):
         generation = create(user)
         assert generation.free_preview and generation.credit_cost == 0
-        Generation.objects.transition(generation.pk, State.CANCELED)
+        move(generation.pk, State.CANCELED)
     with pytest.raises(InsufficientCredits) as refusal:
         create(user)
     assert "costs 40 credits" in refusal.value.message
@@ -91,7 +91,7 @@ def test_hold_then_capture_once(creator):
     assert account.balance == 20
     assert kinds(account) == ["purchase", "hold", "capture"]
     # Replays: the transition finds the row gone, settlement finds its key used.
-    assert not Generation.objects.transition(generation.pk, State.SUCCEEDED, output="o.mp4")
+    assert not move(generation.pk, State.SUCCEEDED, output="o.mp4")
     assert holds.credits_settle(generation_id=generation.pk, state=State.SUCCEEDED) == (
         "already settled"
     )
@@ -122,7 +122,7 @@ def test_release_returns_each_part_to_its_bucket(creator, end):
     assert (hold.monthly, hold.purchased) == (-30, -50), "monthly credits are spent first"
     account.refresh_from_db()
     assert (account.balance_monthly, account.balance_purchased) == (0, 50)
-    assert Generation.objects.transition(generation.pk, end)
+    assert move(generation.pk, end)
     account.refresh_from_db()
     assert (account.balance_monthly, account.balance_purchased) == (30, 100)
     assert holds.generation_charge(generation)["status"] == "refunded"
@@ -133,7 +133,7 @@ def test_blocked_by_moderation_releases(creator):
     account = give_credits(creator, 100)
     generation = create(creator, duration=10)
     Generation.objects.filter(pk=generation.pk).update(state=State.HELD)
-    assert Generation.objects.transition(generation.pk, State.BLOCKED)
+    assert move(generation.pk, State.BLOCKED)
     account.refresh_from_db()
     assert account.balance == 100
     assert kinds(account)[-1] == "release"
@@ -158,7 +158,7 @@ def test_refund_of_monthly_credits_after_their_period_ended_expires_them(creator
     from unittest import mock
 
     with mock.patch("billing.services.timezone.now", return_value=later):
-        assert Generation.objects.transition(generation.pk, State.FAILED)
+        assert move(generation.pk, State.FAILED)
     account.refresh_from_db()
     assert (account.balance_monthly, account.balance_purchased) == (0, 10)
     assert kinds(account)[-2:] == ["release", "expire"]
@@ -170,12 +170,12 @@ def test_failed_free_preview_gives_the_allowance_back_canceled_does_not(user, se
     account = services.account_for(user)
     first = create(user)
     assert allowance_left(user) == 0
-    Generation.objects.transition(first.pk, State.FAILED)
+    move(first.pk, State.FAILED)
     assert allowance_left(user) == 1
-    Generation.objects.transition(first.pk, State.FAILED)  # replay: nothing more
+    move(first.pk, State.FAILED)  # replay: nothing more
     assert allowance_left(user) == 1
     second = create(user)
-    Generation.objects.transition(second.pk, State.CANCELED)
+    move(second.pk, State.CANCELED)
     assert allowance_left(user) == 0
     assert account.balance == 0
     assert kinds(account) == ["hold", "release", "hold", "release"]
@@ -183,7 +183,7 @@ def test_failed_free_preview_gives_the_allowance_back_canceled_does_not(user, se
 
 def test_rows_without_a_hold_settle_nothing(user):
     generation = GenerationFactory(user=user, state=State.IN_PROGRESS)
-    assert Generation.objects.transition(generation.pk, State.FAILED)
+    assert move(generation.pk, State.FAILED)
     assert not LedgerEntry.objects.exists()
 
 
@@ -231,7 +231,7 @@ def test_jobs_in_flight_are_limited_per_plan(user, settings):
         create(user)
     assert "runs 1 job at a time" in refusal.value.message
     assert refusal.value.allowed_by == "creator"
-    Generation.objects.transition(first.pk, State.CANCELED)
+    move(first.pk, State.CANCELED)
     create(user)  # one finished, room again
 
 
@@ -301,7 +301,7 @@ def test_render_in_hd_only_for_own_finished_previews(user, other_user):
 def test_statement_lists_every_movement_with_generation_links(alice_client, user):
     give_credits(user, 50)
     generation = create(user)  # free preview
-    Generation.objects.transition(generation.pk, State.FAILED)
+    move(generation.pk, State.FAILED)
     page = alice_client.get(reverse("billing_statement"))
     body = page.content.decode()
     assert page.status_code == 200
@@ -355,7 +355,7 @@ def test_estimate_is_what_a_create_holds(user, settings):
     assert (first["credits"], first["free_preview"], first["enough"]) == (0, True, True)
     generation = create(user)
     assert generation.credit_cost == first["credits"]
-    Generation.objects.transition(generation.pk, State.CANCELED)
+    move(generation.pk, State.CANCELED)
     second = holds.estimate(user=user, resolution="720p", duration=5, list_credits=40)
     assert second["credits"] == 40 and not second["free_preview"]
     assert create(user).credit_cost == second["credits"]

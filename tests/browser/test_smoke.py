@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from accounts.services import user_ensure_demo
-from generation.tracking import track_once
+from workflows.tracking import track_once
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

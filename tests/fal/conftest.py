@@ -8,13 +8,13 @@ import pytest
 from django.core.cache import cache, caches
 from django.test import Client
 
-from generation import fal_webhooks
 from generation.backends import fal as fal_backend
 from generation.models import Generation, State
-from generation.tracking import track_once
 from tests.factories import GenerationFactory
 from tests.fakefal import FakeFal, configure_fal_client_env
 from tests.media.conftest import moto_endpoint, s3, storage  # noqa: F401 - shared fixtures
+from workflows import fal_webhooks
+from workflows.tracking import track_once
 
 PUBLIC_BASE_URL = "https://promptreel.test"
 
@@ -112,7 +112,7 @@ def make_generation(user, **fields) -> Generation:
 
 
 def run_submit(generation, capture) -> Generation:
-    from generation import pipeline
+    from workflows import pipeline
 
     with capture(execute=True):
         pipeline.generation_submit(generation_id=generation.pk)

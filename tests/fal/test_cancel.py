@@ -3,9 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from generation import pipeline
 from generation.backends.fal import FalBackend
 from generation.models import Generation, State
+from workflows import pipeline
 
 from .conftest import make_generation, run_submit, track_until_terminal
 

@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from generation.backends import fal as fal_backend
 from generation.models import Generation, State
-from generation.services import generation_create
-from generation.tracking import track_once
 from tests.support.media import png_bytes, upload
+from workflows.generations import generation_create
+from workflows.tracking import track_once
 
 from .conftest import run_submit, track_until_terminal
 

@@ -5,10 +5,10 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
-from generation import pipeline
 from generation.models import Generation, State
-from generation.tracking import track_once
 from tests.fakefal import Outcome
+from workflows import pipeline
+from workflows.tracking import track_once
 
 from .conftest import PUBLIC_BASE_URL, make_generation, run_submit, track_until_terminal
 

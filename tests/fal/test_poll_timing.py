@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from generation.models import Generation, State
-from generation.tracking import track_once
 from tests.factories import GenerationFactory
+from workflows.tracking import track_once
 
 from .conftest import make_generation, run_submit
 

@@ -6,8 +6,9 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from generation import media, pipeline, schedules, tracking
+from generation import media
 from generation.models import TERMINAL, Generation, State
+from workflows import pipeline, schedules, tracking
 
 from .conftest import make_generation, run_submit
 
@@ -19,7 +20,7 @@ class WorkerKilled(BaseException):
 
 
 def test_reaper_is_scheduled_every_minute():
-    assert ("reap stuck generations", "generation.tasks.reap", 1) in schedules.SCHEDULES
+    assert ("reap stuck generations", "workflows.tasks.reap", 1) in schedules.SCHEDULES
 
 
 def test_worker_killed_during_finalize_is_completed_by_the_reaper(

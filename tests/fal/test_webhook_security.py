@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from generation import fal_webhooks
 from generation.models import Generation, State
+from workflows import fal_webhooks
 
 from .conftest import make_generation, run_submit
 

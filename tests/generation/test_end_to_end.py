@@ -9,9 +9,9 @@ from django.urls import reverse
 from django_q.conf import Conf
 
 from generation.models import Generation, State
-from generation.tracking import track_once
 from tests.support.media import png_bytes, upload
 from tests.support.processes import output_of, process_env, running, unique_queue_name
+from workflows.tracking import track_once
 
 
 def drive_until_terminal(capture, rounds: int = 50) -> None:

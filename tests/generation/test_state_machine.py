@@ -84,7 +84,7 @@ def test_a_stale_finalize_task_does_nothing():
 
     from django.utils import timezone
 
-    from generation import pipeline
+    from workflows import pipeline
 
     lease = timezone.now() + timedelta(minutes=5)
     generation = GenerationFactory(state=State.FINALIZING, next_check_at=lease)

@@ -2,7 +2,7 @@
 
 import threading
 
-from generation import tracking
+from workflows import tracking
 
 
 def test_a_thread_checks_its_connection_every_few_seconds_and_after_a_failed_step(monkeypatch):

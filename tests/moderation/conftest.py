@@ -3,9 +3,9 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from generation.models import State
-from moderation import services
 from moderation.policy import HOLD, Decision
 from tests.factories import GenerationFactory, UserFactory
+from workflows import review
 
 from .fakeopenai import FakeOpenAI
 
@@ -48,7 +48,7 @@ def make_held(user, prompt="a spy assassinates the target on a rooftop", **decis
         "detail": "graphic_violence: 'assassinat*'",
         **decision,
     }
-    services.apply_decision(generation=generation, decision=Decision(**fields))
+    review.apply_decision(generation=generation, decision=Decision(**fields))
     return generation
 
 

@@ -7,9 +7,10 @@ from billing import holds
 from billing import services as billing
 from billing.models import LedgerEntry
 from generation.models import Generation, State
-from moderation import services
 from moderation.policy import BLOCK, Decision
 from tests.factories import GenerationFactory
+from tests.support.lifecycle import move
+from workflows import review
 
 pytestmark = pytest.mark.django_db
 
@@ -44,27 +45,27 @@ def test_automatic_block_releases_once(funded):
     decision = Decision(
         action=BLOCK, category="hate", title="Hate", explanation="x", source="rules"
     )
-    services.apply_decision(generation=generation, decision=decision)
+    review.apply_decision(generation=generation, decision=decision)
     assert Generation.objects.get(pk=generation.pk).state == State.BLOCKED
     # A second attempt to block (a retried request, a racing moderator) moves nothing.
-    assert not Generation.objects.transition(generation.pk, State.BLOCKED)
+    assert not move(generation.pk, State.BLOCKED)
     assert _releases(generation) == 1
     assert billing.account_for(funded).balance == 100
 
 
 def test_moderator_reject_releases_once(funded, moderator):
     generation = _create_held_with_hold(funded)
-    assert services.held_reject(generation=generation, moderator=moderator, category="hate")
-    assert not services.held_reject(generation=generation, moderator=moderator)
+    assert review.held_reject(generation=generation, moderator=moderator, category="hate")
+    assert not review.held_reject(generation=generation, moderator=moderator)
     assert _releases(generation) == 1
     assert billing.account_for(funded).balance == 100
 
 
 def test_approve_keeps_the_hold(funded, moderator, monkeypatch):
-    from generation import services as generation_services
+    from workflows import generations as generation_services
 
     monkeypatch.setattr(generation_services, "enqueue_submit", lambda pk: None)
     generation = _create_held_with_hold(funded)
-    assert services.held_approve(generation=generation, moderator=moderator)
+    assert review.held_approve(generation=generation, moderator=moderator)
     assert _releases(generation) == 0
     assert billing.account_for(funded).balance == 70

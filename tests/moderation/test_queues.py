@@ -4,11 +4,12 @@ import pytest
 from django.urls import reverse
 
 from core.models import AuditEntry
-from generation import services as generation_services
 from generation.models import Generation, State
 from moderation import services
 from moderation.models import ModerationCase, Report, TakeDown, UserStanding
 from tests.factories import GenerationFactory, UserFactory
+from workflows import generations as generation_services
+from workflows import review
 
 from .conftest import make_held
 
@@ -43,7 +44,7 @@ def test_held_queue_lists_held_rows_with_the_reason(moderator_client, user):
 def test_approve_runs_the_generation(moderator_client, moderator, user, monkeypatch,
                                      django_capture_on_commit_callbacks):  # fmt: skip
     submitted = []
-    monkeypatch.setattr(generation_services, "enqueue_submit", submitted.append)
+    monkeypatch.setattr(review, "enqueue_submit", submitted.append)
     held = make_held(user)
     with django_capture_on_commit_callbacks(execute=True):
         response = _act(moderator_client, HELD, "approve", [held])
@@ -58,7 +59,7 @@ def test_approve_runs_the_generation(moderator_client, moderator, user, monkeypa
     assert entry.before == {"state": "held"} and entry.after == {"state": "queued"}
     assert entry.ip == "127.0.0.1"
     # Approving again does nothing.
-    assert not services.held_approve(generation=held, moderator=moderator)
+    assert not review.held_approve(generation=held, moderator=moderator)
 
 
 def test_reject_asks_for_a_policy_then_blocks_and_tells_the_user(
@@ -115,7 +116,7 @@ def test_plain_staff_and_users_cannot_moderate(staff_client, alice_client, clien
 def test_services_refuse_non_moderators(plain_staff, user):
     held = make_held(user)
     with pytest.raises(services.PermissionDenied):
-        services.held_approve(generation=held, moderator=plain_staff)
+        review.held_approve(generation=held, moderator=plain_staff)
     with pytest.raises(services.PermissionDenied):
         services.user_suspend(user=user, actor=plain_staff)
 
@@ -167,7 +168,7 @@ def test_suspend_and_unsuspend(moderator_client, moderator, user):
 def test_repeat_violations_suspend_automatically(settings, moderator, user):
     settings.AUTO_SUSPEND_AFTER_VIOLATIONS = 2
     for _ in range(2):
-        services.held_reject(generation=make_held(user), moderator=moderator)
+        review.held_reject(generation=make_held(user), moderator=moderator)
     assert services.user_is_suspended(user)
     entry = AuditEntry.objects.get(action="user.auto_suspend")
     assert entry.actor is None and "2 confirmed" in entry.reason

@@ -8,6 +8,7 @@ from generation.models import State
 from moderation import services
 from moderation.models import Report, ReportedGeneration
 from tests.factories import GenerationFactory
+from workflows import review
 
 from .conftest import make_held
 
@@ -82,7 +83,7 @@ def test_notice_snippet_for_held_blocked_and_taken_down(user, moderator, output)
     assert _render("{% moderation_notice g %}", g=output).strip() == ""
     held = make_held(user)
     assert "Awaiting review" in _render("{% moderation_notice g %}", g=held)
-    services.held_reject(generation=held, moderator=moderator, category="hate")
+    review.held_reject(generation=held, moderator=moderator, category="hate")
     held.refresh_from_db()
     blocked = _render("{% moderation_notice g %}", g=held)
     assert "Refused under our content policy" in blocked and "Hate" in blocked

@@ -2,11 +2,10 @@ import threading
 
 from rest_framework import serializers
 
+from api.models import WebhookDelivery, WebhookEvent
 from generation.models import Generation
 from generation.render import MOTION_PRESETS
 from moderation.services import output_is_taken_down
-
-from .models import WebhookDelivery, WebhookEvent
 
 # Catalogue fields a create request may carry; the catalogue decides which an endpoint takes.
 ENDPOINT_FIELDS = (

@@ -7,11 +7,12 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import InputError
-from generation import catalogue, pipeline
+from generation import catalogue
 from generation.backends.local import render_job
 from generation.models import Generation, State
 from generation.render import MOTION_PRESETS
-from generation.services import generation_create
+from workflows import pipeline
+from workflows.generations import generation_create
 
 
 class Command(BaseCommand):

@@ -12,7 +12,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from .models import IdempotencyRecord
+from api.models import IdempotencyRecord
+
 from .problems import Problem
 
 KEEP_FOR = timedelta(hours=24)

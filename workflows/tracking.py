@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from django.db import close_old_connections
 from django.utils import timezone
 
+from generation.models import Generation, State
+
 from . import pipeline
-from .models import Generation, State
+from .lifecycle import REAPER
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,10 @@ def reap(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
         # Whether fal got the request is unknown; our credits are held once per row, so
         # sending it again cannot charge the user twice.
         if pipeline.generation_retry_or_fail(
-            generation_id=pk, code="submit_lost", message="The submission never finished."
+            generation_id=pk,
+            code="submit_lost",
+            message="The submission never finished.",
+            actor=REAPER,
         ):
             repaired["requeued"] += 1
     for state in (State.QUEUED, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING):
@@ -146,6 +151,7 @@ def reap(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
                 code="stage_timeout",
                 message=TIMEOUT_MESSAGES[state].format(deadline=_plain(deadline)),
                 sources=[state],
+                actor=REAPER,
             ):
                 repaired["failed"] += 1
     if any(repaired.values()):

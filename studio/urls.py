@@ -9,6 +9,8 @@ urlpatterns = [
     path("g/<uuid:pk>/", views.detail, name="generation_detail"),
     path("g/<uuid:pk>/status/", views.status, name="generation_status"),
     path("g/<uuid:pk>/cancel/", views.cancel, name="generation_cancel"),
+    # Under billing/ since it spends credits; the name predates the studio app.
+    path("billing/hd/<uuid:pk>/", views.render_hd, name="billing_render_hd"),
     path("media/s/<str:token>/", views.media_signed, name="media_signed"),
     path(
         "g/<uuid:pk>/<str:kind>/",

@@ -7,13 +7,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import InputError
 from core.safe_fetch import FetchRefused
+from generation import catalogue, delivery, media
+from generation.models import Generation, State
+from generation.progress import progress_of
 from moderation.services import is_moderator, output_is_taken_down
+from workflows.generations import generation_cancel, generation_create, generation_render_hd
+from workflows.lifecycle import Actor
 
-from . import catalogue, delivery, media
 from .forms import GenerateForm
-from .models import Generation, State
-from .progress import progress_of
-from .services import generation_cancel, generation_create
 
 
 def home(request):
@@ -37,6 +38,7 @@ def generate(request):
                     images=images,
                     preset=form.cleaned_data["preset"],
                     seed=form.cleaned_data["seed"],
+                    request=request,
                 )
             except InputError as exc:
                 refusal_status = getattr(exc, "http_status", 400)  # 402: not enough credits
@@ -132,7 +134,7 @@ def gallery(request):
 @require_POST
 def cancel(request, pk):
     generation = _own_generation(request, pk)
-    outcome = generation_cancel(generation=generation)
+    outcome = generation_cancel(generation=generation, actor=Actor.of_request(request))
     text = {
         "canceled": "Canceled.",
         "finishing": "Too late to cancel: the video is already being saved.",
@@ -204,3 +206,17 @@ def media_signed(request, token: str):
     if delivery.is_s3():
         raise Http404("Files are served from the bucket")
     return delivery.file_response(request, signed)
+
+
+@login_required
+@require_POST
+def render_hd(request, pk):
+    """Re-run one's own preview at 1080p with the same prompt, image and seed (paid)."""
+    source = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+    try:
+        generation = generation_render_hd(user=request.user, source=source)
+    except InputError as exc:
+        for message in exc.errors.values():
+            messages.error(request, message)
+        return redirect(source)
+    return redirect(generation)

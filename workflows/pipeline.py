@@ -12,12 +12,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_q.conf import Conf
 
-from . import media
-from .backends import Completed, ProviderError, get_backend
-from .models import TERMINAL, Generation, State
-from .polling import next_poll_at, poll_delay, retry_delay
-from .queueing import enqueue
+from generation import media
+from generation.backends import Completed, ProviderError, get_backend
+from generation.models import TERMINAL, Generation, State
+from generation.polling import next_poll_at, poll_delay, retry_delay
+from generation.queueing import enqueue
+
+from .lifecycle import TRACKER, WORKER, Actor, generation_move
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +36,21 @@ def webhook_url_for(generation: Generation) -> str | None:
     return f"{settings.PUBLIC_BASE_URL}/webhooks/fal/"
 
 
-def generation_submit(*, generation_id, generation: Generation | None = None) -> bool:
+def generation_submit(
+    *, generation_id, generation: Generation | None = None, actor: Actor = TRACKER
+) -> bool:
     """Hand a queued generation to its backend. True if this call submitted it.
 
     The tracker passes the row it claimed, saving a read: what is sent (endpoint, arguments,
     inputs) does not change once a row is queued.
     """
     now = timezone.now()
-    claimed = Generation.objects.transition(
-        generation_id, State.SUBMITTING, attempts=F("attempts") + 1, next_check_at=None
+    claimed = generation_move(
+        generation_id=generation_id,
+        to=State.SUBMITTING,
+        actor=actor,
+        attempts=F("attempts") + 1,
+        next_check_at=None,
     )
     if not claimed:
         return False
@@ -51,13 +60,14 @@ def generation_submit(*, generation_id, generation: Generation | None = None) ->
     try:
         submitted = backend.submit(generation, webhook_url=webhook_url_for(generation))
     except ProviderError as exc:
-        _failed(generation_id, exc)
+        _failed(generation_id, exc, actor=actor)
         return False
     recorded = {"arguments": submitted.arguments} if submitted.arguments else {}
     webhook = webhook_url_for(generation) is not None
-    moved = Generation.objects.transition(
-        generation_id,
-        State.IN_QUEUE,
+    moved = generation_move(
+        generation_id=generation_id,
+        to=State.IN_QUEUE,
+        actor=actor,
         **recorded,
         provider_request_id=submitted.request_id,
         provider_urls=submitted.urls,
@@ -76,14 +86,18 @@ def generation_submit(*, generation_id, generation: Generation | None = None) ->
     return moved
 
 
-def _failed(generation_id, exc: ProviderError) -> None:
+def _failed(generation_id, exc: ProviderError, *, actor: Actor) -> None:
     if exc.retryable:
-        generation_retry_or_fail(generation_id=generation_id, code=exc.code, message=exc.message)
+        generation_retry_or_fail(
+            generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+        )
     else:
-        generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
+        generation_fail(
+            generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+        )
 
 
-def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
+def generation_retry_or_fail(*, generation_id, code: str, message: str, actor: Actor) -> bool:
     """After an infrastructure failure: queue the job again with back-off, or give up.
 
     `attempts` counts submissions, so however the failure was reported (a submit error, a
@@ -95,10 +109,13 @@ def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
             generation_id=generation_id,
             code=code,
             message=f"{message} (gave up after {attempts} attempts)",
+            actor=actor,
         )
-    requeued = Generation.objects.transition(
-        generation_id,
-        State.QUEUED,
+    requeued = generation_move(
+        generation_id=generation_id,
+        to=State.QUEUED,
+        actor=actor,
+        reason=f"{code}: {message}"[:2000],
         sources=[State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS],
         next_check_at=timezone.now() + retry_delay(attempts),
         queue_position=None,
@@ -111,17 +128,30 @@ def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
 
 
 def generation_fail(
-    *, generation_id, code: str, message: str, sources: list[str] | None = None
+    *,
+    generation_id,
+    code: str,
+    message: str,
+    actor: Actor,
+    sources: list[str] | None = None,
 ) -> bool:
-    failed = Generation.objects.transition(
-        generation_id, State.FAILED, sources=sources, error_code=code, error_message=message[:2000]
+    failed = generation_move(
+        generation_id=generation_id,
+        to=State.FAILED,
+        actor=actor,
+        reason=f"{code}: {message}"[:2000],
+        sources=sources,
+        error_code=code,
+        error_message=message[:2000],
     )
     if failed:
         log.warning("generation %s failed: %s %s", generation_id, code, message)
     return failed
 
 
-def generation_poll(*, generation_id, generation: Generation | None = None) -> None:
+def generation_poll(
+    *, generation_id, generation: Generation | None = None, actor: Actor = TRACKER
+) -> None:
     """Ask the provider once how a request stands, and record it.
 
     The tracker passes the row it claimed, saving a read; every write below is conditional
@@ -137,7 +167,9 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
         progress = backend.status(generation)
     except ProviderError as exc:
         if not exc.retryable:
-            generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
+            generation_fail(
+                generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+            )
             return
         _poll_again_later(generation, now)
         return
@@ -157,8 +189,12 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
         )
     elif progress.stage == "in_progress":
         polled = {"polls": generation.polls + 1, "next_check_at": next_check}
-        started = generation.state == State.IN_QUEUE and Generation.objects.transition(
-            generation_id, State.IN_PROGRESS, queue_position=None, **polled
+        started = generation.state == State.IN_QUEUE and generation_move(
+            generation_id=generation_id,
+            to=State.IN_PROGRESS,
+            actor=actor,
+            queue_position=None,
+            **polled,
         )
         if not started:
             # Running already (or a webhook moved it meanwhile: the state guard then loses).
@@ -176,7 +212,7 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
                 if exc.retryable and not progress.error:
                     _poll_again_later(generation, now)
                 else:
-                    _failed(generation_id, exc)
+                    _failed(generation_id, exc, actor=actor)
                 return
         generation_complete_at_provider(
             generation_id=generation_id,
@@ -184,6 +220,7 @@ def generation_poll(*, generation_id, generation: Generation | None = None) -> N
             error=progress.error,
             error_type=progress.error_type,
             output_url=output_url,
+            actor=actor,
         )
 
 
@@ -205,23 +242,35 @@ def generation_complete_at_provider(
     error: str | None = None,
     error_type: str | None = None,
     output_url: str = "",
+    actor: Actor,
 ) -> None:
     """The provider says the request is finished (from a poll or a webhook)."""
     if error:
         if error_type == "canceled":
-            Generation.objects.transition(generation_id, State.CANCELED)
+            generation_move(
+                generation_id=generation_id,
+                to=State.CANCELED,
+                actor=actor,
+                reason="Canceled at the provider",
+            )
         elif is_infrastructure_error(error_type):
-            generation_retry_or_fail(generation_id=generation_id, code=error_type, message=error)
+            generation_retry_or_fail(
+                generation_id=generation_id, code=error_type, message=error, actor=actor
+            )
         else:
             generation_fail(
-                generation_id=generation_id, code=error_type or "provider_error", message=error
+                generation_id=generation_id,
+                code=error_type or "provider_error",
+                message=error,
+                actor=actor,
             )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
     lease = timezone.now() + FINALIZE_LEASE
-    moved = Generation.objects.transition(
-        generation_id,
-        State.FINALIZING,
+    moved = generation_move(
+        generation_id=generation_id,
+        to=State.FINALIZING,
+        actor=actor,
         provider_metrics=metrics or {},
         inference_seconds=inference if isinstance(inference, int | float) else None,
         queue_position=None,
@@ -245,7 +294,7 @@ def enqueue_finalize(generation_id, lease) -> None:
     """Queue a finalize that may run only while the row still holds this `lease` value."""
     transaction.on_commit(
         lambda: enqueue(
-            "generation.tasks.finalize",
+            "workflows.tasks.finalize",
             str(generation_id),
             lease.isoformat(),
             task_name=f"finalize {generation_id}",
@@ -255,7 +304,7 @@ def enqueue_finalize(generation_id, lease) -> None:
     )
 
 
-def generation_finalize(*, generation_id, lease=None) -> bool:
+def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> bool:
     """Copy the finished video into our storage, probe it, make a poster, mark it succeeded.
 
     `lease` is the next_check_at value the row had when this finalize was queued: a copy of
@@ -291,15 +340,20 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
                 next_check_at=now + retry_delay(generation.attempts + 1), **known
             )
             return False
-        generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
+        generation_fail(
+            generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+        )
         return False
     except media.BadVideo as exc:
-        generation_fail(generation_id=generation_id, code="malformed_result", message=str(exc))
+        generation_fail(
+            generation_id=generation_id, code="malformed_result", message=str(exc), actor=actor
+        )
         return False
     # Still ours only if no other finalize took the lease over (ours outlived it).
-    succeeded = Generation.objects.transition(
-        generation_id,
-        State.SUCCEEDED,
+    succeeded = generation_move(
+        generation_id=generation_id,
+        to=State.SUCCEEDED,
+        actor=actor,
         where={"next_check_at": held_until},
         output=stored.video_name,
         poster=stored.poster_name,
@@ -326,3 +380,14 @@ def generation_cancel_at_provider(generation: Generation) -> None:
         get_backend(generation.backend).cancel(generation)
     except ProviderError as exc:
         log.warning("could not cancel %s at the provider: %s", generation.pk, exc)
+
+
+def enqueue_submit(generation_id) -> None:
+    """Called once a queued row is committed, due now (next_check_at): the tracker submits it.
+
+    The tracker's threads make many quick provider calls at once, where a django-q worker
+    makes one at a time and waits behind video copies in the same queue. In django-q's sync
+    mode (tests, no processes running) nothing would pick the row up, so submit it here.
+    """
+    if Conf.SYNC:
+        generation_submit(generation_id=generation_id, actor=WORKER)

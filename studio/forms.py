@@ -1,7 +1,7 @@
 from django import forms
 
-from . import catalogue
-from .render import ASPECT_RATIOS, MOTION_PRESETS
+from generation import catalogue
+from generation.render import ASPECT_RATIOS, MOTION_PRESETS
 
 
 def _endpoint_choices():

@@ -11,6 +11,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.models import ApiKey, Scope
+from api.webhooks import WebhookUrlRefused, check_target
 from billing import holds, limits
 from billing import services as billing
 from core.errors import InputError
@@ -19,11 +21,11 @@ from generation import catalogue
 from generation.delivery import signed_url
 from generation.media import fetch_image_url
 from generation.models import Generation, State
-from generation.services import generation_cancel, generation_create, key_spend_this_month
 from moderation.models import TakeDown
+from workflows.generations import generation_cancel, generation_create, key_spend_this_month
+from workflows.lifecycle import Actor
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
-from .models import ApiKey, Scope
 from .problems import Problem
 from .serializers import (
     EstimateSerializer,
@@ -32,7 +34,6 @@ from .serializers import (
     WebhookDeliverySerializer,
 )
 from .throttling import ApiRateThrottle
-from .webhooks import WebhookUrlRefused, check_target, generation_event, generation_webhook_set
 
 
 class ApiView(APIView):
@@ -274,17 +275,12 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 api_key=api_key,
                 # apikey_authenticate refused suspended accounts a moment ago.
                 suspension_checked=api_key is not None,
+                webhook_url=data.get("webhook_url") or "",
+                webhook_events=data.get("webhook_events", []),
+                request=request,
             )
         except InputError as exc:
             raise refusal(exc) from None
-        if data.get("webhook_url"):
-            generation_webhook_set(
-                generation=generation,
-                url=data["webhook_url"],
-                events=data.get("webhook_events", []),
-            )
-            # Refused or held at once, with no transition still to come: tell the client now.
-            generation_event(generation_id=generation.pk, state=generation.state)
         body = GenerationSerializer(generation, context=self.get_serializer_context()).data
         return Response(
             body,
@@ -338,7 +334,7 @@ class GenerationCancel(ApiView):
     @extend_schema(request=None, responses=GenerationSerializer)
     def post(self, request, pk):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
-        outcome = generation_cancel(generation=generation)
+        outcome = generation_cancel(generation=generation, actor=Actor.of_request(request))
         generation.refresh_from_db()
         context = {"request": request, "output_urls": output_urls(request)}
         body = {**GenerationSerializer(generation, context=context).data, "cancel": outcome}

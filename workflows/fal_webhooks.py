@@ -20,10 +20,12 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from generation.backends import ProviderError
+from generation.backends.fal import _describe, _http_error, parse_output
+from generation.models import Generation
+
 from . import pipeline
-from .backends import ProviderError
-from .backends.fal import _describe, _http_error, parse_output
-from .models import Generation
+from .lifecycle import FAL_WEBHOOK
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +134,17 @@ def record_webhook(*, generation_id, body: dict) -> None:
         except ProviderError as exc:
             detail = body.get("payload_error") or exc.message
             pipeline.generation_fail(
-                generation_id=generation_id, code="malformed_result", message=detail
+                generation_id=generation_id,
+                code="malformed_result",
+                message=detail,
+                actor=FAL_WEBHOOK,
             )
             return
         pipeline.generation_complete_at_provider(
-            generation_id=generation_id, metrics={}, output_url=completed.video_url
+            generation_id=generation_id,
+            metrics={},
+            output_url=completed.video_url,
+            actor=FAL_WEBHOOK,
         )
         return
     payload = body.get("payload") or {}
@@ -146,15 +154,23 @@ def record_webhook(*, generation_id, body: dict) -> None:
         error = _http_error(status, detail, body.get("error_type"))
         if error.retryable:
             pipeline.generation_retry_or_fail(
-                generation_id=generation_id, code=error.code, message=error.message
+                generation_id=generation_id,
+                code=error.code,
+                message=error.message,
+                actor=FAL_WEBHOOK,
             )
         else:
             pipeline.generation_fail(
-                generation_id=generation_id, code=error.code, message=error.message
+                generation_id=generation_id,
+                code=error.code,
+                message=error.message,
+                actor=FAL_WEBHOOK,
             )
         return
     message = _describe(detail) or str(body.get("error") or "fal reported an error")
-    pipeline.generation_fail(generation_id=generation_id, code="provider_error", message=message)
+    pipeline.generation_fail(
+        generation_id=generation_id, code="provider_error", message=message, actor=FAL_WEBHOOK
+    )
 
 
 def _status_of(error) -> int | None:

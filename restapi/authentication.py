@@ -1,7 +1,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from .services import KeyRefused, apikey_authenticate
+from api.services import KeyRefused, apikey_authenticate
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

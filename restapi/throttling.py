@@ -1,10 +1,9 @@
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from api import ratelimit
+from api.models import ApiKey
 from core.net import client_ip
-
-from . import ratelimit
-from .models import ApiKey
 
 WINDOW_SECONDS = 60
 

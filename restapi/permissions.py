@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from .models import ApiKey
+from api.models import ApiKey
 
 
 class HasScope(BasePermission):

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from generation.tracking import PASS_LIMIT, track_once
+from workflows.tracking import PASS_LIMIT, track_once
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Write paths for generations that users start: create and cancel."""
+"""Write paths for generations that people start: create, cancel and render in HD."""
 
 import logging
 import secrets
@@ -12,19 +12,22 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django_q.conf import Conf
 
 from api import ratelimit
 from api.models import ApiKey
+from api.webhooks import generation_webhook_set
 from billing import holds
+from billing.hd import hd_available
 from core.errors import InputError
-from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
+from generation import catalogue
+from generation.backends import ProviderError, get_backend
+from generation.images import ImageRejected, clean_image
+from generation.models import Generation, GenerationInput, State, Tier
+from moderation.services import prompt_check, user_flag, user_is_suspended
 
-from . import catalogue
-from .backends import ProviderError, get_backend
-from .images import ImageRejected, clean_image
-from .models import Generation, GenerationInput, State, Tier
-from .pipeline import generation_submit
+from .lifecycle import Actor, generation_move
+from .pipeline import enqueue_submit
+from .review import apply_decision
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ def generation_create(
     rerender_of: Generation | None = None,
     api_key=None,
     suspension_checked: bool = False,
+    webhook_url: str = "",
+    webhook_events: Sequence[str] = (),
+    request=None,
 ) -> Generation:
     """Validate, price and record a generation, and queue it for submission.
 
@@ -65,7 +71,9 @@ def generation_create(
     taken from today's allowance) in the transaction that inserts the row.
 
     suspension_checked: the caller has just checked user_is_suspended in this request (API key
-    authentication does), so it is not asked twice.
+    authentication does), so it is not asked twice. webhook_url / webhook_events: an API
+    client's subscription, stored with the row so that even an event of the create itself (held,
+    blocked) is announced. request: where the create came from, for the audit log.
     """
     if not suspension_checked and user_is_suspended(user):
         raise AccountSuspended()
@@ -153,6 +161,8 @@ def generation_create(
             key_to_lock=api_key if capped else None,
             inputs=list(zip(cleaned, stored, strict=True)),
             decision=decision,
+            webhook=(webhook_url, webhook_events) if webhook_url else None,
+            request=request,
         )
     except BaseException:
         for name in stored:  # nothing refers to them: the row was rolled back
@@ -173,7 +183,7 @@ def generation_create(
 
 
 def _insert_and_hold(
-    *, generation, charge: holds.Quote, requote, key_to_lock, inputs, decision
+    *, generation, charge: holds.Quote, requote, key_to_lock, inputs, decision, webhook, request
 ) -> holds.Quote:
     """Insert the row and its inputs and hold its credits, in one transaction. When the account
     moved since the quote (HoldStale), roll back and quote again; the last attempts quote under
@@ -206,11 +216,14 @@ def _insert_and_hold(
                         height=image.height,
                     )
                 holds.credits_hold(quote=charge, generation=generation)
+                if webhook is not None:
+                    url, events = webhook
+                    generation_webhook_set(generation=generation, url=url, events=list(events))
                 if decision.action == "allow":
                     transaction.on_commit(lambda: enqueue_submit(generation.pk))
                 else:
                     # Held: waits for a moderator. Blocked: moved on at once, its hold released.
-                    apply_decision(generation=generation, decision=decision)
+                    apply_decision(generation=generation, decision=decision, request=request)
             return charge
         except holds.HoldStale as exc:
             if attempt == HOLD_ATTEMPTS:
@@ -260,21 +273,18 @@ def _watch_for_bursts(user) -> None:
         )
 
 
-def enqueue_submit(generation_id) -> None:
-    """Called once a queued row is committed, due now (next_check_at): the tracker submits it.
+def generation_cancel(*, generation: Generation, actor: Actor) -> str:
+    """Cancel for its owner. Returns 'canceled', 'finishing' or 'finished'.
 
-    The tracker's threads make many quick provider calls at once, where a django-q worker
-    makes one at a time and waits behind video copies in the same queue. In django-q's sync
-    mode (tests, no processes running) nothing would pick the row up, so submit it here.
+    Before the provider has the job (held, queued, submitting) it is canceled here at once.
+    At the provider, it is canceled only if the provider accepts; otherwise it finishes (and is
+    charged) as usual: 'finishing'. A job that has ended already is 'finished'.
     """
-    if Conf.SYNC:
-        generation_submit(generation_id=generation_id)
-
-
-def generation_cancel(*, generation: Generation) -> str:
-    """Cancel as design §2 says. Returns 'canceled', 'finishing' or 'finished'."""
     early = [State.HELD, State.QUEUED, State.SUBMITTING]
-    if Generation.objects.transition(generation.pk, State.CANCELED, sources=early):
+    reason = "Canceled by its owner"
+    if generation_move(
+        generation_id=generation.pk, to=State.CANCELED, actor=actor, reason=reason, sources=early
+    ):
         return "canceled"
     generation.refresh_from_db()
     if generation.state in (State.IN_QUEUE, State.IN_PROGRESS):
@@ -283,9 +293,48 @@ def generation_cancel(*, generation: Generation) -> str:
         except ProviderError as exc:
             log.warning("cancel of %s failed at the provider: %s", generation.pk, exc)
             accepted = False
-        if accepted and Generation.objects.transition(
-            generation.pk, State.CANCELED, sources=[State.IN_QUEUE, State.IN_PROGRESS]
+        if accepted and generation_move(
+            generation_id=generation.pk,
+            to=State.CANCELED,
+            actor=actor,
+            reason=reason,
+            sources=[State.IN_QUEUE, State.IN_PROGRESS],
         ):
             return "canceled"
         generation.refresh_from_db()
     return "finished" if generation.is_terminal else "finishing"
+
+
+# Arguments the catalogue fills in or we set ourselves, not user inputs.
+NOT_HD_INPUTS = {"seed", "prompt", "resolution"}
+
+
+def generation_render_hd(*, user, source: Generation) -> Generation:
+    """'Render in HD': the same prompt, image, seed and motion again at 1080p, paid in credits."""
+    if source.user_id != user.pk:
+        raise InputError({"generation": "Not your generation."})
+    if not hd_available(source):
+        raise InputError({"generation": "Only a finished 720p preview can be rendered in HD."})
+    endpoint = catalogue.get_endpoint(source.endpoint_id)
+    inputs = {
+        name: value
+        for name, value in source.arguments.items()
+        if name in endpoint.fields and name not in NOT_HD_INPUTS and name != endpoint.media_field
+    }
+    if "prompt" in endpoint.fields and source.prompt:
+        inputs["prompt"] = source.prompt
+    inputs["resolution"] = "1080p"
+    images = []
+    for item in source.inputs.filter(kind="image").order_by("position"):
+        with default_storage.open(item.file.name, "rb") as handle:
+            images.append(handle.read())
+    return generation_create(
+        user=user,
+        endpoint_id=source.endpoint_id,
+        inputs=inputs,
+        images=images,
+        preset=source.preset,
+        seed=source.seed,
+        tier=Tier.HD,
+        rerender_of=source,
+    )

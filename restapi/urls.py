@@ -1,0 +1,24 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("v1/generations", views.GenerationListCreate.as_view(), name="api_generations"),
+    path("v1/generations/<uuid:pk>", views.GenerationDetail.as_view(), name="api_generation"),
+    path(
+        "v1/generations/<uuid:pk>/cancel",
+        views.GenerationCancel.as_view(),
+        name="api_generation_cancel",
+    ),
+    path(
+        "v1/generations/<uuid:pk>/webhooks",
+        views.GenerationWebhooks.as_view(),
+        name="api_generation_webhooks",
+    ),
+    path("v1/models", views.Models.as_view(), name="api_models"),
+    path("v1/account", views.Account.as_view(), name="api_account"),
+    path("v1/estimate", views.Estimate.as_view(), name="api_estimate"),
+    path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+]

@@ -1,0 +1,137 @@
+"""Every move of a generation from one state to another goes through `generation_move`.
+
+A move is one transaction holding all that it causes, so either all of it happens or none:
+
+1. the state change itself: Generation.objects.transition, a conditional UPDATE that only one
+   caller can win (a duplicate webhook, a racing tracker or a retried task finds the row gone
+   from the source state and does nothing, including none of the effects below);
+2. on a terminal state, the credits held at creation are captured (succeeded) or released
+   (failed, canceled, blocked), and the render's slot in flight is freed (billing.holds);
+3. on a state an API client can subscribe to, the webhook delivery row (the outbox: api.webhooks),
+   sent by a task enqueued on commit and by the minute sweep if that task is lost;
+4. an audit entry for every move that ends or redirects a job, whoever made it: the owner, an
+   API key's client, a moderator or one of our own processes (core.audit).
+
+Routine progress (submitting, in the provider's queue, rendering, saving) changes the row alone:
+one UPDATE, no transaction of its own, since nothing else depends on it. The state machine
+(which state may follow which) is generation.models.ALLOWED_SOURCES; docs/architecture.md draws
+it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from api.webhooks import webhook_outbox_add
+from billing.holds import credits_settle
+from core.audit import audit_record
+from core.models import AuditAction
+from generation.models import TERMINAL, Generation, State
+
+# States an API client can subscribe to (api.models.WebhookEvent).
+ANNOUNCED = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.HELD, State.BLOCKED})
+
+# The audit entry a move into each state writes unless its caller names another (a moderator's
+# approval, a rejection). Succeeded is not audited: the capture in the ledger records it, and
+# the row's own timestamps say when.
+AUDIT_FOR_STATE = {
+    State.CANCELED: AuditAction.GENERATION_CANCEL,
+    State.FAILED: AuditAction.GENERATION_FAIL,
+    State.QUEUED: AuditAction.GENERATION_RETRY,
+}
+DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a move: a person (`user`: the owner, a moderator), or one of our processes
+    (`process`: "worker", "tracker", "reaper", "fal webhook"). `request` gives the audit log the
+    client's address."""
+
+    user: Any = None
+    process: str = ""
+    request: Any = None
+
+    @classmethod
+    def of_request(cls, request) -> Actor:
+        return cls(user=request.user, request=request)
+
+    @property
+    def label(self) -> str:
+        return self.process or ("system" if self.user is None else str(self.user))
+
+
+WORKER = Actor(process="worker")
+TRACKER = Actor(process="tracker")
+REAPER = Actor(process="reaper")
+FAL_WEBHOOK = Actor(process="fal webhook")
+
+
+def generation_move(
+    *,
+    generation_id,
+    to: str,
+    actor: Actor,
+    sources: Sequence[str] | None = None,
+    where: dict | None = None,
+    audit: Any = DEFAULT,
+    reason: str = "",
+    audit_after: dict | None = None,
+    **changes,
+) -> bool:
+    """Move one generation to state `to` with all that the move causes; True if it moved.
+
+    sources: narrow the allowed source states; where: extra conditions on the row (a lease);
+    changes: other columns to set with the move. audit: the AuditAction to record (None: none;
+    default: AUDIT_FOR_STATE), with `reason` and `audit_after` (more of what the decision was).
+    """
+    action = AUDIT_FOR_STATE.get(to) if audit is DEFAULT else audit
+    has_effects = to in TERMINAL or to in ANNOUNCED or action is not None
+    if not has_effects:
+        return Generation.objects.transition(
+            generation_id, to, sources=sources, where=where, **changes
+        )
+    with transaction.atomic():
+        if not Generation.objects.transition(
+            generation_id, to, sources=sources, where=where, **changes
+        ):
+            return False
+        if to in TERMINAL:
+            credits_settle(generation_id=generation_id, state=to)
+        if to in ANNOUNCED:
+            webhook_outbox_add(generation_id=generation_id, state=to)
+        if action is not None:
+            audit_record(
+                actor=actor.user,
+                actor_repr=actor.process,
+                action=action,
+                target=_GenerationRef(generation_id),
+                reason=(reason or changes.get("error_message", ""))[:2000],
+                before={"state": next(iter(sources))} if sources and len(sources) == 1 else None,
+                after={"state": to, **(audit_after or {})},
+                request=actor.request,
+            )
+    return True
+
+
+def generation_held_announce(*, generation: Generation) -> None:
+    """A new row that the automatic check holds for a moderator: it was inserted in `held`
+    rather than moved there, so its one announcement is written here, in the create's
+    transaction (after the webhook subscription)."""
+    webhook_outbox_add(generation_id=generation.pk, state=State.HELD)
+
+
+class _GenerationRef:
+    """Enough of a Generation for the audit log (its type and key), without loading the row."""
+
+    _meta = Generation._meta
+
+    def __init__(self, pk):
+        self.pk = pk
+
+    def __str__(self) -> str:
+        return f"generation {self.pk}"
