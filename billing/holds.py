@@ -1,4 +1,4 @@
-"""The credits of one render: quote, hold, settlement (design §5 and §8; gates: billing.limits).
+"""The credits of one render: quote, hold, settlement (docs/architecture.md; gates: billing.limits).
 
 A create quotes first: it reads the account without a lock and decides from that reading what
 it will take (a free preview from today's allowance, or the price, monthly credits first), or

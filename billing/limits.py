@@ -1,4 +1,4 @@
-"""What a plan allows and what an account has used of it today (design §5 and §8).
+"""What a plan allows and what an account has used of it today (docs/architecture.md "Money").
 
 Reads only: the checks raise PlanLimit with a message that names a plan that allows more; the
 counters they read are moved by billing.holds.

@@ -1,4 +1,5 @@
-"""Credits as an append-only ledger with a cached, never-negative balance (design §5).
+"""Credits as an append-only ledger with a cached, never-negative balance
+(docs/architecture.md "Money").
 
 Invariant: for every account, balance_monthly == sum(entry.monthly) and balance_purchased ==
 sum(entry.purchased). Both are changed only by billing.services.ledger_apply and a render's hold

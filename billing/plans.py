@@ -1,4 +1,4 @@
-"""Plans and credit packs as data (design §5).
+"""Plans and credit packs as data (README "Credits, plans and billing").
 
 The defaults below are examples; every number can be changed without code through
 `BILLING_PLAN_OVERRIDES` / `BILLING_PACK_OVERRIDES` (JSON keyed by code) and the Stripe price

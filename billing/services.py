@@ -1,6 +1,6 @@
 """Every credit movement and plan change (the life of one render's hold is billing.holds).
 
-Rules (design §5):
+Rules (docs/architecture.md "Money"):
 - Integers only. A balance moves only in ledger_apply(): insert the entry (unique idempotency
   key; an IntegrityError on the key means "already applied" and the call does nothing), then a
   conditional UPDATE ... WHERE balance >= debit, both inside one savepoint. Read-modify-save is

@@ -1,4 +1,4 @@
-"""Stripe: Checkout, the customer portal and the webhook (design §5), with real stripe-python.
+"""Stripe: Checkout, the customer portal and the webhook, with real stripe-python.
 
 Fulfilment is keyed by Stripe's own ids (`stripe:cs_…` for a pack's Checkout Session,
 `stripe:in_…` for a subscription invoice), events are de-duplicated by event id, and plan

@@ -347,7 +347,7 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 
-# --- Billing and plans (design §5; plans and packs in billing/plans.py) --------------------------
+# --- Billing and plans (docs/architecture.md "Money"; plans and packs in billing/plans.py) --------
 # Billing is live when both Stripe keys are set; otherwise staff grant credits in admin.
 BILLING_ENABLED = bool(STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET)
 # Only for tests and stripe-mock style fakes: where stripe-python sends API calls.
@@ -370,7 +370,7 @@ BILLING_PACK_OVERRIDES = env_str("BILLING_PACK_OVERRIDES")
 DEMO_CREDITS = env_int("DEMO_CREDITS", 500)
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("billing.context_processors.billing")
 
-# --- Moderation (design §6) -------------------------------------------------------------------
+# --- Moderation (README "Moderation") -------------------------------------------------------------
 # The policy as data: categories, decisions, explanations and the built-in rules.
 MODERATION_POLICY_FILE = Path(
     env_str("MODERATION_POLICY_FILE") or BASE_DIR / "moderation" / "policy.json"

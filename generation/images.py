@@ -1,4 +1,4 @@
-"""Check and re-encode user-uploaded images (design §9, "Inputs we accept").
+"""Check and re-encode user-uploaded images (docs/architecture.md; README "Storage and media").
 
 Framework-free on purpose: the same function serves the web form, the API and the CLI.
 

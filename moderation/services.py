@@ -42,7 +42,7 @@ TAKEN_DOWN_ERROR_CODE = "moderation_taken_down"
 
 # --- Checks -------------------------------------------------------------------------------------
 def prompt_check(*, user, prompt: str, images: list[bytes]) -> Decision:
-    """Allow, hold or block a request before anything is charged (design §6).
+    """Allow, hold or block a request before anything is charged (README "Moderation").
 
     The built-in rules always run; a rules block is final. Otherwise OpenAI moderation runs
     when OPENAI_API_KEY is set, and the more severe of the two decisions wins. Any failure of

@@ -1,4 +1,4 @@
-"""Cancel from the generation page, as design §2 says, at each stage."""
+"""Cancel from the generation page, at each stage (workflows.generations.generation_cancel)."""
 
 import pytest
 from django.urls import reverse

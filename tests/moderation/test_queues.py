@@ -8,7 +8,6 @@ from generation.models import Generation, State
 from moderation import services
 from moderation.models import ModerationCase, Report, TakeDown, UserStanding
 from tests.factories import GenerationFactory, UserFactory
-from workflows import generations as generation_services
 from workflows import review
 
 from .conftest import make_held
@@ -215,3 +214,28 @@ def test_moderator_pages_render(moderator_client, user):
     standing = UserStanding.objects.create(user=user)
     page = _act(moderator_client, STANDINGS, "suspend", [standing])
     assert page.status_code == 200 and b"Suspend users" in page.content
+
+
+@pytest.mark.parametrize("url", [HELD, REPORTED])
+def test_queue_pages_cost_the_same_queries_for_one_row_or_many(moderator_client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert moderator_client.get(url).status_code == 200
+        return len(queries)
+
+    def add_row():
+        owner = UserFactory()
+        UserStanding.objects.create(user=owner, violations=1)
+        if url == HELD:
+            make_held(owner)
+        else:
+            services.report_create(generation=_succeeded(owner), reporter=owner, reason="hate")
+
+    add_row()
+    one = page_queries()
+    for _ in range(4):
+        add_row()
+    assert page_queries() == one
