@@ -328,6 +328,16 @@ TRACK_POLL_MAX_SECONDS = env_float("TRACK_POLL_MAX_SECONDS", 5.0)
 # Once a job is as old as recent jobs of its kind ran (generation.polling), poll this often.
 TRACK_POLL_DUE_SECONDS = env_float("TRACK_POLL_DUE_SECONDS", 2.0)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
+# Provider circuit (workflows.circuit): a locked fal account opens it at once, this many
+# infrastructure failures within the window open it too; while open, queued jobs wait and one
+# probe submission goes every PROVIDER_PROBE_SECONDS. A job queued longer than
+# PROVIDER_QUEUE_TIMEOUT_SECONDS is failed and its credits released.
+PROVIDER_CIRCUIT_FAILURES = env_int("PROVIDER_CIRCUIT_FAILURES", 5)
+PROVIDER_CIRCUIT_WINDOW_SECONDS = env_int("PROVIDER_CIRCUIT_WINDOW_SECONDS", 60)
+PROVIDER_PROBE_SECONDS = env_int("PROVIDER_PROBE_SECONDS", 60)
+PROVIDER_QUEUE_TIMEOUT_SECONDS = env_int("PROVIDER_QUEUE_TIMEOUT_SECONDS", 3600)
+# Who hears about provider outages (comma-separated); empty: every active superuser.
+STAFF_ALERT_EMAILS = [e.strip() for e in env_str("STAFF_ALERT_EMAILS", "").split(",") if e.strip()]
 # fal backend in flight (issue 3): with a webhook coming, polls only refresh the queue position
 # and catch lost webhooks, so they may be rarer.
 TRACK_POLL_WITH_WEBHOOK_SECONDS = env_float("TRACK_POLL_WITH_WEBHOOK_SECONDS", 15.0)

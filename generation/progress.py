@@ -19,7 +19,8 @@ STAGE_PERCENT = {
 EXPECTED_RENDER_SECONDS_PER_SECOND = 6
 
 
-def progress_of(generation: Generation) -> dict:
+def progress_of(generation: Generation, *, paused_notice: str = "") -> dict:
+    """paused_notice: the provider is paused (workflows.circuit) and this row waits for it."""
     percent = STAGE_PERCENT.get(generation.state, 100)
     if generation.state == State.IN_PROGRESS and generation.in_progress_at:
         elapsed = (timezone.now() - generation.in_progress_at).total_seconds()
@@ -28,7 +29,10 @@ def progress_of(generation: Generation) -> dict:
     data = {
         "id": str(generation.pk),
         "state": generation.state,
-        "label": generation.get_state_display(),
+        "label": "Waiting: the provider is paused"
+        if paused_notice
+        else generation.get_state_display(),
+        "notice": paused_notice,
         "percent": percent,
         "queue_position": generation.queue_position,
         "terminal": generation.is_terminal,

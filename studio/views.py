@@ -11,6 +11,7 @@ from generation import catalogue, delivery, media
 from generation.models import Generation, State
 from generation.progress import progress_of
 from moderation.services import is_moderator, output_is_taken_down
+from workflows.circuit import PAUSED_NOTICE, provider_paused
 from workflows.generations import generation_cancel, generation_create, generation_render_hd
 from workflows.lifecycle import Actor
 
@@ -111,7 +112,7 @@ def detail(request, pk):
     generation = _own_generation(request, pk)
     context = {
         "g": generation,
-        "progress": progress_of(generation),
+        "progress": _progress(generation),
         "taken_down": generation.state == State.SUCCEEDED and output_is_taken_down(generation),
     }
     return render(request, "generation/detail.html", context)
@@ -120,7 +121,12 @@ def detail(request, pk):
 @login_required
 def status(request, pk):
     generation = _own_generation(request, pk)
-    return JsonResponse(progress_of(generation))
+    return JsonResponse(_progress(generation))
+
+
+def _progress(generation: Generation) -> dict:
+    paused = generation.state == State.QUEUED and provider_paused(generation.backend) is not None
+    return progress_of(generation, paused_notice=PAUSED_NOTICE if paused else "")
 
 
 @login_required

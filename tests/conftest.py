@@ -6,6 +6,7 @@ from django_q.conf import Conf
 
 from api import ratelimit
 from generation.polling import forget_typical_run_times
+from workflows.circuit import circuit_forget
 from tests.factories import UserFactory
 
 
@@ -18,6 +19,7 @@ def _isolated_files_and_tasks(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)
     monkeypatch.setattr(ratelimit, "NAMESPACE", f"test-{uuid.uuid4().hex}")
     forget_typical_run_times()  # each test's database starts with no history of runs
+    circuit_forget()  # and no provider circuit state cached from another test
 
 
 @pytest.fixture

@@ -20,6 +20,14 @@ from generation.models import TERMINAL, Generation, State
 from generation.polling import next_poll_at, poll_delay, retry_delay
 from generation.queueing import enqueue
 
+from .circuit import (
+    LOCKED_CODE,
+    circuit_failure,
+    circuit_probe_claim,
+    circuit_success,
+    counts_against_provider,
+    provider_paused,
+)
 from .lifecycle import TRACKER, WORKER, Actor, generation_move
 
 log = logging.getLogger(__name__)
@@ -42,9 +50,27 @@ def generation_submit(
     """Hand a queued generation to its backend. True if this call submitted it.
 
     The tracker passes the row it claimed, saving a read: what is sent (endpoint, arguments,
-    inputs) does not change once a row is queued.
+    inputs) does not change once a row is queued. While the provider circuit is open, the row
+    stays queued until the next probe (workflows.circuit).
     """
     now = timezone.now()
+    backend_name = (
+        generation.backend
+        if generation is not None
+        else Generation.objects.values_list("backend", flat=True).filter(pk=generation_id).first()
+    )
+    if backend_name is None:
+        return False
+    probing = False
+    probe_at = provider_paused(backend_name)
+    if probe_at is not None:
+        if not circuit_probe_claim(backend_name, now=now):
+            # Paused: look at it again when the next probe may go.
+            Generation.objects.filter(pk=generation_id, state=State.QUEUED).update(
+                next_check_at=max(probe_at, now + PAUSED_RECHECK)
+            )
+            return False
+        probing = True
     claimed = generation_move(
         generation_id=generation_id,
         to=State.SUBMITTING,
@@ -60,8 +86,15 @@ def generation_submit(
     try:
         submitted = backend.submit(generation, webhook_url=webhook_url_for(generation))
     except ProviderError as exc:
-        _failed(generation_id, exc, actor=actor)
+        if counts_against_provider(exc):
+            circuit_failure(backend_name, exc)
+        if exc.code == LOCKED_CODE:
+            _wait_for_provider(generation_id, actor=actor, now=now)
+        else:
+            _failed(generation_id, exc, actor=actor)
         return False
+    if probing:
+        circuit_success(backend_name)
     recorded = {"arguments": submitted.arguments} if submitted.arguments else {}
     webhook = webhook_url_for(generation) is not None
     moved = generation_move(
@@ -84,6 +117,24 @@ def generation_submit(
         generation_cancel_at_provider(generation)
     log.info("generation %s submitted as %s", generation_id, submitted.request_id)
     return moved
+
+
+# A paused row is looked at again no sooner than this (the probe time may be now).
+PAUSED_RECHECK = timedelta(seconds=5)
+
+
+def _wait_for_provider(generation_id, *, actor: Actor, now) -> None:
+    """The provider refused every job (a locked account): back to queued, this attempt not
+    counted, until the circuit's next probe. Its credits stay held; nothing is charged."""
+    generation_move(
+        generation_id=generation_id,
+        to=State.QUEUED,
+        actor=actor,
+        audit=None,
+        sources=[State.SUBMITTING],
+        attempts=F("attempts") - 1,
+        next_check_at=now + timedelta(seconds=settings.PROVIDER_PROBE_SECONDS),
+    )
 
 
 def _failed(generation_id, exc: ProviderError, *, actor: Actor) -> None:

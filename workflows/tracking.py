@@ -12,6 +12,7 @@ import time
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
@@ -141,6 +142,8 @@ def reap(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
             repaired["requeued"] += 1
     for state in (State.QUEUED, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING):
         stamp, deadline = STAGE_DEADLINES[state]
+        if state == State.QUEUED:  # e.g. the provider circuit stayed open (workflows.circuit)
+            deadline = timedelta(seconds=settings.PROVIDER_QUEUE_TIMEOUT_SECONDS)
         for generation in Generation.objects.filter(
             state=state, **{f"{stamp}__lt": now - deadline}
         )[:limit]:
@@ -160,7 +163,10 @@ def reap(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
 
 
 TIMEOUT_MESSAGES = {
-    State.QUEUED: "The job could not be sent to the provider within {deadline}.",
+    State.QUEUED: (
+        "The job could not be sent to the provider within {deadline}. Nothing was charged: "
+        "your credits are back."
+    ),
     State.IN_QUEUE: "The provider did not start the job within {deadline}.",
     State.IN_PROGRESS: "The provider did not finish the job within {deadline}.",
     State.FINALIZING: "The finished video could not be saved within {deadline}.",

@@ -312,6 +312,13 @@ def _http_error(status: int, detail, error_type: str | None) -> ProviderError:
         )
         code = "content_policy" if policy else "provider_validation"
         return ProviderError(code, message or "fal refused the input.", retryable=False)
+    if status == 403 and "locked" in message.lower():
+        # fal locks an account whose balance ran out, on every call, for a while even after a
+        # top-up: the provider cannot take jobs, nothing is wrong with this one
+        # (workflows.circuit pauses submissions; polls simply try again later).
+        return ProviderError(
+            "provider_locked", f"fal has locked the account: {message}", retryable=True
+        )
     if status in (401, 403):
         return ProviderError(
             "provider_auth", f"fal refused our credentials (HTTP {status}).", retryable=False
