@@ -9,8 +9,8 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Prefetch
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse

@@ -6,8 +6,8 @@ from django_q.conf import Conf
 
 from api import ratelimit
 from generation.polling import forget_typical_run_times
-from workflows.circuit import circuit_forget
 from tests.factories import UserFactory
+from workflows.circuit import circuit_forget
 
 
 @pytest.fixture(autouse=True)
