@@ -129,11 +129,14 @@ def hold_key(generation_id) -> str:
     return f"gen:{generation_id}:hold"
 
 
-def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
+def credits_hold(*, quote: Quote, generation, takes_slot: bool = True) -> LedgerEntry:
     """Hold the quoted credits for a generation inserted in the caller's transaction, and count
     it against the plan's limits. Raises HoldStale (the caller must roll back: the entry is
     written) if the account no longer matches the quote, or a new UTC day has begun since.
     Call it last before the commit: the account row stays locked from its UPDATE to the commit.
+
+    takes_slot False: a generation held for a moderator counts toward today's generations but
+    takes no slot in flight while it waits (slot_take gives it one when it is approved).
     """
     account = quote.account
     now = timezone.now()
@@ -156,7 +159,7 @@ def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
         created_at=now,  # its UTC day is the one the counters count it on (credits_settle)
     )
     entry.save()  # the key names a generation inserted in this transaction: never applied yet
-    sql, params = _hold_update(quote, now=now)
+    sql, params = _hold_update(quote, now=now, takes_slot=takes_slot)
     with transaction.get_connection().cursor() as cursor:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
@@ -164,7 +167,7 @@ def credits_hold(*, quote: Quote, generation) -> LedgerEntry:
     return entry
 
 
-def _hold_update(quote: Quote, *, now: dt.datetime) -> tuple[str, dict]:
+def _hold_update(quote: Quote, *, now: dt.datetime, takes_slot: bool) -> tuple[str, dict]:
     """The hold's UPDATE: the balance and the counters move only if the account is still as
     the quote read it. Plain SQL, the same on PostgreSQL and SQLite: it runs once per create,
     and the ORM's compiling of these expressions cost more than the statement."""
@@ -197,7 +200,7 @@ def _hold_update(quote: Quote, *, now: dt.datetime) -> tuple[str, dict]:
         f"UPDATE {CreditAccount._meta.db_table} SET "  # noqa: S608 - no value is interpolated
         "balance_monthly = balance_monthly - %(monthly)s, "
         "balance_purchased = balance_purchased - %(purchased)s, "
-        "in_flight = in_flight + 1, "
+        "in_flight = in_flight + %(slot)s, "
         "made_today = CASE WHEN usage_day = %(day)s THEN made_today + 1 ELSE 1 END, "
         "free_today = CASE WHEN usage_day = %(day)s THEN free_today ELSE 0 END + %(taken)s, "
         "usage_day = %(day)s, updated_at = %(now)s "
@@ -212,6 +215,7 @@ def _hold_update(quote: Quote, *, now: dt.datetime) -> tuple[str, dict]:
         "cap": cap,
         "allowance": allowance,
         "taken": int(quote.free_preview),
+        "slot": int(takes_slot),
         "day": ops.adapt_datefield_value(quote.day),
         "period": ops.adapt_datetimefield_value(account.monthly_expires_at),
         "now": ops.adapt_datetimefield_value(now),
@@ -222,10 +226,11 @@ def _hold_update(quote: Quote, *, now: dt.datetime) -> tuple[str, dict]:
 # --- Settlement ---------------------------------------------------------------------------------
 
 
-def credits_settle(*, generation_id, state: str) -> str:
+def credits_settle(*, generation_id, state: str, frees_slot: bool = True) -> str:
     """Capture on success, release on failure / cancel / block, and free the render's slot in
-    flight. Runs in the transaction of the terminal transition; idempotent by key. Returns what
-    it did (for logs and tests)."""
+    flight (frees_slot False: it never had one, as a generation that ends while held for a
+    moderator). Runs in the transaction of the terminal transition; idempotent by key. Returns
+    what it did (for logs and tests)."""
     hold = LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id)).first()
     if hold is None:
         return "nothing held"  # made before billing existed, or by a test factory
@@ -238,7 +243,11 @@ def credits_settle(*, generation_id, state: str) -> str:
         return "already settled"
     # Never below zero: a counter that drifted is put right by counters_repair, not by
     # refusing to finish a render.
-    counters = {"in_flight": Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField())}
+    counters = (
+        {"in_flight": Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField())}
+        if frees_slot
+        else {}
+    )
     if state == State.SUCCEEDED:
         done = ledger_apply(
             account_id=hold.account_id,
@@ -291,10 +300,28 @@ def credits_settle(*, generation_id, state: str) -> str:
 
 
 def _unfinished_holds():
-    """Hold entries of renders that are not finished: what `in_flight` counts."""
+    """Hold entries of renders that are not finished and not waiting for a moderator: what
+    `in_flight` counts."""
     return LedgerEntry.objects.filter(kind=Kind.HOLD, generation__isnull=False).exclude(
-        generation__state__in=TERMINAL
+        generation__state__in=[*TERMINAL, State.HELD]
     )
+
+
+def slot_take(*, generation_id) -> bool:
+    """A held generation was approved: it takes its slot in flight now (in the approval's
+    transaction). Not refused when the plan's slots are full: the moderator's decision stands,
+    and the slot frees when it ends. False if it holds no credits (made by a test factory)."""
+    account_id = (
+        LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id))
+        .values_list("account_id", flat=True)
+        .first()
+    )
+    if account_id is None:
+        return False
+    CreditAccount.objects.filter(pk=account_id).update(
+        in_flight=F("in_flight") + 1, updated_at=timezone.now()
+    )
+    return True
 
 
 def in_flight_truth(account: CreditAccount) -> int:

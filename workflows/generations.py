@@ -215,7 +215,10 @@ def _insert_and_hold(
                         width=image.width,
                         height=image.height,
                     )
-                holds.credits_hold(quote=charge, generation=generation)
+                # Held for a moderator: counted today, but no slot in flight while it waits.
+                holds.credits_hold(
+                    quote=charge, generation=generation, takes_slot=decision.action == "allow"
+                )
                 if webhook is not None:
                     url, events = webhook
                     generation_webhook_set(generation=generation, url=url, events=list(events))
@@ -280,12 +283,17 @@ def generation_cancel(*, generation: Generation, actor: Actor) -> str:
     At the provider, it is canceled only if the provider accepts; otherwise it finishes (and is
     charged) as usual: 'finishing'. A job that has ended already is 'finished'.
     """
-    early = [State.HELD, State.QUEUED, State.SUBMITTING]
     reason = "Canceled by its owner"
-    if generation_move(
-        generation_id=generation.pk, to=State.CANCELED, actor=actor, reason=reason, sources=early
-    ):
-        return "canceled"
+    # Held apart from the rest: a held row holds no slot in flight (the lifecycle frees none).
+    for early in ([State.HELD], [State.QUEUED, State.SUBMITTING]):
+        if generation_move(
+            generation_id=generation.pk,
+            to=State.CANCELED,
+            actor=actor,
+            reason=reason,
+            sources=early,
+        ):
+            return "canceled"
     generation.refresh_from_db()
     if generation.state in (State.IN_QUEUE, State.IN_PROGRESS):
         try:

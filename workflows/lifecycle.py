@@ -6,7 +6,8 @@ A move is one transaction holding all that it causes, so either all of it happen
    caller can win (a duplicate webhook, a racing tracker or a retried task finds the row gone
    from the source state and does nothing, including none of the effects below);
 2. on a terminal state, the credits held at creation are captured (succeeded) or released
-   (failed, canceled, blocked), and the render's slot in flight is freed (billing.holds);
+   (failed, canceled, blocked), and the render's slot in flight is freed (billing.holds); a
+   row held for a moderator takes its slot only when approved;
 3. on a state an API client can subscribe to, the webhook delivery row (the outbox: api.webhooks),
    sent by a task enqueued on commit and by the minute sweep if that task is lost;
 4. an audit entry for every move that ends or redirects a job, whoever made it: the owner, an
@@ -27,10 +28,10 @@ from typing import Any
 from django.db import transaction
 
 from api.webhooks import webhook_outbox_add
-from billing.holds import credits_settle
+from billing.holds import credits_settle, slot_take
 from core.audit import audit_record
 from core.models import AuditAction
-from generation.models import TERMINAL, Generation, State
+from generation.models import ALLOWED_SOURCES, TERMINAL, Generation, State
 
 # States an API client can subscribe to (api.models.WebhookEvent).
 ANNOUNCED = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.HELD, State.BLOCKED})
@@ -100,8 +101,13 @@ def generation_move(
             generation_id, to, sources=sources, where=where, **changes
         ):
             return False
+        # A row held for a moderator holds credits but no slot in flight (billing.holds):
+        # it takes one when approved and, ending from held, frees none.
+        from_held_only = set(sources or ALLOWED_SOURCES[to]) == {State.HELD}
         if to in TERMINAL:
-            credits_settle(generation_id=generation_id, state=to)
+            credits_settle(generation_id=generation_id, state=to, frees_slot=not from_held_only)
+        elif from_held_only:
+            slot_take(generation_id=generation_id)
         if to in ANNOUNCED:
             webhook_outbox_add(generation_id=generation_id, state=to)
         if action is not None:

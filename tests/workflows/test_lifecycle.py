@@ -8,15 +8,18 @@ from rest_framework.test import APIClient
 from api.models import WebhookDelivery
 from api.services import apikey_create
 from api.webhooks import deliver_due, generation_webhook_set
+from billing.holds import counters_repair
 from billing.models import LedgerEntry
+from billing.services import account_for
 from core.models import AuditAction, AuditEntry
 from core.net import client_ip
 from generation.models import Generation, State
 from tests.api.test_webhooks import Receiver
 from tests.factories import GenerationFactory, UserFactory
 from tests.support.lifecycle import move
+from workflows.generations import generation_cancel
 from workflows.lifecycle import Actor, generation_move
-from workflows.review import held_approve
+from workflows.review import held_approve, held_reject
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +193,41 @@ def test_moderator_decisions_name_the_moderator(user):
     entry = AuditEntry.objects.get(action=AuditAction.APPROVE)
     assert entry.actor == moderator
     assert entry.before == {"state": State.HELD} and entry.after == {"state": State.QUEUED}
+
+
+HELD_PROMPT = "a deepfake of a famous actor giving a speech"
+
+
+def test_a_held_job_takes_no_slot_until_it_is_approved(api, user):
+    """Free allows one job at a time: a prompt held for review must not use it up."""
+
+    held = api.post("/api/v1/generations", {"prompt": HELD_PROMPT}, format="json").json()
+    assert held["state"] == State.HELD
+    assert account_for(user).in_flight == 0
+    allowed = api.post("/api/v1/generations", {"prompt": "a red fox in snow"}, format="json")
+    assert allowed.status_code == 201, allowed.json()
+    assert account_for(user).in_flight == 1
+    assert counters_repair() == 0  # the recount agrees: held rows are not in flight
+
+    moderator = UserFactory(email="mod@example.com", is_staff=True, is_superuser=True)
+    assert held_approve(generation=Generation.objects.get(pk=held["id"]), moderator=moderator)
+    assert account_for(user).in_flight == 2  # the moderator's decision is not refused
+    assert counters_repair() == 0
+
+
+@pytest.mark.parametrize("end", ["reject", "cancel"])
+def test_a_held_job_that_ends_frees_no_slot(api, user, end):
+
+    held = api.post("/api/v1/generations", {"prompt": HELD_PROMPT}, format="json").json()
+    other = api.post("/api/v1/generations", {"prompt": "a red fox in snow"}, format="json")
+    assert other.status_code == 201, other.json()
+    generation = Generation.objects.get(pk=held["id"])
+    if end == "reject":
+        moderator = UserFactory(email="mod@example.com", is_staff=True, is_superuser=True)
+        assert held_reject(generation=generation, moderator=moderator)
+    else:
+        assert generation_cancel(generation=generation, actor=Actor(user=user)) == "canceled"
+    assert account_for(user).in_flight == 1  # the other job's slot is still counted
+    assert counters_repair() == 0
+    kinds = set(LedgerEntry.objects.filter(generation=generation).values_list("kind", flat=True))
+    assert kinds == {"hold", "release"}
