@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -117,6 +118,99 @@ def _preview(generation, *, width=220):
     return format_html("<div>{}</div>", format_html("".join(["{}"] * len(parts)), *parts))
 
 
+class DecisionForm(forms.Form):
+    """One decision on one item: the policy it falls under, a note for moderators, and what the
+    owner is told (the policy's explanation plus the message, on the page and by email)."""
+
+    category = forms.ChoiceField(required=False, label="Policy")
+    message = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        label="Message to the owner (optional)",
+        help_text="Shown on their video page and in the email they get.",
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        label="Private note (moderators only)",
+        help_text="Kept in the case and the audit log; never shown to the owner.",
+    )
+
+    def __init__(self, *args, with_category: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if with_category:
+            self.fields["category"].choices = [("", "— as flagged —"), *get_policy().choices()]
+        else:
+            del self.fields["category"]
+
+
+class Decisions:
+    """Buttons for each decision on every row of a queue and on each item's page, each opening
+    a one-form page: from the admin index, a decision is three clicks (the queue, the button,
+    Confirm). `decisions` maps a name to (button label, asks for a policy, help text)."""
+
+    decisions: dict[str, tuple[str, bool, str]] = {}
+
+    def decide(self, generation, *, decision: str, request, data) -> bool:
+        raise NotImplementedError
+
+    @admin.display(description="Decide")
+    def decision_buttons(self, obj):
+        opts = self.model._meta
+        links = [
+            format_html(
+                '<a class="button desk-decision" href="{}">{}</a>',
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_decide", args=[obj.pk, name]),
+                label,
+            )
+            for name, (label, _, _) in self.decisions.items()
+        ]
+        return format_html(" ".join(["{}"] * len(links)), *links)
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<path:object_id>/decide/<str:decision>/",
+                self.admin_site.admin_view(self.decide_view),
+                name=f"{opts.app_label}_{opts.model_name}_decide",
+            ),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request, object_id, decision):
+        if decision not in self.decisions or not self.has_moderate_permission(request):
+            raise PermissionDenied
+        generation = self.get_object(request, object_id)
+        if generation is None:
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        label, with_category, help_text = self.decisions[decision]
+        form = DecisionForm(request.POST or None, with_category=with_category)
+        if request.method == "POST" and form.is_valid():
+            done = self.decide(
+                generation, decision=decision, request=request, data=form.cleaned_data
+            )
+            if done:
+                self.message_user(request, f"{label}: done.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{label}: nothing to do any more.", messages.WARNING)
+            opts = self.model._meta
+            return redirect(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{label}?",
+            "help_text": help_text,
+            "form": form,
+            "generation": generation,
+            "preview": _preview(generation, width=360),
+            "opts": self.model._meta,
+            "label": label,
+        }
+        return TemplateResponse(request, "desk/decide.html", context)
+
+
 class _GenerationQueue(ModeratorOnly, admin.ModelAdmin):
     list_per_page = 25
     search_fields = ["id", "user__email", "prompt"]
@@ -170,8 +264,53 @@ class _GenerationQueue(ModeratorOnly, admin.ModelAdmin):
 
 
 @admin.register(HeldGeneration)
-class HeldGenerationAdmin(_GenerationQueue):
-    list_display = ["created_at", "preview", "prompt_short", "flagged", "owner", "credit_cost"]
+class HeldGenerationAdmin(Decisions, _GenerationQueue):
+    list_display = [
+        "created_at",
+        "preview",
+        "prompt_short",
+        "flagged",
+        "owner",
+        "credit_cost",
+        "decision_buttons",
+    ]
+    decisions = {
+        "approve": ("Approve", False, "It runs now; the owner is told."),
+        "reject": (
+            "Reject",
+            True,
+            "It is blocked and its credits are released; the owner sees the policy's "
+            "explanation and your message. A confirmed violation.",
+        ),
+        "suspend": (
+            "Suspend the owner",
+            False,
+            "They cannot start videos or use API keys until unsuspended.",
+        ),
+    }
+
+    def decide(self, generation, *, decision, request, data):
+        if decision == "approve":
+            return review.held_approve(
+                generation=generation,
+                moderator=request.user,
+                note=data["note"],
+                message=data["message"],
+                request=request,
+            )
+        if decision == "reject":
+            return review.held_reject(
+                generation=generation,
+                moderator=request.user,
+                category=data.get("category", ""),
+                note=data["note"],
+                message=data["message"],
+                request=request,
+            )
+        return services.user_suspend(
+            user=generation.user, actor=request.user, reason=data["note"], request=request
+        )
+
     list_filter = [
         "moderation_case__category",
         "moderation_case__source",
@@ -180,6 +319,7 @@ class HeldGenerationAdmin(_GenerationQueue):
     actions = ["approve", "reject", "suspend_owner"]
     ordering = ["created_at"]  # oldest first: a queue
     fields = [
+        "decision_buttons",
         "preview",
         "flagged",
         "prompt",
@@ -238,7 +378,7 @@ class HeldGenerationAdmin(_GenerationQueue):
 
 
 @admin.register(ReportedGeneration)
-class ReportedGenerationAdmin(_GenerationQueue):
+class ReportedGenerationAdmin(Decisions, _GenerationQueue):
     list_display = [
         "created_at",
         "preview",
@@ -247,10 +387,58 @@ class ReportedGenerationAdmin(_GenerationQueue):
         "open_reports",
         "taken_down",
         "owner",
+        "decision_buttons",
     ]
+    decisions = {
+        "take_down": (
+            "Take down",
+            True,
+            "Served to moderators only from now on; its reports close as actioned; the owner "
+            "is told and it counts as a confirmed violation.",
+        ),
+        "dismiss": ("Dismiss the reports", False, "The reports close; the video stays up."),
+        "suspend": (
+            "Suspend the owner",
+            False,
+            "They cannot start videos or use API keys until unsuspended.",
+        ),
+    }
+
+    def decide(self, generation, *, decision, request, data):
+        if decision == "take_down":
+            return services.output_take_down(
+                generation=generation,
+                moderator=request.user,
+                category=data.get("category", "") or _top_reason(generation),
+                reason=data["note"],
+                message=data["message"],
+                request=request,
+            )
+        if decision == "dismiss":
+            return bool(
+                services.reports_dismiss(
+                    generation=generation,
+                    moderator=request.user,
+                    reason=data["note"],
+                    request=request,
+                )
+            )
+        return services.user_suspend(
+            user=generation.user, actor=request.user, reason=data["note"], request=request
+        )
+
     list_filter = ["reports__reason", "state"]
     actions = ["take_down", "dismiss_reports", "suspend_owner"]
-    fields = ["preview", "report_summary", "taken_down", "prompt", "user", "state", "created_at"]
+    fields = [
+        "decision_buttons",
+        "preview",
+        "report_summary",
+        "taken_down",
+        "prompt",
+        "user",
+        "state",
+        "created_at",
+    ]
     readonly_fields = fields
 
     def get_queryset(self, request):

@@ -55,7 +55,9 @@ class ReportForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Nothing chosen at first: a report must say what is wrong, not default to a policy.
         self.fields["reason"].choices = [
+            ("", "Choose a reason…"),
             *get_policy().choices(),
             (OTHER, "Something else"),
         ]

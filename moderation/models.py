@@ -35,7 +35,12 @@ class ModerationCase(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
+    decision_note = models.TextField(
+        blank=True, help_text="Moderators only: never shown to the owner"
+    )
+    user_message = models.TextField(
+        blank=True, help_text="The moderator's words to the owner (page and decision email)"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -54,6 +59,7 @@ class TakeDown(models.Model):
     )
     category = models.CharField(max_length=40, blank=True)
     reason = models.TextField(blank=True, help_text="What the owner is told")
+    note = models.TextField(blank=True, help_text="Moderators only: never shown to the owner")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

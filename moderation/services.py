@@ -31,6 +31,7 @@ from .models import (
     TakeDown,
     UserStanding,
 )
+from .notices import owner_tell
 from .policy import Decision, get_policy
 
 log = logging.getLogger(__name__)
@@ -101,22 +102,33 @@ def policy_message(title: str, explanation: str) -> str:
 
 # --- Take-downs and reports ---------------------------------------------------------------------
 def output_take_down(
-    *, generation: Generation, moderator, category: str = "", reason: str = "", request=None
+    *,
+    generation: Generation,
+    moderator,
+    category: str = "",
+    reason: str = "",
+    message: str = "",
+    request=None,
 ) -> bool:
     """Stop serving an output to anyone but moderators; open reports on it become actioned.
 
-    A confirmed violation of the owner. False if it was already taken down.
+    A confirmed violation of the owner. False if it was already taken down. reason: the
+    moderators' private note (audit log); message: to the owner, with the policy.
     """
     require_moderator(moderator)
     chosen = get_policy().category(category)
-    text = policy_message(chosen.title, reason or chosen.explanation) if chosen else reason
+    told = policy_message(chosen.title, chosen.explanation) if chosen else ""
+    if message:
+        told = f"{told}\n\nFrom the moderator: {message}".strip()
+    text = reason or told
     with transaction.atomic():
         _, created = TakeDown.objects.get_or_create(
             generation=generation,
             defaults={
                 "actor": moderator,
                 "category": chosen.id if chosen else "",
-                "reason": text or "Taken down for breaking our content policy.",
+                "reason": told or "Taken down for breaking our content policy.",
+                "note": reason,
             },
         )
         if not created:
@@ -135,6 +147,16 @@ def output_take_down(
             request=request,
         )
         user_violation_add(user=generation.user, request=request)
+        owner_tell(
+            user=generation.user,
+            subject="your video was taken down",
+            lines=[
+                "A moderator found that this video breaks our content policy. It is no longer "
+                "shown or downloadable, to you or anyone else.",
+                told or "Taken down for breaking our content policy.",
+            ],
+            path=generation.get_absolute_url(),
+        )
     return True
 
 
@@ -152,6 +174,12 @@ def output_restore(*, generation: Generation, moderator, reason: str = "", reque
             before={"served": False},
             after={"served": True},
             request=request,
+        )
+        owner_tell(
+            user=generation.user,
+            subject="your video is available again",
+            lines=["A moderator looked at your video again and restored it."],
+            path=generation.get_absolute_url(),
         )
     return True
 
@@ -235,6 +263,19 @@ def user_suspend(*, user, actor, reason: str = "", request=None, automatic: bool
             after={"suspended": True},
             request=request,
         )
+        owner_tell(
+            user=user,
+            subject="your account is suspended",
+            lines=[
+                "Your account can no longer start videos or use API keys"
+                + (
+                    ", after repeated breaches of our content policy."
+                    if automatic
+                    else ": a moderator suspended it under our content policy."
+                ),
+                "Reply to this email if you think this is a mistake.",
+            ],
+        )
     return True
 
 
@@ -255,6 +296,11 @@ def user_unsuspend(*, user, actor, reason: str = "", request=None) -> bool:
             before={"suspended": True},
             after={"suspended": False},
             request=request,
+        )
+        owner_tell(
+            user=user,
+            subject="your account is active again",
+            lines=["A moderator lifted the suspension: you can make videos again."],
         )
     return True
 

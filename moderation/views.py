@@ -65,6 +65,10 @@ def moderator_media(request, pk, kind: str):
         raise Http404("Not available")
     if hasattr(default_storage, "bucket_name"):
         return HttpResponseRedirect(default_storage.url(field.name))
-    response = FileResponse(default_storage.open(field.name, "rb"), content_type=content_type)
+    try:
+        handle = default_storage.open(field.name, "rb")
+    except FileNotFoundError:  # deleted by retention, or never written: not a server error
+        raise Http404("The file is no longer stored") from None
+    response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = "private, no-store"
     return response

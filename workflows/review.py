@@ -5,11 +5,13 @@ record and its audit entry in the same transaction. Decisions that do not move a
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from core.audit import audit_record
 from core.models import AuditAction
 from generation.models import Generation, State
 from moderation.models import ModerationCase
+from moderation.notices import owner_tell
 from moderation.policy import BLOCK, HOLD, Decision, get_policy
 from moderation.services import (
     MODERATION_ERROR_CODE,
@@ -73,8 +75,13 @@ def apply_decision(*, generation: Generation, decision: Decision, request=None) 
     )
 
 
-def held_approve(*, generation: Generation, moderator, note: str = "", request=None) -> bool:
-    """held → queued (due at once: the tracker submits it). False if it was no longer held."""
+def held_approve(
+    *, generation: Generation, moderator, note: str = "", message: str = "", request=None
+) -> bool:
+    """held → queued (due at once: the tracker submits it). False if it was no longer held.
+
+    note: for moderators only (the case and the audit log); message: to the owner, by email.
+    """
     require_moderator(moderator)
     with transaction.atomic():
         if not generation_move(
@@ -92,6 +99,17 @@ def held_approve(*, generation: Generation, moderator, note: str = "", request=N
             decided_by=moderator,
             decided_at=timezone.now(),
             decision_note=note,
+            user_message=message,
+        )
+        owner_tell(
+            user=generation.user,
+            subject="your video was approved",
+            lines=[
+                "A moderator looked at your request and approved it; it is being made now.",
+                f"“{Truncator(generation.prompt).chars(120)}”",
+                message,
+            ],
+            path=generation.get_absolute_url(),
         )
     pk = generation.pk
     transaction.on_commit(lambda: enqueue_submit(pk))
@@ -104,9 +122,11 @@ def held_reject(
     moderator,
     category: str = "",
     note: str = "",
+    message: str = "",
     request=None,
 ) -> bool:
-    """held → blocked (credits released); the user sees the policy.
+    """held → blocked (credits released); the user sees the policy and `message` (on the page
+    and by email), never the moderators' `note`.
 
     category: a policy category id; defaults to the one the automatic check flagged.
     A rejection is a confirmed violation (see AUTO_SUSPEND_AFTER_VIOLATIONS).
@@ -131,7 +151,8 @@ def held_reject(
             audit_after={"category": chosen.id if chosen else ""},
             sources=[State.HELD],
             error_code=MODERATION_ERROR_CODE,
-            error_message=policy_message(title, explanation),
+            error_message=policy_message(title, explanation)
+            + (f"\n\nFrom the moderator: {message}" if message else ""),
         )
         if not moved:
             return False
@@ -151,6 +172,19 @@ def held_reject(
             decided_by=moderator,
             decided_at=timezone.now(),
             decision_note=note,
+            user_message=message,
         )
         user_violation_add(user=generation.user, request=request)
+        owner_tell(
+            user=generation.user,
+            subject=f"your request was blocked ({title})",
+            lines=[
+                "A moderator found that this request breaks our content policy, so it was not "
+                "made. Your credits are back.",
+                f"“{Truncator(generation.prompt).chars(120)}”",
+                policy_message(title, explanation),
+                f"From the moderator: {message}" if message else "",
+            ],
+            path=generation.get_absolute_url(),
+        )
     return True
