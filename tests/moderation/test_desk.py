@@ -11,7 +11,7 @@ from moderation import services
 from moderation.models import ModerationCase, TakeDown, UserStanding
 
 from .conftest import make_held
-from .test_queues import HELD, REPORTED, _succeeded
+from .test_queues import HELD, _succeeded
 
 pytestmark = pytest.mark.django_db
 
