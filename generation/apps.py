@@ -8,6 +8,7 @@ class GenerationConfig(AppConfig):
     schedules_module = "generation.schedules"
 
     def ready(self):
+        from . import provenance  # noqa: F401 - registers its system check
         from .schedules import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="generation-schedules")

@@ -5,7 +5,8 @@
   upload does (content sniffing, pixel cap, re-encode without metadata).
 * Provider videos: store_video() spools the stream to a temporary file (never whole in memory,
   capped at VIDEO_MAX_BYTES), checks it is a complete video, makes sure it carries the
-  AI-generated disclosure tags (remuxing without re-encoding when it does not), probes our
+  AI-generated disclosure tags (remuxing without re-encoding when it does not), signs it with
+  C2PA content credentials (generation.provenance: AI-generated, which model, when), probes our
   copy, cuts a poster frame and saves both into default_storage (on S3 as a multipart upload
   read from the spooled file part by part; see save_file and config.settings.s3_storage_options).
 """
@@ -20,9 +21,10 @@ import av
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.utils import timezone
 from storages.utils import clean_name
 
-from . import safe_fetch
+from . import provenance, safe_fetch
 from .probe import NotAVideo, VideoInfo, container_format, extract_poster, probe_video
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class StoredVideo:
     video_name: str
     poster_name: str
     info: VideoInfo
+    manifest_label: str  # the C2PA manifest the stored file carries
 
 
 def fetch_image_url(url: str) -> bytes:
@@ -90,6 +93,7 @@ def store_video(generation, chunks: Iterable[bytes], *, declared_type: str | Non
     with tempfile.TemporaryDirectory(prefix="promptreel-") as scratch:
         spool_path = os.path.join(scratch, "download.mp4")
         tagged_path = os.path.join(scratch, "tagged.mp4")
+        signed_path = os.path.join(scratch, "signed.mp4")
         poster_path = os.path.join(scratch, "poster.jpg")
         written = 0
         with open(spool_path, "wb") as spool:
@@ -102,13 +106,20 @@ def store_video(generation, chunks: Iterable[bytes], *, declared_type: str | Non
             # The download as it came: complete (not cut short) and decodable?
             original = probe_video(spool_path)
             video_path = spool_path
-            if not is_disclosed(original.metadata):
+            # Remuxed into MP4 also when tagged already: the manifest is signed as an MP4.
+            if container_format(spool_path) != "mp4" or not is_disclosed(original.metadata):
                 add_tags(spool_path, tagged_path, disclosure_tags(generation))
                 video_path = tagged_path
+            manifest_label = provenance.sign_video(
+                video_path, signed_path, endpoint_id=generation.endpoint_id, when=timezone.now()
+            )
+            video_path = signed_path
             info = probe_video(video_path)  # what we keep is what we describe
             extract_poster(video_path, poster_path)
         except NotAVideo as exc:
             raise BadVideo(f"The provider's output is not a playable video: {exc}") from exc
+        except provenance.SigningFailed as exc:
+            raise BadVideo(f"The video could not be given content credentials: {exc}") from exc
         if not is_disclosed(info.metadata):
             raise BadVideo("The video could not be labelled as AI-generated.")
         video_name = generation.output.field.generate_filename(generation, "video.mp4")
@@ -118,7 +129,9 @@ def store_video(generation, chunks: Iterable[bytes], *, declared_type: str | Non
         delete_quietly(video_name, poster_name)
         video_name = save_file(video_name, video_path)
         poster_name = save_file(poster_name, poster_path)
-    return StoredVideo(video_name=video_name, poster_name=poster_name, info=info)
+    return StoredVideo(
+        video_name=video_name, poster_name=poster_name, info=info, manifest_label=manifest_label
+    )
 
 
 def save_file(name: str, path: str) -> str:

@@ -179,6 +179,8 @@ class Generation(models.Model):
     video_height = models.PositiveIntegerField(null=True, blank=True)
     video_duration = models.FloatField(null=True, blank=True)
     video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # The label of the C2PA manifest signed into the stored MP4 (generation.provenance).
+    c2pa_manifest = models.CharField(max_length=100, blank=True)
 
     # When each stage was entered.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

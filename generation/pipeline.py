@@ -308,6 +308,7 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
         video_height=stored.info.height,
         video_duration=stored.info.duration_s,
         video_bytes=stored.info.size_bytes,
+        c2pa_manifest=stored.manifest_label,
         error_code="",
         error_message="",
         # The provider's link was only a fallback until our copy existed; it expires anyway.

@@ -9,6 +9,7 @@ from generation import pipeline
 from generation.models import Generation, State
 from generation.tracking import track_once
 from tests.fakefal import Outcome
+from tests.support.media import stored_credentials
 
 from .conftest import PUBLIC_BASE_URL, make_generation, run_submit, track_until_terminal
 
@@ -55,6 +56,9 @@ def test_happy_path_with_webhook(
     assert default_storage.exists(generation.output.name)
     assert default_storage.exists(generation.poster.name)
     assert generation.provider_output_url == "", "the fallback link goes once our copy exists"
+    credentials = stored_credentials(generation.output.name)
+    assert credentials.valid and credentials.label == generation.c2pa_manifest
+    assert credentials.software_agent == "fal-ai/pika/v2.2/text-to-video"
     status = alice_client.get(reverse("generation_status", args=[generation.pk])).json()
     assert status["state"] == "succeeded" and status["video_url"]
     assert fake_fal.recorded("result") == [], "the webhook carried the output"
