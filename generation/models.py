@@ -180,7 +180,9 @@ class Generation(models.Model):
     video_duration = models.FloatField(null=True, blank=True)
     video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     # The label of the C2PA manifest signed into the stored MP4 (generation.provenance).
-    c2pa_manifest = models.CharField(max_length=100, blank=True)
+    # db_default: rows inserted without it (code of the previous release during a deploy, old
+    # migrations' historical models in tests) are valid too.
+    c2pa_manifest = models.CharField(max_length=100, blank=True, db_default="")
 
     # When each stage was entered.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
