@@ -34,11 +34,14 @@ ALLOWED_SOURCES: dict[str, frozenset[str]] = {
     State.IN_QUEUE: frozenset({State.SUBMITTING}),
     State.IN_PROGRESS: frozenset({State.IN_QUEUE}),
     State.FINALIZING: frozenset({State.IN_QUEUE, State.IN_PROGRESS}),
-    State.SUCCEEDED: frozenset({State.FINALIZING}),
+    # From held: a moderator approved a held output (moderation.services.held_approve).
+    State.SUCCEEDED: frozenset({State.FINALIZING, State.HELD}),
     State.FAILED: frozenset(_ACTIVE),
     State.CANCELED: frozenset(_ACTIVE | {State.HELD}),
     State.BLOCKED: frozenset({State.HELD}),
-    State.HELD: frozenset(),
+    # Held at creation (set directly), or after submission: a provider's content-policy
+    # refusal, or a finished video the output check flagged (moderation.services.output_hold).
+    State.HELD: frozenset({State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING}),
 }
 
 # The row's timestamp for entering each state.

@@ -13,6 +13,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from moderation.output_check import output_check, wants_frames
+from moderation.services import output_hold
+
 from . import media
 from .backends import Completed, ProviderError, get_backend
 from .models import TERMINAL, Generation, State
@@ -113,6 +116,14 @@ def generation_retry_or_fail(*, generation_id, code: str, message: str) -> bool:
 def generation_fail(
     *, generation_id, code: str, message: str, sources: list[str] | None = None
 ) -> bool:
+    if code == "content_policy":
+        # The provider refused under its content policy (fal's content_policy_violation):
+        # held for a moderator like a flagged prompt, its credits still held.
+        from moderation.output_check import provider_refusal
+
+        return output_hold(
+            generation_id=generation_id, decision=provider_refusal(message), sources=sources
+        )
     failed = Generation.objects.transition(
         generation_id, State.FAILED, sources=sources, error_code=code, error_message=message[:2000]
     )
@@ -282,7 +293,9 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
         else:
             completed = backend.result(generation)
         with backend.open_video(completed) as chunks:
-            stored = media.store_video(generation, chunks, declared_type=completed.content_type)
+            stored = media.store_video(
+                generation, chunks, declared_type=completed.content_type, frames=wants_frames()
+            )
     except ProviderError as exc:
         if exc.retryable:
             # The next try downloads from the link it already has (fal's results expire).
@@ -296,11 +309,7 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
     except media.BadVideo as exc:
         generation_fail(generation_id=generation_id, code="malformed_result", message=str(exc))
         return False
-    # Still ours only if no other finalize took the lease over (ours outlived it).
-    succeeded = Generation.objects.transition(
-        generation_id,
-        State.SUCCEEDED,
-        where={"next_check_at": held_until},
+    kept = dict(
         output=stored.video_name,
         poster=stored.poster_name,
         video_codec=stored.info.codec,
@@ -313,6 +322,20 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
         error_message="",
         # The provider's link was only a fallback until our copy existed; it expires anyway.
         provider_output_url="",
+    )
+    decision = output_check(frames=stored.frames)
+    if not decision.allowed:
+        # Kept but not shown: held (credits still held) until a moderator approves or rejects.
+        output_hold(
+            generation_id=generation_id,
+            decision=decision,
+            where={"next_check_at": held_until},
+            **kept,
+        )
+        return False
+    # Still ours only if no other finalize took the lease over (ours outlived it).
+    succeeded = Generation.objects.transition(
+        generation_id, State.SUCCEEDED, where={"next_check_at": held_until}, **kept
     )
     # Not succeeded: the finalize that took over writes (and keeps) the same names, or the
     # row was ended meanwhile and the retention job sweeps the files no row refers to.

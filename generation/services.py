@@ -274,7 +274,11 @@ def enqueue_submit(generation_id) -> None:
 def generation_cancel(*, generation: Generation) -> str:
     """Cancel as design §2 says. Returns 'canceled', 'finishing' or 'finished'."""
     early = [State.HELD, State.QUEUED, State.SUBMITTING]
-    if Generation.objects.transition(generation.pk, State.CANCELED, sources=early):
+    # Not a held output (rendered, paid for, waiting for a moderator): its credits stay held
+    # until the moderator decides (moderation.services.output_hold).
+    if Generation.objects.transition(
+        generation.pk, State.CANCELED, sources=early, where={"output": ""}
+    ):
         return "canceled"
     generation.refresh_from_db()
     if generation.state in (State.IN_QUEUE, State.IN_PROGRESS):

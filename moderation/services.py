@@ -3,6 +3,7 @@
 For other apps:
 - prompt_check(user=, prompt=, images=) -> Decision   before anything is charged
 - apply_decision(generation=, decision=)               after creating a held row for a hold/block
+- output_hold(generation_id=, decision=, ...)           a flagged output / provider refusal (held)
 - user_is_suspended(user) -> bool                       before generating / authenticating a key
 - output_is_taken_down(generation) -> bool              before serving an output to a non-moderator
 - audit_record(actor=, action=, target=, ...)           for staff credit grants, plan changes, keys
@@ -175,20 +176,92 @@ def apply_decision(*, generation: Generation, decision: Decision, request=None) 
     )
 
 
+def output_hold(
+    *,
+    generation_id,
+    decision: Decision,
+    sources: list[str] | None = None,
+    where: dict | None = None,
+    **changes,
+) -> bool:
+    """Hold a submitted generation for a moderator; False if it was no longer where it was.
+
+    For a finished video the output check flagged (`changes` carry the stored output: kept, not
+    served) and for a provider's content-policy refusal (no output). Held is not terminal, so
+    the credits held at creation stay held: approving moves a held output to succeeded
+    (captured) and a refused request back to queued; rejecting moves either to blocked
+    (released). The generation's case is opened again if an earlier hold was approved.
+    """
+    with transaction.atomic():
+        if not Generation.objects.transition(
+            generation_id,
+            State.HELD,
+            sources=sources,
+            where=where,
+            next_check_at=None,
+            queue_position=None,
+            **changes,
+        ):
+            return False
+        generation = Generation.objects.get(pk=generation_id)
+        ModerationCase.objects.update_or_create(
+            generation=generation,
+            defaults={
+                "user_id": generation.user_id,
+                "action": HOLD,
+                "source": decision.source,
+                "category": decision.category,
+                "title": decision.title,
+                "explanation": decision.explanation,
+                "detail": decision.detail,
+                "prompt": generation.prompt,
+                "status": ModerationCase.Status.OPEN,
+                "decided_by": None,
+                "decided_at": None,
+                "decision_note": "",
+                "created_at": timezone.now(),
+            },
+        )
+        audit_record(
+            actor=None,
+            action=AuditAction.AUTO_HOLD,
+            target=generation,
+            reason=f"{decision.title}: {decision.detail}" if decision.title else decision.detail,
+            after={
+                "state": State.HELD,
+                "category": decision.category,
+                "output": bool(generation.output),
+            },
+        )
+    log.info("generation %s held after submission: %s", generation_id, decision.detail)
+    return True
+
+
 def _user_message(title: str, explanation: str) -> str:
     return f"{title} — {explanation}" if title else explanation
 
 
 # --- Held queue ---------------------------------------------------------------------------------
 def held_approve(*, generation: Generation, moderator, note: str = "", request=None) -> bool:
-    """held → queued, then submit after commit. False if it was no longer held."""
+    """held → queued, then submit after commit; a held output (already rendered and stored,
+    see output_hold) → succeeded, which captures its credits. False if it was no longer held."""
     _require_moderator(moderator)
     from generation import services as generation_services
 
+    rendered = Generation.objects.filter(pk=generation.pk).exclude(output="").exists()
     with transaction.atomic():
+        if rendered:
+            if not Generation.objects.transition(
+                generation.pk, State.SUCCEEDED, sources=[State.HELD], where={"output__gt": ""}
+            ):
+                return False
         # Due at once: the tracker submits it (generation_services.enqueue_submit).
-        if not Generation.objects.transition(
-            generation.pk, State.QUEUED, sources=[State.HELD], next_check_at=timezone.now()
+        elif not Generation.objects.transition(
+            generation.pk,
+            State.QUEUED,
+            sources=[State.HELD],
+            where={"output": ""},
+            next_check_at=timezone.now(),
         ):
             return False
         ModerationCase.objects.filter(generation_id=generation.pk).update(
@@ -203,11 +276,12 @@ def held_approve(*, generation: Generation, moderator, note: str = "", request=N
             target=generation,
             reason=note,
             before={"state": State.HELD},
-            after={"state": State.QUEUED},
+            after={"state": State.SUCCEEDED if rendered else State.QUEUED},
             request=request,
         )
         pk = generation.pk
-        transaction.on_commit(lambda: generation_services.enqueue_submit(pk))
+        if not rendered:
+            transaction.on_commit(lambda: generation_services.enqueue_submit(pk))
     return True
 
 

@@ -1,4 +1,5 @@
-"""Benchmark: what signing C2PA content credentials into a stored MP4 costs per clip.
+"""Benchmark: what signing C2PA content credentials (and sampling frames for the output check)
+costs per stored clip.
 
     .venv/bin/python -m benchmarks.provenance [--repeat 15] [--clips 720p5,1080p5,1080p10]
 
@@ -10,7 +11,9 @@ them), then times, per clip, the median and p95 of --repeat runs of:
   file's boxes, embed the manifest, write the copy), which is what store_video adds;
 * verify: the self-check sign_video ends with (read_credentials on the signed copy), which is
   included in "sign" and shown on its own for the split;
-* bytes added by the manifest.
+* bytes added by the manifest;
+* frames: generation.probe.sample_frames (first, middle, last as JPEG), which store_video also
+  adds, for moderation.output_check (the OpenAI calls themselves are not included).
 
 Runs with the throw-away development chain (made at first use in C2PA_DEV_CERT_DIR), in one
 process on one core; wall time with perf_counter. The clips are cached in the temp folder.
@@ -81,16 +84,18 @@ def main() -> int:
     from django.utils import timezone
 
     from generation import provenance
+    from generation.probe import sample_frames
 
     print(
         f"{'clip':8} {'MB':>6} {'sign ms p50':>12} {'p95':>7} {'verify ms p50':>14} {'+bytes':>7}"
+        f" {'frames ms p50':>14}"
     )
     with tempfile.TemporaryDirectory() as scratch:
         out = os.path.join(scratch, "signed.mp4")
         for name in args.clips.split(","):
             clip = make_clip(name)
             provenance.sign_video(str(clip), out, endpoint_id="warm-up", when=timezone.now())
-            signs, verifies = [], []
+            signs, verifies, samples = [], [], []
             for _ in range(args.repeat):
                 started = time.perf_counter()
                 provenance.sign_video(
@@ -103,11 +108,14 @@ def main() -> int:
                 started = time.perf_counter()
                 provenance.read_credentials(out)
                 verifies.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                sample_frames(out)
+                samples.append((time.perf_counter() - started) * 1000)
             size = clip.stat().st_size
             print(
                 f"{name:8} {size / 1e6:6.1f} {statistics.median(signs):12.1f} "
                 f"{percentile(signs, 0.95):7.1f} {statistics.median(verifies):14.1f} "
-                f"{os.path.getsize(out) - size:7d}"
+                f"{os.path.getsize(out) - size:7d} {statistics.median(samples):14.1f}"
             )
     return 0
 

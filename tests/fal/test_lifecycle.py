@@ -1,5 +1,7 @@
 """A generation's life on the fal backend: submit, webhook or tracker, finalize, failures."""
 
+import time
+
 import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -8,6 +10,7 @@ from django.utils import timezone
 from generation import pipeline
 from generation.models import Generation, State
 from generation.tracking import track_once
+from moderation.models import ModerationCase
 from tests.fakefal import Outcome
 from tests.support.media import stored_credentials
 
@@ -277,17 +280,39 @@ def test_422_on_submit_fails_without_retry(fake_fal, user, django_capture_on_com
     assert generation.next_check_at is None and len(fake_fal.submits()) == 1
 
 
-def test_content_policy_refusal_by_webhook_fails_without_retry(
+def test_content_policy_refusal_by_webhook_is_held_without_retry(
     fake_fal, with_webhooks, user, django_capture_on_commit_callbacks
 ):
+    """fal's content_policy_violation is a safety signal, not an outage: held for a moderator
+    (credits still held), as a flagged prompt is; never resubmitted on its own."""
     fake_fal.plan_outcomes(Outcome.content_policy("The prompt was flagged by the safety filter"))
     generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
     fake_fal.wait_for_webhooks(1)
     fake_fal.webhooks.deliver(django_capture_on_commit_callbacks)
     generation.refresh_from_db()
-    assert generation.state == State.FAILED
-    assert generation.error_code == "content_policy"
-    assert "flagged by the safety filter" in generation.error_message
+    assert generation.state == State.HELD and generation.next_check_at is None
+    assert generation.finished_at is None and not generation.output
+    case = ModerationCase.objects.get(generation=generation)
+    assert case.source == "provider" and "flagged by the safety filter" in case.detail
+    assert "under review" in case.explanation
+    assert len(fake_fal.submits()) == 1
+
+
+def test_content_policy_refusal_found_by_polling_is_held(
+    fake_fal, user, django_capture_on_commit_callbacks
+):
+    fake_fal.plan_outcomes(Outcome.content_policy("Output flagged by the safety checker"))
+    generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    for _ in range(500):  # the tracker's passes, as track_until_terminal runs them
+        with django_capture_on_commit_callbacks(execute=True):
+            track_once()
+        generation.refresh_from_db()
+        if generation.state not in (State.IN_QUEUE, State.IN_PROGRESS):
+            break
+        time.sleep(0.02)
+    assert generation.state == State.HELD
+    assert "safety checker" in ModerationCase.objects.get(generation=generation).detail
     assert len(fake_fal.submits()) == 1
 
 
