@@ -96,9 +96,9 @@ def store_video(
 ) -> StoredVideo:
     """Spool the stream to a temporary file (never whole in memory), check it, then store it.
 
-    frames: also return JPEG stills of the first, middle and last frame (one decoding pass of
-    the clip, 0.2–0.9 s for 5 s at 720p on this machine: benchmarks.provenance), for the
-    output check; off when nothing would look at them.
+    frames: also return JPEG stills of the first, middle and last frame for the output check
+    (one decoding pass of the clip: about 0.3 s for 5 s of 720p, 0.8 s of 1080p, see
+    benchmarks.provenance); off when nothing would look at them.
 
     Probing our own copy, not the provider's claims, is what decides the recorded metadata.
     Raises BadVideo (nothing stored) for a wrong type, an over-size or broken file.
