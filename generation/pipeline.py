@@ -122,7 +122,11 @@ def generation_fail(
         from moderation.output_check import provider_refusal
 
         return output_hold(
-            generation_id=generation_id, decision=provider_refusal(message), sources=sources
+            generation_id=generation_id,
+            decision=provider_refusal(message),
+            sources=sources,
+            error_code=code,
+            error_message=message[:2000],
         )
     failed = Generation.objects.transition(
         generation_id, State.FAILED, sources=sources, error_code=code, error_message=message[:2000]

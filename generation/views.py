@@ -183,7 +183,7 @@ def media_file(request, pk, kind: str):
         raise Http404("Not available yet")
     moderator = is_moderator(request.user)
     # A held output (moderation.services.output_hold) is shown to moderators only.
-    shown = State.SUCCEEDED if not moderator else (State.SUCCEEDED, State.HELD)
+    shown = (State.SUCCEEDED, State.HELD) if moderator else (State.SUCCEEDED,)
     if generation.state not in shown and kind != "input":
         raise Http404("Not available")
     if kind != "input" and not moderator and output_is_taken_down(generation):

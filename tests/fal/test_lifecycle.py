@@ -292,6 +292,7 @@ def test_content_policy_refusal_by_webhook_is_held_without_retry(
     generation.refresh_from_db()
     assert generation.state == State.HELD and generation.next_check_at is None
     assert generation.finished_at is None and not generation.output
+    assert generation.error_code == "content_policy"  # what an API client reads meanwhile
     case = ModerationCase.objects.get(generation=generation)
     assert case.source == "provider" and "flagged by the safety filter" in case.detail
     assert "under review" in case.explanation
