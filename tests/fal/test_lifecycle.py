@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
@@ -11,6 +12,8 @@ from generation import pipeline
 from generation.models import Generation, State
 from generation.tracking import track_once
 from moderation.models import ModerationCase
+from moderation.services import held_approve
+from tests.factories import UserFactory
 from tests.fakefal import Outcome
 from tests.support.media import stored_credentials
 
@@ -297,6 +300,19 @@ def test_content_policy_refusal_by_webhook_is_held_without_retry(
     assert case.source == "provider" and "flagged by the safety filter" in case.detail
     assert "under review" in case.explanation
     assert len(fake_fal.submits()) == 1
+    # A moderator finds the refusal wrong: approving sends the request again (the next
+    # outcome is the fake's default success); the credits held all along are then charged.
+    moderator = UserFactory(email="mod@example.com", is_staff=True)
+    moderator.groups.add(Group.objects.get(name="moderators"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert held_approve(generation=generation, moderator=moderator)  # submits on commit
+    generation.refresh_from_db()
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    fake_fal.wait_for_webhooks(2)
+    fake_fal.webhooks.deliver(django_capture_on_commit_callbacks)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED and len(fake_fal.submits()) == 2
+    assert generation.error_code == ""
 
 
 def test_content_policy_refusal_found_by_polling_is_held(
