@@ -324,6 +324,23 @@ def slot_take(*, generation_id) -> bool:
     return True
 
 
+def slot_free(*, generation_id) -> bool:
+    """A submitted generation went back to a moderator (workflows.output_holds): its slot in
+    flight is freed while it waits; its credits stay held."""
+    account_id = (
+        LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id))
+        .values_list("account_id", flat=True)
+        .first()
+    )
+    if account_id is None:
+        return False
+    CreditAccount.objects.filter(pk=account_id).update(
+        in_flight=Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField()),
+        updated_at=timezone.now(),
+    )
+    return True
+
+
 def in_flight_truth(account: CreditAccount) -> int:
     """What `in_flight` should be: the account's unfinished renders that hold credits."""
     return _unfinished_holds().filter(account_id=account.pk).count()

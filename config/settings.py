@@ -352,6 +352,15 @@ IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000)
 VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 200 * 1024 * 1024)
 
+# --- Content credentials (C2PA) on every stored video: generation/provenance.py ---------------
+# Paths to the PEM certificate chain (leaf first) and its private key; required in production.
+C2PA_SIGNING_CERT = env_str("C2PA_SIGNING_CERT")
+C2PA_SIGNING_KEY = env_str("C2PA_SIGNING_KEY")
+# Optional RFC 3161 time-stamp authority, so a signature outlives its certificate.
+C2PA_TSA_URL = env_str("C2PA_TSA_URL")
+# Without the two paths (DEBUG and tests only): a throw-away chain made here at first use.
+C2PA_DEV_CERT_DIR = Path(env_str("C2PA_DEV_CERT_DIR") or BASE_DIR / ".c2pa-dev")
+
 # --- Outside services that switch on real parts -----------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")

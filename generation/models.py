@@ -34,11 +34,14 @@ ALLOWED_SOURCES: dict[str, frozenset[str]] = {
     State.IN_QUEUE: frozenset({State.SUBMITTING}),
     State.IN_PROGRESS: frozenset({State.IN_QUEUE}),
     State.FINALIZING: frozenset({State.IN_QUEUE, State.IN_PROGRESS}),
-    State.SUCCEEDED: frozenset({State.FINALIZING}),
+    # From held: a moderator approved a held output (workflows.review.held_approve).
+    State.SUCCEEDED: frozenset({State.FINALIZING, State.HELD}),
     State.FAILED: frozenset(_ACTIVE),
     State.CANCELED: frozenset(_ACTIVE | {State.HELD}),
     State.BLOCKED: frozenset({State.HELD}),
-    State.HELD: frozenset(),
+    # Held at creation (set directly), or after submission: a provider's content-policy
+    # refusal, or a finished video the output check flagged (workflows.review.output_hold).
+    State.HELD: frozenset({State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING}),
 }
 
 # The row's timestamp for entering each state.
@@ -157,6 +160,10 @@ class Generation(models.Model):
     video_height = models.PositiveIntegerField(null=True, blank=True)
     video_duration = models.FloatField(null=True, blank=True)
     video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # The label of the C2PA manifest signed into the stored MP4 (generation.provenance).
+    # db_default: rows inserted without it (code of the previous release during a deploy, old
+    # migrations' historical models in tests) are valid too.
+    c2pa_manifest = models.CharField(max_length=100, blank=True, db_default="")
 
     # When each stage was entered.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

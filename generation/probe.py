@@ -4,6 +4,7 @@ Whatever a provider claims about its output, these are the numbers we record, so
 opened with PyAV and its first frame actually decoded. Pure Python, no Django.
 """
 
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -166,9 +167,45 @@ def extract_poster(
         frame = _frame_near(container, stream, at_fraction)
         if frame is None:
             raise NotAVideo("The video has no frames.")
-        image = frame.to_image()
-    if image.width > max_width:
-        height = max(1, round(image.height * max_width / image.width))
-        image = image.resize((max_width, height), Image.Resampling.LANCZOS)
+        image = _fit(frame.to_image(), max_width)
     image.save(out_path, "JPEG", quality=85, optimize=True, progressive=True)
     return image.size
+
+
+def _fit(image: Image.Image, max_width: int) -> Image.Image:
+    if image.width <= max_width:
+        return image
+    height = max(1, round(image.height * max_width / image.width))
+    return image.resize((max_width, height), Image.Resampling.LANCZOS)
+
+
+# The frames the output check judges (moderation.output_check): first, middle and last.
+SAMPLE_FRACTIONS = (0.0, 0.5, 1.0)
+
+
+def sample_frames(
+    video_path: str, fractions: tuple[float, ...] = SAMPLE_FRACTIONS, *, max_width: int = 1024
+) -> list[bytes]:
+    """JPEG stills (at most max_width wide) of the frames nearest these fractions of the
+    duration, in one decoding pass: provider clips often have a single keyframe, so seeking
+    to each target would decode the clip again for every still."""
+    with _open(video_path) as (container, stream):
+        stream.thread_type = "AUTO"  # frame threads: the whole clip is decoded once
+        start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        targets = [start + _duration(container, stream) * fraction for fraction in fractions]
+        nearest: list = [None] * len(targets)
+        for frame in container.decode(stream):
+            when = frame.time if frame.time is not None else start
+            for index, target in enumerate(targets):
+                best = nearest[index]
+                if best is None or abs(when - target) <= abs(best[0] - target):
+                    nearest[index] = (when, frame)
+        if nearest[0] is None:
+            raise NotAVideo("The video has no frames.")
+        images = [_fit(frame.to_image(), max_width) for _, frame in nearest]
+    stills = []
+    for image in images:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        stills.append(buffer.getvalue())
+    return stills

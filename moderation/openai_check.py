@@ -59,25 +59,37 @@ def _unavailable(policy: Policy, why: str) -> Decision:
     )
 
 
+def requests_for(prompt: str, images: list[bytes]) -> list[list[dict]]:
+    """The inputs of each moderation request: the prompt with the first image, then one
+    request per further image. OpenAI's moderation takes at most one image per request
+    (HTTP 400 `too_many_images`: "Number of images (2) exceeds maximum of 1")."""
+    text = [{"type": "text", "text": prompt}] if prompt and prompt.strip() else []
+    pictures = [{"type": "image_url", "image_url": {"url": data_uri(image)}} for image in images]
+    if not pictures:
+        return [text] if text else []
+    return [text + pictures[:1]] + [[picture] for picture in pictures[1:]]
+
+
 def check(policy: Policy, prompt: str, images: list[bytes]) -> Decision:
     """Ask OpenAI; map flagged categories through the policy. Any failure holds."""
-    items: list[dict] = []
-    if prompt and prompt.strip():
-        items.append({"type": "text", "text": prompt})
-    for image in images:
-        items.append({"type": "image_url", "image_url": {"url": data_uri(image)}})
-    if not items:
+    requests = requests_for(prompt, images)
+    if not requests:
         return ALLOWED
     try:
-        response = _client().moderations.create(model=settings.OPENAI_MODERATION_MODEL, input=items)
+        client = _client()
         flagged: set[str] = set()
-        for result in response.results:
-            categories = result.categories.model_dump(by_alias=True)
-            flagged.update(name for name, hit in categories.items() if hit)
-            if result.flagged and not flagged:
-                flagged.add("(flagged without a category)")
-        if not response.results:
-            raise ValueError("the moderation response has no results")
+        for items in requests:
+            response = client.moderations.create(
+                model=settings.OPENAI_MODERATION_MODEL, input=items
+            )
+            if not response.results:
+                raise ValueError("the moderation response has no results")
+            for result in response.results:
+                categories = result.categories.model_dump(by_alias=True)
+                hits = {name for name, hit in categories.items() if hit}
+                if result.flagged and not hits:
+                    hits.add("(flagged without a category)")
+                flagged.update(hits)
     except Exception as exc:  # noqa: BLE001 - fail closed on anything, and say why
         log.warning("OpenAI moderation failed, holding for review: %r", exc)
         return _unavailable(policy, f"OpenAI moderation failed: {type(exc).__name__}: {exc}")

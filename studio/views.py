@@ -189,9 +189,11 @@ def media_file(request, pk, kind: str):
         field, content_type, filename = first.file, first.content_type, ""
     if not field:
         raise Http404("Not available yet")
-    if generation.state != State.SUCCEEDED and kind != "input":
-        raise Http404("Not available")
     moderator = is_moderator(request.user)
+    # A held output (moderation.services.output_hold) is shown to moderators only.
+    shown = (State.SUCCEEDED, State.HELD) if moderator else (State.SUCCEEDED,)
+    if generation.state not in shown and kind != "input":
+        raise Http404("Not available")
     if kind != "input" and not moderator and output_is_taken_down(generation):
         raise Http404("Taken down by moderators")
     url = delivery.signed_url(

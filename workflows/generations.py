@@ -285,6 +285,8 @@ def generation_cancel(*, generation: Generation, actor: Actor) -> str:
     """
     reason = "Canceled by its owner"
     # Held apart from the rest: a held row holds no slot in flight (the lifecycle frees none).
+    # Never a held output (rendered, paid for, waiting for a moderator): its credits stay held
+    # until the moderator decides (workflows.review.output_hold).
     for early in ([State.HELD], [State.QUEUED, State.SUBMITTING]):
         if generation_move(
             generation_id=generation.pk,
@@ -292,6 +294,7 @@ def generation_cancel(*, generation: Generation, actor: Actor) -> str:
             actor=actor,
             reason=reason,
             sources=early,
+            where={"output": ""},
         ):
             return "canceled"
     generation.refresh_from_db()

@@ -28,7 +28,7 @@ from typing import Any
 from django.db import transaction
 
 from api.webhooks import webhook_outbox_add
-from billing.holds import credits_settle, slot_take
+from billing.holds import credits_settle, slot_free, slot_take
 from core.audit import audit_record
 from core.models import AuditAction
 from generation.models import ALLOWED_SOURCES, TERMINAL, Generation, State
@@ -108,6 +108,8 @@ def generation_move(
             credits_settle(generation_id=generation_id, state=to, frees_slot=not from_held_only)
         elif from_held_only:
             slot_take(generation_id=generation_id)
+        elif to == State.HELD:  # back to a moderator after submission (workflows.output_holds)
+            slot_free(generation_id=generation_id)
         if to in ANNOUNCED:
             webhook_outbox_add(generation_id=generation_id, state=to)
         if action is not None:

@@ -19,6 +19,7 @@ from generation.backends import Completed, ProviderError, get_backend
 from generation.models import TERMINAL, Generation, State
 from generation.polling import next_poll_at, poll_delay, retry_delay
 from generation.queueing import enqueue
+from moderation.output_check import output_check, provider_refusal, wants_frames
 
 from .circuit import (
     LOCKED_CODE,
@@ -29,6 +30,7 @@ from .circuit import (
     provider_paused,
 )
 from .lifecycle import TRACKER, WORKER, Actor, generation_move
+from .output_holds import output_hold
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,17 @@ def generation_fail(
     actor: Actor,
     sources: list[str] | None = None,
 ) -> bool:
+    if code == "content_policy":
+        # The provider refused under its content policy (fal's content_policy_violation):
+        # held for a moderator like a flagged prompt, its credits still held.
+        return output_hold(
+            generation_id=generation_id,
+            decision=provider_refusal(message),
+            actor=actor,
+            sources=sources,
+            error_code=code,
+            error_message=message[:2000],
+        )
     failed = generation_move(
         generation_id=generation_id,
         to=State.FAILED,
@@ -382,7 +395,9 @@ def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> 
         else:
             completed = backend.result(generation)
         with backend.open_video(completed) as chunks:
-            stored = media.store_video(generation, chunks, declared_type=completed.content_type)
+            stored = media.store_video(
+                generation, chunks, declared_type=completed.content_type, frames=wants_frames()
+            )
     except ProviderError as exc:
         if exc.retryable:
             # The next try downloads from the link it already has (fal's results expire).
@@ -400,12 +415,7 @@ def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> 
             generation_id=generation_id, code="malformed_result", message=str(exc), actor=actor
         )
         return False
-    # Still ours only if no other finalize took the lease over (ours outlived it).
-    succeeded = generation_move(
-        generation_id=generation_id,
-        to=State.SUCCEEDED,
-        actor=actor,
-        where={"next_check_at": held_until},
+    kept = dict(
         output=stored.video_name,
         poster=stored.poster_name,
         video_codec=stored.info.codec,
@@ -413,10 +423,30 @@ def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> 
         video_height=stored.info.height,
         video_duration=stored.info.duration_s,
         video_bytes=stored.info.size_bytes,
+        c2pa_manifest=stored.manifest_label,
         error_code="",
         error_message="",
         # The provider's link was only a fallback until our copy existed; it expires anyway.
         provider_output_url="",
+    )
+    decision = output_check(frames=stored.frames)
+    if not decision.allowed:
+        # Kept but not shown: held (credits still held) until a moderator approves or rejects.
+        output_hold(
+            generation_id=generation_id,
+            decision=decision,
+            actor=actor,
+            where={"next_check_at": held_until},
+            **kept,
+        )
+        return False
+    # Still ours only if no other finalize took the lease over (ours outlived it).
+    succeeded = generation_move(
+        generation_id=generation_id,
+        to=State.SUCCEEDED,
+        actor=actor,
+        where={"next_check_at": held_until},
+        **kept,
     )
     # Not succeeded: the finalize that took over writes (and keeps) the same names, or the
     # row was ended meanwhile and the retention job sweeps the files no row refers to.

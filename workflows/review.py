@@ -83,16 +83,32 @@ def held_approve(
     note: for moderators only (the case and the audit log); message: to the owner, by email.
     """
     require_moderator(moderator)
+    # A held output (rendered and stored, see output_hold) is shown; a held request is sent.
+    rendered = Generation.objects.filter(pk=generation.pk).exclude(output="").exists()
     with transaction.atomic():
-        if not generation_move(
-            generation_id=generation.pk,
-            to=State.QUEUED,
-            actor=Actor(user=moderator, request=request),
-            audit=AuditAction.APPROVE,
-            reason=note,
-            sources=[State.HELD],
-            next_check_at=timezone.now(),
-        ):
+        if rendered:
+            moved = generation_move(
+                generation_id=generation.pk,
+                to=State.SUCCEEDED,
+                actor=Actor(user=moderator, request=request),
+                audit=AuditAction.APPROVE,
+                reason=note,
+                sources=[State.HELD],
+                where={"output__gt": ""},
+            )
+        else:
+            # Due at once: the tracker submits it (pipeline.enqueue_submit).
+            moved = generation_move(
+                generation_id=generation.pk,
+                to=State.QUEUED,
+                actor=Actor(user=moderator, request=request),
+                audit=AuditAction.APPROVE,
+                reason=note,
+                sources=[State.HELD],
+                where={"output": ""},
+                next_check_at=timezone.now(),
+            )
+        if not moved:
             return False
         ModerationCase.objects.filter(generation_id=generation.pk).update(
             status=ModerationCase.Status.APPROVED,
@@ -105,14 +121,17 @@ def held_approve(
             user=generation.user,
             subject="your video was approved",
             lines=[
-                "A moderator looked at your request and approved it; it is being made now.",
+                "A moderator looked at your video and approved it: it is ready to watch."
+                if rendered
+                else "A moderator looked at your request and approved it; it is being made now.",
                 f"“{Truncator(generation.prompt).chars(120)}”",
                 message,
             ],
             path=generation.get_absolute_url(),
         )
-    pk = generation.pk
-    transaction.on_commit(lambda: enqueue_submit(pk))
+    if not rendered:
+        pk = generation.pk
+        transaction.on_commit(lambda: enqueue_submit(pk))
     return True
 
 

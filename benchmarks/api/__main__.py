@@ -32,6 +32,7 @@ from benchmarks.inflight.__main__ import (
     throwaway_postgres,
     tree_cpu,
 )
+from generation import provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -120,6 +121,8 @@ def run(args) -> dict:
                 "SECURE_SSL_REDIRECT": "0",
                 "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
                 "MEDIA_ROOT": str(scratch / "media"),
+                # DEBUG is off: C2PA signing wants configured files (a throw-away chain).
+                **provenance.write_throwaway_chain(scratch / "c2pa"),
                 "VIDEO_BACKEND": "local",
                 "REDIS_URL": args.redis_url,
                 "CACHE_KEY_PREFIX": tag,

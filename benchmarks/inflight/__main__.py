@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks.inflight import counting, fakeproc
+from generation import provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = (
@@ -93,6 +94,8 @@ def run(args) -> dict:
             "BENCH_COUNT_DIR": str(counts_dir),
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}" if args.webhooks == "on" else "",
         }
+        # DEBUG is off, as in production: sign with configured files (a throw-away chain).
+        env.update(provenance.write_throwaway_chain(scratch / "c2pa"))
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
         if args.db == "sqlite":

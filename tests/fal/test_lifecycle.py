@@ -1,13 +1,20 @@
 """A generation's life on the fal backend: submit, webhook or tracker, finalize, failures."""
 
+import time
+
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
 from generation.models import Generation, State
+from moderation.models import ModerationCase
+from tests.factories import UserFactory
 from tests.fakefal import Outcome
+from tests.support.media import stored_credentials
 from workflows import pipeline
+from workflows.review import held_approve
 from workflows.tracking import track_once
 
 from .conftest import PUBLIC_BASE_URL, make_generation, run_submit, track_until_terminal
@@ -55,6 +62,9 @@ def test_happy_path_with_webhook(
     assert default_storage.exists(generation.output.name)
     assert default_storage.exists(generation.poster.name)
     assert generation.provider_output_url == "", "the fallback link goes once our copy exists"
+    credentials = stored_credentials(generation.output.name)
+    assert credentials.valid and credentials.label == generation.c2pa_manifest
+    assert credentials.software_agent == "fal-ai/pika/v2.2/text-to-video"
     status = alice_client.get(reverse("generation_status", args=[generation.pk])).json()
     assert status["state"] == "succeeded" and status["video_url"]
     assert fake_fal.recorded("result") == [], "the webhook carried the output"
@@ -273,17 +283,53 @@ def test_422_on_submit_fails_without_retry(fake_fal, user, django_capture_on_com
     assert generation.next_check_at is None and len(fake_fal.submits()) == 1
 
 
-def test_content_policy_refusal_by_webhook_fails_without_retry(
+def test_content_policy_refusal_by_webhook_is_held_without_retry(
     fake_fal, with_webhooks, user, django_capture_on_commit_callbacks
 ):
+    """fal's content_policy_violation is a safety signal, not an outage: held for a moderator
+    (credits still held), as a flagged prompt is; never resubmitted on its own."""
     fake_fal.plan_outcomes(Outcome.content_policy("The prompt was flagged by the safety filter"))
     generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
     fake_fal.wait_for_webhooks(1)
     fake_fal.webhooks.deliver(django_capture_on_commit_callbacks)
     generation.refresh_from_db()
-    assert generation.state == State.FAILED
-    assert generation.error_code == "content_policy"
-    assert "flagged by the safety filter" in generation.error_message
+    assert generation.state == State.HELD and generation.next_check_at is None
+    assert generation.finished_at is None and not generation.output
+    assert generation.error_code == "content_policy"  # what an API client reads meanwhile
+    case = ModerationCase.objects.get(generation=generation)
+    assert case.source == "provider" and "flagged by the safety filter" in case.detail
+    assert "under review" in case.explanation
+    assert len(fake_fal.submits()) == 1
+    # A moderator finds the refusal wrong: approving sends the request again (the next
+    # outcome is the fake's default success); the credits held all along are then charged.
+    moderator = UserFactory(email="mod@example.com", is_staff=True)
+    moderator.groups.add(Group.objects.get(name="moderators"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert held_approve(generation=generation, moderator=moderator)  # submits on commit
+    generation.refresh_from_db()
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    fake_fal.wait_for_webhooks(2)
+    fake_fal.webhooks.deliver(django_capture_on_commit_callbacks)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED and len(fake_fal.submits()) == 2
+    assert generation.error_code == ""
+
+
+def test_content_policy_refusal_found_by_polling_is_held(
+    fake_fal, user, django_capture_on_commit_callbacks
+):
+    fake_fal.plan_outcomes(Outcome.content_policy("Output flagged by the safety checker"))
+    generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    for _ in range(500):  # the tracker's passes, as track_until_terminal runs them
+        with django_capture_on_commit_callbacks(execute=True):
+            track_once()
+        generation.refresh_from_db()
+        if generation.state not in (State.IN_QUEUE, State.IN_PROGRESS):
+            break
+        time.sleep(0.02)
+    assert generation.state == State.HELD
+    assert "safety checker" in ModerationCase.objects.get(generation=generation).detail
     assert len(fake_fal.submits()) == 1
 
 

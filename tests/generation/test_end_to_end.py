@@ -9,7 +9,7 @@ from django.urls import reverse
 from django_q.conf import Conf
 
 from generation.models import Generation, State
-from tests.support.media import png_bytes, upload
+from tests.support.media import png_bytes, stored_credentials, upload
 from tests.support.processes import output_of, process_env, running, unique_queue_name
 from workflows.tracking import track_once
 
@@ -61,9 +61,14 @@ def test_text_prompt_becomes_a_playable_video(
     with default_storage.open(generation.output.name) as video, av.open(video) as container:
         assert container.streams.video[0].codec_context.name == "h264"
     assert default_storage.exists(generation.poster.name)
+    credentials = stored_credentials(generation.output.name)
+    assert credentials.valid and credentials.ai_generated
+    assert credentials.label == generation.c2pa_manifest
+    assert credentials.software_agent == "fal-ai/pika/v2.2/text-to-video"
 
     page = alice_client.get(generation.get_absolute_url())
     assert b"<video" in page.content and b"AI-generated" in page.content
+    assert b"Content credentials (C2PA)" in page.content
     # The owner-checked view answers with a short-lived signed link (tests/media covers it).
     video = alice_client.get(
         reverse("generation_media", args=[generation.pk, "video"]), follow=True

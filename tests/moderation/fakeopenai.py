@@ -1,20 +1,31 @@
 """A fake OpenAI moderation endpoint on loopback for the real openai client.
 
 POST /v1/moderations answers according to `server.mode`:
-  "clean"                 nothing flagged
-  "flag:<cat>[,<cat>...]" those OpenAI categories flagged (e.g. "flag:sexual/minors")
-  "500"                   an internal server error
-  "sleep"                 waits `server.sleep_seconds` before answering (client times out)
-  "garbage"               200 with a body that is not JSON
+  "clean"                       nothing flagged
+  "flag:<cat>[,<cat>...]"       those OpenAI categories flagged (e.g. "flag:sexual/minors")
+  "flag-image:<cat>[,<cat>...]" flagged only in requests that carry an image, and only the
+                                categories OpenAI judges images for (IMAGE_CATEGORIES)
+  "500"                         an internal server error
+  "sleep"                       waits `server.sleep_seconds` before answering (client times out)
+  "garbage"                     200 with a body that is not JSON
+Image inputs are checked as the real API does: at most one `image_url` item per request (400
+`too_many_images`, OpenAI's own wording), and a data URI must hold a decodable image (400
+`invalid_image`; the real wording of that one is unconfirmed). A multi-modal input gets one
+result; its `category_applied_input_types` list the input types each category was judged on.
 Every request body is kept in `server.requests` (parsed JSON) for assertions.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from PIL import Image, UnidentifiedImageError
 
 CATEGORIES = [
     "harassment",
@@ -33,7 +44,29 @@ CATEGORIES = [
 ]
 
 
-def moderation_body(flagged: set[str], model: str) -> dict:
+# The categories omni-moderation judges images for (OpenAI's moderation guide); the others
+# are text-only.
+IMAGE_CATEGORIES = {
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "violence",
+    "violence/graphic",
+}
+
+
+def input_types(model_input) -> set[str]:
+    if isinstance(model_input, list) and any(isinstance(item, dict) for item in model_input):
+        return {item.get("type", "").removesuffix("_url") for item in model_input}
+    return {"text"}
+
+
+def moderation_body(flagged: set[str], model: str, types: frozenset = frozenset({"text"})) -> dict:
+    def applied(name: str) -> list[str]:
+        judged = [kind for kind in ("text", "image") if kind in types]
+        return [k for k in judged if k == "text" or name in IMAGE_CATEGORIES]
+
     return {
         "id": "modr-fake-1",
         "model": model,
@@ -41,9 +74,7 @@ def moderation_body(flagged: set[str], model: str) -> dict:
             {
                 "flagged": bool(flagged),
                 "categories": {name: name in flagged for name in CATEGORIES},
-                "category_applied_input_types": {
-                    name: (["text"] if name in flagged else []) for name in CATEGORIES
-                },
+                "category_applied_input_types": {name: applied(name) for name in CATEGORIES},
                 "category_scores": {
                     name: (0.97 if name in flagged else 0.0001) for name in CATEGORIES
                 },
@@ -78,8 +109,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, moderation_body(set(), body.get("model", "")))
         if mode == "garbage":
             return self._send(200, b"<html>not json</html>", content_type="text/html")
-        flagged = set(mode.split(":", 1)[1].split(",")) if mode.startswith("flag:") else set()
-        return self._send(200, moderation_body(flagged, body.get("model", "")))
+        model_input = body.get("input")
+        refused = _image_error(model_input)
+        if refused:
+            return self._send(400, {"error": {"type": "invalid_request_error", **refused}})
+        types = frozenset(input_types(model_input))
+        flagged = set()
+        if mode.startswith("flag:"):
+            flagged = set(mode.split(":", 1)[1].split(","))
+        elif mode.startswith("flag-image:") and "image" in types:
+            flagged = set(mode.split(":", 1)[1].split(",")) & IMAGE_CATEGORIES
+        return self._send(200, moderation_body(flagged, body.get("model", ""), types))
 
     def _send(self, status, payload, content_type="application/json"):
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -91,6 +131,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client timed out and went away
+
+
+def _image_error(model_input) -> dict | None:
+    """What the real API says about the image items of a request, or None if they are fine."""
+    if not isinstance(model_input, list):
+        return None
+    images = [
+        item for item in model_input if isinstance(item, dict) and item.get("type") == "image_url"
+    ]
+    if len(images) > 1:
+        return {
+            "message": f"Number of images ({len(images)}) exceeds maximum of 1",
+            "param": "input",
+            "code": "too_many_images",
+        }
+    for item in images:
+        url = (item.get("image_url") or {}).get("url", "")
+        if not url.startswith("data:"):
+            continue  # the real API downloads links; the fake has no internet to do so
+        try:
+            header, payload = url.split(",", 1)
+            Image.open(io.BytesIO(base64.b64decode(payload, validate=True))).verify()
+        except (ValueError, binascii.Error, UnidentifiedImageError, OSError):
+            return {"message": "Invalid image.", "param": "input", "code": "invalid_image"}
+        if not header.startswith("data:image/"):
+            return {"message": "Invalid image.", "param": "input", "code": "invalid_image"}
+    return None
 
 
 class FakeOpenAI(ThreadingHTTPServer):
