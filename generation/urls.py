@@ -5,6 +5,8 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("generate/", views.generate, name="generate"),
+    path("generate/price/", views.generate_price, name="generate_price"),
+    path("generate/draft/<str:token>/", views.draft_image, name="generate_draft"),
     path("gallery/", views.gallery, name="gallery"),
     path("g/<uuid:pk>/", views.detail, name="generation_detail"),
     path("g/<uuid:pk>/status/", views.status, name="generation_status"),

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from moderation.services import is_moderator, output_is_taken_down
 
-from . import catalogue, delivery, media
+from . import catalogue, delivery, drafts, media, selectors
 from .catalogue import InputError
 from .forms import GenerateForm
 from .models import Generation, State
@@ -26,8 +26,10 @@ def home(request):
 def generate(request):
     form = GenerateForm(request.POST or None, request.FILES or None)
     refusal_status = 400
+    draft = None
     if request.method == "POST" and form.is_valid():
-        images = _images_from(form, request)
+        draft = drafts.draft_open(user=request.user, token=form.cleaned_data["image_draft"])
+        images = _images_from(form, request, draft)
         if not form.errors:
             try:
                 generation = generation_create(
@@ -43,26 +45,69 @@ def generate(request):
                 for name, message in exc.errors.items():
                     form.add_error(name if name in form.fields else None, message)
             else:
+                if draft and not request.FILES.get("image"):
+                    drafts.draft_delete(draft)
                 return redirect(generation)
-    status = refusal_status if request.method == "POST" else 200
+    if request.method == "POST":
+        # An error: keep the image that came with this submit, so that it need not be chosen
+        # again (a browser cannot refill a file input).
+        upload = request.FILES.get("image")
+        token = drafts.draft_save(user=request.user, upload=upload) if upload else None
+        kept = form.data.get("image_draft", "")
+        if token is None and drafts.draft_open(user=request.user, token=kept):
+            token = kept
+        form.data = form.data.copy()
+        form.data["image_draft"] = token or ""
+    values = form.data if form.is_bound else {}
+    endpoint_id = values.get("endpoint") or form["endpoint"].initial
     context = {
         "form": form,
-        "endpoints": _endpoint_table(),
-        # Which form fields each endpoint takes, so the page can hide the others.
-        "endpoint_fields": {
-            endpoint.id: [
-                *endpoint.fields,
-                *(["image", "image_url"] if endpoint.takes_images else []),
-            ]
-            for endpoint in catalogue.endpoints()
-            if endpoint.on_website
-        },
+        "endpoints": selectors.studio_endpoints(),
+        "modes": selectors.studio_modes(),
+        "current_endpoint": endpoint_id,
+        "current_mode": next(
+            (e["mode"] for e in selectors.studio_endpoints() if e["id"] == endpoint_id), "text"
+        ),
+        "draft_token": form.data.get("image_draft", "") if form.is_bound else "",
+        "price": selectors.generate_price(
+            user=request.user,
+            endpoint_id=endpoint_id,
+            resolution=values.get("resolution", ""),
+            duration=values.get("duration", ""),
+        ),
     }
+    status = refusal_status if request.method == "POST" else 200
     return render(request, "generation/generate.html", context, status=status)
 
 
-def _images_from(form, request) -> list:
-    """The uploaded file, or the bytes behind the image link; errors go onto the form."""
+@login_required
+@require_GET
+def generate_price(request):
+    """The Generate button's price for the current choices (static/js/generate.js)."""
+    price = selectors.generate_price(
+        user=request.user,
+        endpoint_id=request.GET.get("endpoint", "")[:200],
+        resolution=request.GET.get("resolution", "")[:20],
+        duration=request.GET.get("duration", "")[:20],
+    )
+    return JsonResponse(price)
+
+
+@login_required
+@require_GET
+def draft_image(request, token: str):
+    """The thumbnail of the image kept across a form error (generation.drafts)."""
+    draft = drafts.draft_open(user=request.user, token=token)
+    if draft is None:
+        raise Http404("No such image")
+    response = HttpResponse(drafts.draft_read(draft), content_type=draft["type"])
+    response["Cache-Control"] = "private, max-age=600"
+    return response
+
+
+def _images_from(form, request, draft=None) -> list:
+    """The uploaded file, the bytes behind the image link, or the image kept from the last
+    submit; errors go onto the form."""
     upload = request.FILES.get("image")
     link = form.cleaned_data.get("image_url", "")
     if upload and link:
@@ -74,30 +119,12 @@ def _images_from(form, request) -> list:
         except FetchRefused as exc:
             form.add_error("image_url", str(exc))
             return []
-    return [upload] if upload else []
-
-
-def _endpoint_table():
-    rows = []
-    for endpoint in catalogue.endpoints():
-        if not endpoint.on_website:
-            continue
-        prices = []
-        for resolution in endpoint.choices("resolution") or ["720p"]:
-            for duration in endpoint.choices("duration") or [5]:
-                try:
-                    usd, confirmed = catalogue.fal_price_usd(endpoint, resolution, duration)
-                except catalogue.PriceUnknown:
-                    continue
-                prices.append(
-                    {
-                        "label": f"{resolution} · {duration}s",
-                        "credits": catalogue.credits_for_usd(usd),
-                        "confirmed": confirmed,
-                    }
-                )
-        rows.append({"endpoint": endpoint, "prices": prices})
-    return rows
+    if upload:
+        return [upload]
+    endpoint = catalogue.get_endpoint(form.cleaned_data["endpoint"])
+    if draft and endpoint.takes_images:
+        return [drafts.draft_read(draft)]
+    return []
 
 
 def _own_generation(request, pk) -> Generation:

@@ -1,0 +1,121 @@
+"""Reads for the website's pages."""
+
+from django.conf import settings
+
+from billing import holds
+
+from . import catalogue
+from .catalogue import InputError
+from .forms import MODE_HINTS, MODE_LABELS, endpoint_label, version_of
+
+
+def studio_endpoints() -> list[dict]:
+    """What the generate page's script needs to know of each endpoint on the site."""
+    rows = []
+    for endpoint in catalogue.endpoints():
+        if not endpoint.on_website:
+            continue
+        rows.append(
+            {
+                "id": endpoint.id,
+                "mode": endpoint.kind,
+                "label": endpoint_label(endpoint),
+                "version": version_of(endpoint),
+                "fields": [
+                    *endpoint.fields,
+                    *(["image", "image_url"] if endpoint.takes_images else []),
+                ],
+                "choices": {
+                    name: [str(c) for c in endpoint.choices(name)]
+                    for name in ("aspect_ratio", "resolution", "duration", "pikaffect")
+                    if endpoint.choices(name)
+                },
+                "defaults": {
+                    name: str(endpoint.default(name))
+                    for name in ("aspect_ratio", "resolution", "duration")
+                    if endpoint.default(name) is not None
+                },
+            }
+        )
+    return rows
+
+
+def studio_modes() -> list[dict]:
+    """The mode switch: each kind of endpoint the site offers, in plain words."""
+    kinds = []
+    for row in studio_endpoints():
+        if row["mode"] not in kinds:
+            kinds.append(row["mode"])
+    order = list(MODE_LABELS)
+    kinds.sort(key=lambda kind: order.index(kind) if kind in order else len(order))
+    return [
+        {"value": kind, "label": MODE_LABELS.get(kind, kind.title()), "hint": MODE_HINTS.get(kind)}
+        for kind in kinds
+    ]
+
+
+def generate_price(*, user, endpoint_id: str, resolution: str = "", duration: str = "") -> dict:
+    """The price of the current choices for the Generate button, by the code that quotes
+    /api/v1/estimate (catalogue prices, billing.holds.estimate): a free preview, the credits,
+    or why it is not allowed and what to do instead.
+    """
+    try:
+        endpoint = catalogue.get_endpoint(endpoint_id)
+    except InputError as exc:
+        return _refused(exc.errors["endpoint"])
+    # An endpoint without the field gets what validate_input gives it: its default, else
+    # 720p and 5 s (catalogue._duration_of).
+    resolution = resolution or endpoint.default("resolution") or "720p"
+    duration = duration or str(endpoint.default("duration") or 5)
+    if endpoint.choices("resolution") and resolution not in endpoint.choices("resolution"):
+        return _refused(f"{endpoint_label(endpoint)} does not offer {resolution}.")
+    choices = [str(c) for c in endpoint.choices("duration")]
+    if (choices and duration not in choices) or not duration.isdigit():
+        return _refused(f"{endpoint_label(endpoint)} does not offer {duration} s.")
+    try:
+        usd, confirmed = catalogue.fal_price_usd(endpoint, resolution, int(duration))
+        list_credits = catalogue.credits_for_usd(usd)
+        estimate = holds.estimate(
+            user=user, resolution=resolution, duration=int(duration), list_credits=list_credits
+        )
+    except catalogue.PriceUnknown as exc:
+        return _refused(str(exc))
+    except InputError as exc:  # PlanLimit: the message names the plan that allows it
+        return _refused(" ".join(exc.errors.values()), action="billing")
+    result = {**estimate, "allowed": True, "price_confirmed": confirmed, "message": ""}
+    if estimate["free_preview"]:
+        result["label"] = "Generate · free preview"
+        result["message"] = "Free: a preview from today's allowance."
+    else:
+        result["label"] = f"Generate · {estimate['credits']} credits"
+        result["message"] = (
+            "Held when you press Generate, charged when the video is ready, refunded if it fails."
+        )
+    if not estimate["enough"]:
+        result.update(
+            allowed=False,
+            action="billing",
+            message=(
+                f"This costs {estimate['credits']} credits and you have {estimate['balance']}. "
+                + _how_to_get_credits()
+            ),
+        )
+    elif estimate["in_flight"] >= estimate["max_in_flight"]:
+        # Not refused here: a running video may finish before the click.
+        result.update(
+            message=(
+                f"{estimate['in_flight']} of your videos are still rendering and your plan runs "
+                f"{estimate['max_in_flight']} at a time: Generate works again once one finishes."
+            ),
+        )
+    return result
+
+
+def _how_to_get_credits() -> str:
+    if settings.BILLING_ENABLED:
+        return "Buy a credit pack or subscribe on the Credits page."
+    return "Nothing is sold on this site: ask its staff to grant you credits."
+
+
+def _refused(message: str, action: str = "") -> dict:
+    return {"allowed": False, "label": "Generate", "message": message, "action": action}
