@@ -1,6 +1,7 @@
 """'Render in HD': the same prompt, image, seed and motion again at 1080p, paid in credits."""
 
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from generation import catalogue
 from generation.catalogue import InputError
@@ -24,6 +25,20 @@ def hd_available(generation: Generation) -> bool:
     )
 
 
+# An HD render in these states is not (or no longer) the preview's HD version: one may be bought.
+_HD_GONE = (State.FAILED, State.CANCELED, State.BLOCKED)
+
+
+def hd_version(generation: Generation) -> Generation | None:
+    """The HD render of this preview, made or under way, if there is one."""
+    return (
+        Generation.objects.filter(rerender_of=generation, tier=Tier.HD)
+        .exclude(state__in=_HD_GONE)
+        .order_by("-created_at")
+        .first()
+    )
+
+
 def hd_price(generation: Generation) -> int | None:
     """Credits the HD render of this preview costs (what will be held)."""
     try:
@@ -35,12 +50,25 @@ def hd_price(generation: Generation) -> int | None:
 
 
 def generation_render_hd(*, user, source: Generation) -> Generation:
-    from generation.services import generation_create
-
+    """The preview's HD render: the one already made or under way (nothing charged again), or a
+    new one at 1080p, paid in credits."""
     if source.user_id != user.pk:
         raise InputError({"generation": "Not your generation."})
-    if not hd_available(source):
-        raise InputError({"generation": "Only a finished 720p preview can be rendered in HD."})
+    with transaction.atomic():
+        # Two clicks on the same preview wait here one after the other, so the second finds the
+        # first one's render (PostgreSQL; SQLite runs one write transaction at a time anyway).
+        Generation.objects.select_for_update().filter(pk=source.pk).exists()
+        existing = hd_version(source)
+        if existing is not None:
+            return existing
+        if not hd_available(source):
+            raise InputError({"generation": "Only a finished 720p preview can be rendered in HD."})
+        return _render_hd(user=user, source=source)
+
+
+def _render_hd(*, user, source: Generation) -> Generation:
+    from generation.services import generation_create
+
     endpoint = catalogue.get_endpoint(source.endpoint_id)
     inputs = {
         name: value

@@ -13,9 +13,8 @@ from django.views.decorators.http import require_POST
 from generation.catalogue import InputError
 from generation.models import Generation
 
-from . import limits, plans, services, stripe_billing
-from .hd import generation_render_hd
-from .models import LedgerEntry
+from . import limits, plans, selectors, services, stripe_billing
+from .hd import generation_render_hd, hd_version
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +23,17 @@ log = logging.getLogger(__name__)
 def statement(request):
     """Plan, balances, today's free previews and every credit movement."""
     account = services.account_for(request.user)
-    entries = LedgerEntry.objects.filter(account=account).select_related("generation")
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.statement_rows(account), 50).get_page(request.GET.get("page"))
     context = {
         "account": account,
         "plan": account.plan_info,
         "allowance_left": limits.allowance_left(account),
         "page": page,
         "plans": [p for p in plans.plans().values()],
-        "packs": [p for p in plans.packs().values() if p.stripe_price],
+        # Offline every pack is shown with its price (nothing is sold); with Stripe, those on sale.
+        "packs": [
+            p for p in plans.packs().values() if p.stripe_price or not settings.BILLING_ENABLED
+        ],
         "billing_enabled": settings.BILLING_ENABLED,
     }
     return render(request, "billing/statement.html", context)
@@ -84,6 +85,10 @@ def portal(request):
 def render_hd(request, pk):
     """Re-run one's own preview at 1080p with the same prompt, image and seed (paid)."""
     source = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+    existing = hd_version(source)
+    if existing is not None:  # bought already: show it, never charge twice
+        messages.info(request, "This is the HD version you already have of that preview.")
+        return redirect(existing)
     try:
         generation = generation_render_hd(user=request.user, source=source)
     except InputError as exc:

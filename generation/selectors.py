@@ -1,5 +1,8 @@
 """Reads for the website's pages."""
 
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
 from django.conf import settings
 
 from billing import holds
@@ -7,6 +10,8 @@ from billing import holds
 from . import catalogue
 from .catalogue import InputError
 from .forms import MODE_HINTS, MODE_LABELS, endpoint_label, version_of
+from .models import TERMINAL, Generation, State
+from .render import MOTION_PRESETS
 
 
 def studio_endpoints() -> list[dict]:
@@ -119,3 +124,76 @@ def _how_to_get_credits() -> str:
 
 def _refused(message: str, action: str = "") -> dict:
     return {"allowed": False, "label": "Generate", "message": message, "action": action}
+
+
+def generation_settings(generation) -> list[tuple[str, str]]:
+    """The video page's settings in words: model, shape, length, quality, camera, seed."""
+    try:
+        model = endpoint_label(catalogue.get_endpoint(generation.endpoint_id))
+    except InputError:
+        model = "A retired model"
+    rows = [("Model", model)]
+    if generation.arguments.get("pikaffect"):
+        rows.append(("Effect", generation.arguments["pikaffect"]))
+    if generation.aspect_ratio:
+        rows.append(("Shape", generation.aspect_ratio))
+    rows.append(("Length", f"{generation.duration} s"))
+    rows.append(
+        ("Quality", "1080p HD" if generation.resolution == "1080p" else generation.resolution)
+    )
+    rows.append(("Camera", MOTION_PRESETS.get(generation.preset, generation.preset)))
+    if generation.arguments.get("negative_prompt"):
+        rows.append(("Leave out", generation.arguments["negative_prompt"]))
+    rows.append(("Seed", str(generation.seed)))
+    return rows
+
+
+# The gallery's state filter: a word people use -> the states it covers.
+GALLERY_STATES = {
+    "ready": ("Ready", [State.SUCCEEDED]),
+    "working": ("In progress", sorted(set(State.values) - TERMINAL)),
+    "failed": ("Failed", [State.FAILED, State.BLOCKED]),
+    "canceled": ("Canceled", [State.CANCELED]),
+}
+
+
+@dataclass(frozen=True)
+class GalleryFilters:
+    state: str = ""
+    mode: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, query) -> "GalleryFilters":
+        """Unknown values are ignored, never an error: a filter link from an old page still
+        shows the gallery."""
+        state = query.get("state", "")
+        mode = query.get("mode", "")
+        return cls(
+            state=state if state in GALLERY_STATES else "",
+            mode=mode if mode in {m["value"] for m in studio_modes()} else "",
+            q=" ".join(query.get("q", "").split())[:200],
+        )
+
+    def query_string(self) -> str:
+        return urlencode({k: v for k, v in vars(self).items() if v})
+
+    @property
+    def states(self):
+        return [(value, label) for value, (label, _) in GALLERY_STATES.items()]
+
+    @property
+    def modes(self):
+        return [(m["value"], m["label"]) for m in studio_modes()]
+
+
+def gallery_generations(user, filters: GalleryFilters):
+    generations = Generation.objects.visible_to(user).select_related("takedown")
+    if filters.state:
+        generations = generations.filter(state__in=GALLERY_STATES[filters.state][1])
+    if filters.mode:
+        ids = [e.id for e in catalogue.endpoints() if e.kind == filters.mode]
+        generations = generations.filter(endpoint_id__in=ids)
+    if filters.q:
+        generations = generations.filter(prompt__icontains=filters.q)
+    return generations

@@ -17,7 +17,14 @@ from django_q.conf import Conf
 from api import ratelimit
 from api.models import ApiKey
 from billing import holds
-from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
+from moderation.models import AuditAction
+from moderation.services import (
+    apply_decision,
+    audit_record,
+    prompt_check,
+    user_flag,
+    user_is_suspended,
+)
 
 from . import catalogue
 from .backends import ProviderError, get_backend
@@ -289,3 +296,33 @@ def generation_cancel(*, generation: Generation) -> str:
             return "canceled"
         generation.refresh_from_db()
     return "finished" if generation.is_terminal else "finishing"
+
+
+def generation_delete(*, generation: Generation, request=None) -> None:
+    """Delete one's finished clip: its video, poster and input files go; the row stays, hidden
+    from every list (visible_to), so the ledger, moderation and audit records keep their link.
+    A video still being made is canceled first (generation_cancel), not deleted."""
+    if not generation.is_terminal:
+        raise InputError({"generation": "This video is still being made: cancel it first."})
+    inputs = GenerationInput.objects.filter(generation=generation)
+    names = [generation.output.name, generation.poster.name]
+    names += [name for name in inputs.values_list("file", flat=True)]
+    with transaction.atomic():
+        deleted = Generation.objects.filter(pk=generation.pk, deleted_at__isnull=True).update(
+            deleted_at=timezone.now(), output="", poster="", updated_at=timezone.now()
+        )
+        if not deleted:
+            return  # deleted already (a second click)
+        inputs.update(file="")
+        audit_record(
+            actor=generation.user,
+            action=AuditAction.GENERATION_DELETE,
+            target=generation,
+            request=request,
+        )
+
+    def remove_files():
+        for name in filter(None, names):
+            default_storage.delete(name)
+
+    transaction.on_commit(remove_files)

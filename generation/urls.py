@@ -10,6 +10,7 @@ urlpatterns = [
     path("gallery/", views.gallery, name="gallery"),
     path("g/<uuid:pk>/", views.detail, name="generation_detail"),
     path("g/<uuid:pk>/status/", views.status, name="generation_status"),
+    path("g/<uuid:pk>/delete/", views.delete, name="generation_delete"),
     path("g/<uuid:pk>/cancel/", views.cancel, name="generation_cancel"),
     path("media/s/<str:token>/", views.media_signed, name="media_signed"),
     path(

@@ -1,8 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from moderation.services import is_moderator, output_is_taken_down
@@ -13,7 +16,7 @@ from .forms import GenerateForm
 from .models import Generation, State
 from .progress import progress_of
 from .safe_fetch import FetchRefused
-from .services import generation_cancel, generation_create
+from .services import generation_cancel, generation_create, generation_delete
 
 
 def home(request):
@@ -24,7 +27,8 @@ def home(request):
 
 @login_required
 def generate(request):
-    form = GenerateForm(request.POST or None, request.FILES or None)
+    remix = _remix_initial(request) if request.method == "GET" else {}
+    form = GenerateForm(request.POST or None, request.FILES or None, initial=remix)
     refusal_status = 400
     draft = None
     if request.method == "POST" and form.is_valid():
@@ -58,7 +62,7 @@ def generate(request):
             token = kept
         form.data = form.data.copy()
         form.data["image_draft"] = token or ""
-    values = form.data if form.is_bound else {}
+    values = form.data if form.is_bound else remix
     endpoint_id = values.get("endpoint") or form["endpoint"].initial
     context = {
         "form": form,
@@ -68,7 +72,9 @@ def generate(request):
         "current_mode": next(
             (e["mode"] for e in selectors.studio_endpoints() if e["id"] == endpoint_id), "text"
         ),
-        "draft_token": form.data.get("image_draft", "") if form.is_bound else "",
+        "draft_token": form.data.get("image_draft", "")
+        if form.is_bound
+        else remix.get("image_draft", ""),
         "price": selectors.generate_price(
             user=request.user,
             endpoint_id=endpoint_id,
@@ -78,6 +84,29 @@ def generate(request):
     }
     status = refusal_status if request.method == "POST" else 200
     return render(request, "generation/generate.html", context, status=status)
+
+
+def _remix_initial(request) -> dict:
+    """?from=<id>: the form filled in with one's own clip's settings and image ("Try again",
+    "Copy settings")."""
+    try:
+        source = Generation.objects.visible_to(request.user).get(pk=request.GET.get("from"))
+    except (Generation.DoesNotExist, ValidationError, ValueError):
+        return {}
+    initial = {
+        name: str(value)
+        for name, value in source.arguments.items()
+        if name in ("negative_prompt", "aspect_ratio", "resolution", "duration", "pikaffect")
+    }
+    initial.update(endpoint=source.endpoint_id, prompt=source.prompt, preset=source.preset)
+    if source.tier == "preview":
+        initial["seed"] = source.seed
+    first = source.inputs.filter(kind="image").exclude(file="").first()
+    if first is not None:
+        with default_storage.open(first.file.name, "rb") as handle:
+            token = drafts.draft_save(user=request.user, upload=handle)
+        initial["image_draft"] = token or ""
+    return initial
 
 
 @login_required
@@ -136,6 +165,7 @@ def detail(request, pk):
     generation = _own_generation(request, pk)
     context = {
         "g": generation,
+        "settings": selectors.generation_settings(generation),
         "progress": progress_of(generation),
         "taken_down": generation.state == State.SUCCEEDED and output_is_taken_down(generation),
     }
@@ -150,9 +180,27 @@ def status(request, pk):
 
 @login_required
 def gallery(request):
-    generations = Generation.objects.visible_to(request.user)
+    filters = selectors.GalleryFilters.from_query(request.GET)
+    generations = selectors.gallery_generations(request.user, filters)
     page = Paginator(generations, 24).get_page(request.GET.get("page"))
-    return render(request, "generation/gallery.html", {"page": page})
+    context = {"page": page, "filters": filters, "query": filters.query_string()}
+    return render(request, "generation/gallery.html", context)
+
+
+@login_required
+@require_POST
+def delete(request, pk):
+    generation = _own_generation(request, pk)
+    try:
+        generation_delete(generation=generation, request=request)
+    except InputError as exc:
+        messages.error(request, " ".join(exc.errors.values()))
+        return redirect(generation)
+    messages.info(request, "Deleted. Your statement keeps what it cost.")
+    back = request.POST.get("next", "")
+    if back.startswith("/gallery/") and url_has_allowed_host_and_scheme(back, None):
+        return redirect(back)
+    return redirect("gallery")
 
 
 @login_required
@@ -194,6 +242,8 @@ def media_file(request, pk, kind: str):
     if kind not in MEDIA_KINDS:
         raise Http404("Unknown file")
     generation = _media_generation(request, pk)
+    if generation.deleted_at is not None:
+        raise Http404("Deleted")
     download = False
     if kind == "video":
         field, content_type = generation.output, "video/mp4"

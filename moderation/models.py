@@ -27,6 +27,7 @@ class AuditAction(models.TextChoices):
     API_KEY_CREATE = "api.key_create", "Created an API key"
     API_KEY_REVOKE = "api.key_revoke", "Revoked an API key"
     FLAG = "user.flag", "Flagged for review (burst of requests)"
+    GENERATION_DELETE = "generation.delete", "Deleted a clip (owner)"
 
 
 class AuditEntryQuerySet(models.QuerySet):
