@@ -300,7 +300,9 @@ def generation_cancel(*, generation: Generation) -> str:
 
 def generation_delete(*, generation: Generation, request=None) -> None:
     """Delete one's finished clip: its video, poster and input files go; the row stays, hidden
-    from every list (visible_to), so the ledger, moderation and audit records keep their link.
+    from every list (visible_to), so the ledger, moderation and audit records keep their link
+    (it keeps the file names too: a succeeded row must name its output, and no view serves a
+    deleted row's files).
     A video still being made is canceled first (generation_cancel), not deleted."""
     if not generation.is_terminal:
         raise InputError({"generation": "This video is still being made: cancel it first."})
@@ -309,11 +311,10 @@ def generation_delete(*, generation: Generation, request=None) -> None:
     names += [name for name in inputs.values_list("file", flat=True)]
     with transaction.atomic():
         deleted = Generation.objects.filter(pk=generation.pk, deleted_at__isnull=True).update(
-            deleted_at=timezone.now(), output="", poster="", updated_at=timezone.now()
+            deleted_at=timezone.now(), updated_at=timezone.now()
         )
         if not deleted:
             return  # deleted already (a second click)
-        inputs.update(file="")
         audit_record(
             actor=generation.user,
             action=AuditAction.GENERATION_DELETE,
