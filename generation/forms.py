@@ -65,22 +65,34 @@ class GenerateForm(forms.Form):
         required=False,
         label="Effect",
         widget=Chips,
+        initial="Inflate",
         choices=[
             (c, c)
             for c in catalogue.get_endpoint("fal-ai/pika/v1.5/pikaffects").choices("pikaffect")
         ],
     )
+    # Not required here: the page does not send what the chosen endpoint does not take, and
+    # catalogue.validate_input fills in the endpoint's defaults.
     aspect_ratio = forms.ChoiceField(
-        choices=[(a, a) for a in ASPECT_RATIOS], initial="16:9", widget=Chips, label="Shape"
+        required=False,
+        choices=[(a, a) for a in ASPECT_RATIOS],
+        initial="16:9",
+        widget=Chips,
+        label="Shape",
     )
     resolution = forms.ChoiceField(
+        required=False,
         choices=[("720p", "720p"), ("1080p", "1080p HD")],
         initial="720p",
         widget=Chips,
         label="Quality",
     )
     duration = forms.ChoiceField(
-        choices=[("5", "5 s"), ("10", "10 s")], initial="5", widget=Chips, label="Length"
+        required=False,
+        choices=[("5", "5 s"), ("10", "10 s")],
+        initial="5",
+        widget=Chips,
+        label="Length",
     )
     preset = forms.ChoiceField(
         choices=list(MOTION_PRESETS.items()), initial="static", label="Camera", widget=Chips
