@@ -199,3 +199,18 @@ def test_a_canceled_clip_offers_try_again_prefilled(alice_client, user):
     assert "a lighthouse at dusk</textarea>" in form
     assert re.search(r'value="orbit"[^>]*checked', form)
     assert re.search(r'name="duration" value="10"[^>]*checked', form)
+
+
+def test_kept_images_are_swept_by_the_media_cleanup(alice_client, user):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from generation import drafts, retention
+
+    token = drafts.draft_save(user=user, upload=upload("a.png", png_bytes()))
+    draft = drafts.draft_open(user=user, token=token)
+    assert default_storage.exists(draft["name"])
+    assert retention.delete_orphans(older_than=timezone.now() - dt.timedelta(hours=1)) == 0
+    assert retention.delete_orphans(older_than=timezone.now() + dt.timedelta(seconds=1)) == 1
+    assert drafts.draft_open(user=user, token=token) is None
