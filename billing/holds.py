@@ -25,7 +25,7 @@ from django.db.models import Case, Count, F, IntegerField, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from .errors import InsufficientCredits
+from .errors import InsufficientCredits, how_to_get_credits
 from .limits import (
     allowance_left,
     check_daily_cap,
@@ -116,7 +116,8 @@ def credits_quote(
                     if preview and plan.daily_free_previews
                     else ""
                 )
-                + " Buy a credit pack or subscribe to Creator or Studio."
+                + " "
+                + how_to_get_credits()
             ),
         )
     monthly = min(account.balance_monthly, list_credits)

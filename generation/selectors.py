@@ -3,9 +3,8 @@
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.conf import settings
-
 from billing import holds
+from billing.errors import how_to_get_credits
 
 from . import catalogue
 from .catalogue import InputError
@@ -102,7 +101,7 @@ def generate_price(*, user, endpoint_id: str, resolution: str = "", duration: st
             action="billing",
             message=(
                 f"This costs {estimate['credits']} credits and you have {estimate['balance']}. "
-                + _how_to_get_credits()
+                + how_to_get_credits()
             ),
         )
     elif estimate["in_flight"] >= estimate["max_in_flight"]:
@@ -114,12 +113,6 @@ def generate_price(*, user, endpoint_id: str, resolution: str = "", duration: st
             ),
         )
     return result
-
-
-def _how_to_get_credits() -> str:
-    if settings.BILLING_ENABLED:
-        return "Buy a credit pack or subscribe on the Credits page."
-    return "Nothing is sold on this site: ask its staff to grant you credits."
 
 
 def _refused(message: str, action: str = "") -> dict:

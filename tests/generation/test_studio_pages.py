@@ -214,3 +214,16 @@ def test_kept_images_are_swept_by_the_media_cleanup(alice_client, user):
     assert retention.delete_orphans(older_than=timezone.now() - dt.timedelta(hours=1)) == 0
     assert retention.delete_orphans(older_than=timezone.now() + dt.timedelta(seconds=1)) == 1
     assert drafts.draft_open(user=user, token=token) is None
+
+
+def test_out_of_credits_names_what_this_site_offers(alice_client, settings):
+    settings.FREE_DAILY_PREVIEWS = 0
+    choice = {"endpoint": T2V, "resolution": "720p", "duration": "5"}
+    offline = alice_client.get(reverse("generate_price"), choice).json()
+    assert not offline["allowed"] and "costs 40 credits and you have 0" in offline["message"]
+    assert "ask its staff" in offline["message"] and "Buy" not in offline["message"]
+    response = alice_client.post(reverse("generate"), {**choice, **CHOICES, "prompt": "a fox"})
+    assert response.status_code == 402 and "ask its staff" in response.content.decode()
+    settings.BILLING_ENABLED = True
+    online = alice_client.get(reverse("generate_price"), choice).json()
+    assert "Buy a credit pack" in online["message"]
