@@ -99,6 +99,15 @@ def tabs(browser, live_server):
         tab.close()
 
 
+@pytest.fixture(autouse=True)
+def _tasks_queued_not_run(monkeypatch):
+    """Renders are queued and left there: these tests are about the pages, and a render run
+    inline inside the request (django-q's sync mode) would make each click take seconds."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+
 @pytest.fixture
 def creator():
     user = UserFactory(email="studio@example.com")
