@@ -3,13 +3,15 @@
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.db.models import OuterRef, Subquery
+
 from billing import holds
 from billing.errors import how_to_get_credits
 
 from . import catalogue
 from .catalogue import InputError
 from .forms import MODE_HINTS, MODE_LABELS, endpoint_label, version_of
-from .models import TERMINAL, Generation, State
+from .models import TERMINAL, Generation, State, Tier
 from .render import MOTION_PRESETS
 
 
@@ -181,7 +183,21 @@ class GalleryFilters:
 
 
 def gallery_generations(user, filters: GalleryFilters):
-    generations = Generation.objects.visible_to(user).select_related("takedown")
+    """The user's clips for the gallery, newest first. A preview and its HD render are one
+    clip: the HD render is not listed while its preview is, and the preview carries `hd_id`
+    (billing.hd.hd_version's rule: an HD render that did not fail, get canceled or blocked)."""
+    hd_versions = (
+        Generation.objects.filter(rerender_of=OuterRef("pk"), tier=Tier.HD)
+        .exclude(state__in=[State.FAILED, State.CANCELED, State.BLOCKED])
+        .order_by("-created_at")
+        .values("pk")[:1]
+    )
+    generations = (
+        Generation.objects.visible_to(user)
+        .exclude(tier=Tier.HD, rerender_of__isnull=False, rerender_of__deleted_at__isnull=True)
+        .annotate(hd_id=Subquery(hd_versions))
+        .select_related("takedown")
+    )
     if filters.state:
         generations = generations.filter(state__in=GALLERY_STATES[filters.state][1])
     if filters.mode:

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils import timezone
 
 from billing import plans, services
 from billing.models import LedgerEntry
@@ -227,3 +228,15 @@ def test_out_of_credits_names_what_this_site_offers(alice_client, settings):
     settings.BILLING_ENABLED = True
     online = alice_client.get(reverse("generate_price"), choice).json()
     assert "Buy a credit pack" in online["message"]
+
+
+def test_a_preview_and_its_hd_render_are_one_clip_in_the_gallery(alice_client, user):
+    preview = finished(user, prompt="a lighthouse")
+    hd = finished(user, prompt="a lighthouse", tier="hd", resolution="1080p", rerender_of=preview)
+    body = alice_client.get(reverse("gallery")).content.decode()
+    assert body.count('<li data-state="succeeded">') == 1
+    assert f'href="{hd.get_absolute_url()}">HD version' in body
+    # Once the preview is deleted, the HD render is a clip of its own.
+    Generation.objects.filter(pk=preview.pk).update(deleted_at=timezone.now())
+    body = alice_client.get(reverse("gallery")).content.decode()
+    assert hd.get_absolute_url() in body and preview.get_absolute_url() not in body
