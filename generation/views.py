@@ -103,9 +103,11 @@ def _remix_initial(request) -> dict:
         initial["seed"] = source.seed
     first = source.inputs.filter(kind="image").exclude(file="").first()
     if first is not None:
-        with default_storage.open(first.file.name, "rb") as handle:
-            token = drafts.draft_save(user=request.user, upload=handle)
-        initial["image_draft"] = token or ""
+        try:
+            with default_storage.open(first.file.name, "rb") as handle:
+                initial["image_draft"] = drafts.draft_save(user=request.user, upload=handle) or ""
+        except OSError:  # swept by the media cleanup: the settings still come back
+            pass
     return initial
 
 

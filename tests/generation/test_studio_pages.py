@@ -240,3 +240,17 @@ def test_a_preview_and_its_hd_render_are_one_clip_in_the_gallery(alice_client, u
     Generation.objects.filter(pk=preview.pk).update(deleted_at=timezone.now())
     body = alice_client.get(reverse("gallery")).content.decode()
     assert hd.get_absolute_url() in body and preview.get_absolute_url() not in body
+
+
+def test_copy_settings_brings_the_image_back_or_does_without(alice_client, user):
+    generation = finished(user, endpoint_id=I2V, prompt="it glows")
+    name = default_storage.save("inputs/still.png", ContentFile(png_bytes()))
+    GenerationInput.objects.create(
+        generation=generation, position=0, file=name, content_type="image/png"
+    )
+    form = alice_client.get(reverse("generate"), {"from": generation.pk}).content.decode()
+    assert "/generate/draft/" in form and "it glows</textarea>" in form
+    default_storage.delete(name)  # swept since: the settings still come back
+    form = alice_client.get(reverse("generate"), {"from": generation.pk})
+    assert form.status_code == 200 and "/generate/draft/" not in form.content.decode()
+    assert alice_client.get(reverse("generate"), {"from": "not-a-uuid"}).status_code == 200
