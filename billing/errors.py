@@ -6,7 +6,16 @@ InputError into a form error (the website) or a CommandError (manage.py generate
 problem+json codes `insufficient_credits` / `plan_limit`.
 """
 
+from django.conf import settings
+
 from core.errors import InputError
+
+
+def how_to_get_credits() -> str:
+    """The way to more credits that exists on this site: buying them, or asking staff."""
+    if settings.BILLING_ENABLED:
+        return "Buy a credit pack or subscribe to Creator or Studio."
+    return "Nothing is sold on this site: ask its staff to grant you credits."
 
 
 class BillingRefusal(InputError):
@@ -30,7 +39,7 @@ class InsufficientCredits(BillingRefusal):
             message
             or (
                 f"This render costs {needed} credits and your balance is {available}. "
-                "Buy a credit pack or subscribe to Creator or Studio."
+                + how_to_get_credits()
             )
         )
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from generation.models import TERMINAL, Generation, State
 
-from .errors import InsufficientCredits
+from .errors import InsufficientCredits, how_to_get_credits
 from .limits import (
     allowance_left,
     check_daily_cap,
@@ -118,7 +118,8 @@ def credits_quote(
                     if preview and plan.daily_free_previews
                     else ""
                 )
-                + " Buy a credit pack or subscribe to Creator or Studio."
+                + " "
+                + how_to_get_credits()
             ),
         )
     monthly = min(account.balance_monthly, list_credits)

@@ -10,8 +10,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import limits, plans, services, stripe_billing
-from .models import LedgerEntry
+from . import limits, plans, selectors, services, stripe_billing
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +19,17 @@ log = logging.getLogger(__name__)
 def statement(request):
     """Plan, balances, today's free previews and every credit movement."""
     account = services.account_for(request.user)
-    entries = LedgerEntry.objects.filter(account=account).select_related("generation")
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.statement_rows(account), 50).get_page(request.GET.get("page"))
     context = {
         "account": account,
         "plan": account.plan_info,
         "allowance_left": limits.allowance_left(account),
         "page": page,
         "plans": [p for p in plans.plans().values()],
-        "packs": [p for p in plans.packs().values() if p.stripe_price],
+        # Offline every pack is shown with its price (nothing is sold); with Stripe, those on sale.
+        "packs": [
+            p for p in plans.packs().values() if p.stripe_price or not settings.BILLING_ENABLED
+        ],
         "billing_enabled": settings.BILLING_ENABLED,
     }
     return render(request, "billing/statement.html", context)

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
+    "csp",
     "django_q",
     "core",
     "accounts",
@@ -96,6 +98,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 if not DEBUG:
@@ -433,6 +436,41 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+
+# --- Content-Security-Policy (django-csp 4) ----------------------------------------------------
+# No page needs inline script or style: scripts and styles are files under static/ and the API
+# docs load theirs through SpectacularSwaggerSplitView. Media may come from the bucket (S3
+# presigned URLs), and checkout/portal forms redirect to Stripe.
+def _media_origins() -> list[str]:
+    if not AWS_STORAGE_BUCKET_NAME:
+        return []
+    endpoint = env_str("AWS_S3_ENDPOINT_URL").rstrip("/")
+    if not endpoint:
+        return ["https://*.amazonaws.com"]
+    scheme, _, host = endpoint.partition("://")
+    return [endpoint, f"{scheme}://*.{host}"]  # path- and virtual-host-style addressing
+
+
+CSP_MEDIA_ORIGINS = env_list("CSP_MEDIA_ORIGINS") or _media_origins()
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:", *CSP_MEDIA_ORIGINS],
+        "media-src": ["'self'", "blob:", *CSP_MEDIA_ORIGINS],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"],
+    },
 }
 # How many proxies in front of us append to X-Forwarded-For: client IPs for per-IP limits
 # and the audit log come from there; 0 trusts no such header (direct connections).

@@ -65,6 +65,7 @@ class AuditAction(models.TextChoices):
     GENERATION_CANCEL = "generation.cancel", "Canceled a generation"
     GENERATION_FAIL = "generation.fail", "A generation failed"
     GENERATION_RETRY = "generation.retry", "A generation was queued again after a failure"
+    GENERATION_DELETE = "generation.delete", "Deleted a clip (owner)"
 
 
 class AuditEntry(AppendOnlyModel):

@@ -96,7 +96,8 @@ class GenerationQuerySet(models.QuerySet):
         return updated == 1
 
     def visible_to(self, user):
-        return self.filter(user=user)
+        """The user's own generations that they have not deleted."""
+        return self.filter(user=user, deleted_at__isnull=True)
 
 
 def output_path(instance, filename):
@@ -154,6 +155,9 @@ class Generation(models.Model):
 
     # The result, copied into our storage.
     output = models.FileField(upload_to=output_path, blank=True, max_length=300)
+    # Deleted by its owner: the files are gone, the row stays for the ledger, moderation and
+    # audit records that refer to it (generation_delete).
+    deleted_at = models.DateTimeField(null=True, blank=True)
     poster = models.FileField(upload_to=poster_path, blank=True, max_length=300)
     video_codec = models.CharField(max_length=16, blank=True)
     video_width = models.PositiveIntegerField(null=True, blank=True)

@@ -1,10 +1,11 @@
 """Scheduled media cleanup (generation.schedules: "clean up media", hourly).
 
-There is no soft delete: a generation deleted by its user, an admin or a cascade (account
-deletion) is simply gone, and its files with it from the database's point of view. So this
-works from the storage side:
+A clip its owner deletes on the site loses its files at once (generation_delete) and keeps a
+hidden row; a generation deleted by an admin or a cascade (account deletion) is simply gone,
+and its files with it from the database's point of view. So this works from the storage side:
 
-1. Orphans: every object under inputs/, outputs/ and posters/ that no Generation or
+1. Orphans: every object under inputs/, outputs/, posters/ and drafts/ (images kept across a
+   generate form's error, generation.drafts, never referenced by a row) that no Generation or
    GenerationInput row refers to, and that is older than MEDIA_ORPHAN_RETENTION_HOURS, is
    deleted. That covers deleted generations, uploads whose create failed after the file was
    saved, and videos whose finalize lost a race. The grace period protects files that are
@@ -33,7 +34,7 @@ from .models import Generation, GenerationInput, State
 
 log = logging.getLogger(__name__)
 
-PREFIXES = ("inputs", "outputs", "posters")
+PREFIXES = ("inputs", "outputs", "posters", "drafts")
 BATCH = 500
 
 

@@ -1,6 +1,6 @@
 """The check of a finished video before anyone sees it: sampled frames -> Decision.
 
-generation.pipeline's finalize samples the first, middle and last frame of our stored copy
+workflows.pipeline's finalize samples the first, middle and last frame of our stored copy
 (generation.probe.sample_frames) and asks output_check(). With OPENAI_API_KEY set the frames go
 to omni-moderation as images (one per request, see openai_check.requests_for); without it there
 is no image classifier offline, so the output is allowed (the prompt and the input images were

@@ -108,6 +108,7 @@ def _one_generation_sql(vendor: str) -> str:
         f"WHERE {quote(takedowns.get_field('generation').column)} = {table}.{pk}) "
         f"AS is_taken_down FROM {table} "
         f"WHERE {pk} = %s AND {quote(rows.get_field('user').column)} = %s"
+        f" AND {quote(rows.get_field('deleted_at').column)} IS NULL"
     )
 
 

@@ -5,9 +5,12 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("generate/", views.generate, name="generate"),
+    path("generate/price/", views.generate_price, name="generate_price"),
+    path("generate/draft/<str:token>/", views.draft_image, name="generate_draft"),
     path("gallery/", views.gallery, name="gallery"),
     path("g/<uuid:pk>/", views.detail, name="generation_detail"),
     path("g/<uuid:pk>/status/", views.status, name="generation_status"),
+    path("g/<uuid:pk>/delete/", views.delete, name="generation_delete"),
     path("g/<uuid:pk>/cancel/", views.cancel, name="generation_cancel"),
     # Under billing/ since it spends credits; the name predates the studio app.
     path("billing/hd/<uuid:pk>/", views.render_hd, name="billing_render_hd"),

@@ -1,20 +1,30 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.hd import hd_version
 from core.errors import InputError
 from core.safe_fetch import FetchRefused
-from generation import catalogue, delivery, media
+from generation import catalogue, delivery, drafts, media
 from generation.models import Generation, State
 from generation.progress import progress_of
 from moderation.services import is_moderator, output_is_taken_down
 from workflows.circuit import PAUSED_NOTICE, provider_paused
-from workflows.generations import generation_cancel, generation_create, generation_render_hd
+from workflows.generations import (
+    generation_cancel,
+    generation_create,
+    generation_delete,
+    generation_render_hd,
+)
 from workflows.lifecycle import Actor
 
+from . import selectors
 from .forms import GenerateForm
 
 
@@ -26,10 +36,13 @@ def home(request):
 
 @login_required
 def generate(request):
-    form = GenerateForm(request.POST or None, request.FILES or None)
+    remix = _remix_initial(request) if request.method == "GET" else {}
+    form = GenerateForm(request.POST or None, request.FILES or None, initial=remix)
     refusal_status = 400
+    draft = None
     if request.method == "POST" and form.is_valid():
-        images = _images_from(form, request)
+        draft = drafts.draft_open(user=request.user, token=form.cleaned_data["image_draft"])
+        images = _images_from(form, request, draft)
         if not form.errors:
             try:
                 generation = generation_create(
@@ -46,26 +59,96 @@ def generate(request):
                 for name, message in exc.errors.items():
                     form.add_error(name if name in form.fields else None, message)
             else:
+                if draft and not request.FILES.get("image"):
+                    drafts.draft_delete(draft)
                 return redirect(generation)
-    status = refusal_status if request.method == "POST" else 200
+    if request.method == "POST":
+        # An error: keep the image that came with this submit, so that it need not be chosen
+        # again (a browser cannot refill a file input).
+        upload = request.FILES.get("image")
+        token = drafts.draft_save(user=request.user, upload=upload) if upload else None
+        kept = form.data.get("image_draft", "")
+        if token is None and drafts.draft_open(user=request.user, token=kept):
+            token = kept
+        form.data = form.data.copy()
+        form.data["image_draft"] = token or ""
+    values = form.data if form.is_bound else remix
+    endpoint_id = values.get("endpoint") or form["endpoint"].initial
     context = {
         "form": form,
-        "endpoints": _endpoint_table(),
-        # Which form fields each endpoint takes, so the page can hide the others.
-        "endpoint_fields": {
-            endpoint.id: [
-                *endpoint.fields,
-                *(["image", "image_url"] if endpoint.takes_images else []),
-            ]
-            for endpoint in catalogue.endpoints()
-            if endpoint.on_website
-        },
+        "endpoints": selectors.studio_endpoints(),
+        "modes": selectors.studio_modes(),
+        "current_endpoint": endpoint_id,
+        "current_mode": next(
+            (e["mode"] for e in selectors.studio_endpoints() if e["id"] == endpoint_id), "text"
+        ),
+        "draft_token": form.data.get("image_draft", "")
+        if form.is_bound
+        else remix.get("image_draft", ""),
+        "price": selectors.generate_price(
+            user=request.user,
+            endpoint_id=endpoint_id,
+            resolution=values.get("resolution", ""),
+            duration=values.get("duration", ""),
+        ),
     }
+    status = refusal_status if request.method == "POST" else 200
     return render(request, "generation/generate.html", context, status=status)
 
 
-def _images_from(form, request) -> list:
-    """The uploaded file, or the bytes behind the image link; errors go onto the form."""
+def _remix_initial(request) -> dict:
+    """?from=<id>: the form filled in with one's own clip's settings and image ("Try again",
+    "Copy settings")."""
+    try:
+        source = Generation.objects.visible_to(request.user).get(pk=request.GET.get("from"))
+    except (Generation.DoesNotExist, ValidationError, ValueError):
+        return {}
+    initial = {
+        name: str(value)
+        for name, value in source.arguments.items()
+        if name in ("negative_prompt", "aspect_ratio", "resolution", "duration", "pikaffect")
+    }
+    initial.update(endpoint=source.endpoint_id, prompt=source.prompt, preset=source.preset)
+    if source.tier == "preview":
+        initial["seed"] = source.seed
+    first = source.inputs.filter(kind="image").exclude(file="").first()
+    if first is not None:
+        try:
+            with default_storage.open(first.file.name, "rb") as handle:
+                initial["image_draft"] = drafts.draft_save(user=request.user, upload=handle) or ""
+        except OSError:  # swept by the media cleanup: the settings still come back
+            pass
+    return initial
+
+
+@login_required
+@require_GET
+def generate_price(request):
+    """The Generate button's price for the current choices (static/js/generate.js)."""
+    price = selectors.generate_price(
+        user=request.user,
+        endpoint_id=request.GET.get("endpoint", "")[:200],
+        resolution=request.GET.get("resolution", "")[:20],
+        duration=request.GET.get("duration", "")[:20],
+    )
+    return JsonResponse(price)
+
+
+@login_required
+@require_GET
+def draft_image(request, token: str):
+    """The thumbnail of the image kept across a form error (generation.drafts)."""
+    draft = drafts.draft_open(user=request.user, token=token)
+    if draft is None:
+        raise Http404("No such image")
+    response = HttpResponse(drafts.draft_read(draft), content_type=draft["type"])
+    response["Cache-Control"] = "private, max-age=600"
+    return response
+
+
+def _images_from(form, request, draft=None) -> list:
+    """The uploaded file, the bytes behind the image link, or the image kept from the last
+    submit; errors go onto the form."""
     upload = request.FILES.get("image")
     link = form.cleaned_data.get("image_url", "")
     if upload and link:
@@ -77,30 +160,12 @@ def _images_from(form, request) -> list:
         except FetchRefused as exc:
             form.add_error("image_url", str(exc))
             return []
-    return [upload] if upload else []
-
-
-def _endpoint_table():
-    rows = []
-    for endpoint in catalogue.endpoints():
-        if not endpoint.on_website:
-            continue
-        prices = []
-        for resolution in endpoint.choices("resolution") or ["720p"]:
-            for duration in endpoint.choices("duration") or [5]:
-                try:
-                    usd, confirmed = catalogue.fal_price_usd(endpoint, resolution, duration)
-                except catalogue.PriceUnknown:
-                    continue
-                prices.append(
-                    {
-                        "label": f"{resolution} · {duration}s",
-                        "credits": catalogue.credits_for_usd(usd),
-                        "confirmed": confirmed,
-                    }
-                )
-        rows.append({"endpoint": endpoint, "prices": prices})
-    return rows
+    if upload:
+        return [upload]
+    endpoint = catalogue.get_endpoint(form.cleaned_data["endpoint"])
+    if draft and endpoint.takes_images:
+        return [drafts.draft_read(draft)]
+    return []
 
 
 def _own_generation(request, pk) -> Generation:
@@ -112,6 +177,7 @@ def detail(request, pk):
     generation = _own_generation(request, pk)
     context = {
         "g": generation,
+        "settings": selectors.generation_settings(generation),
         "progress": _progress(generation),
         "taken_down": generation.state == State.SUCCEEDED and output_is_taken_down(generation),
     }
@@ -131,9 +197,27 @@ def _progress(generation: Generation) -> dict:
 
 @login_required
 def gallery(request):
-    generations = Generation.objects.visible_to(request.user)
+    filters = selectors.GalleryFilters.from_query(request.GET)
+    generations = selectors.gallery_generations(request.user, filters)
     page = Paginator(generations, 24).get_page(request.GET.get("page"))
-    return render(request, "generation/gallery.html", {"page": page})
+    context = {"page": page, "filters": filters, "query": filters.query_string()}
+    return render(request, "generation/gallery.html", context)
+
+
+@login_required
+@require_POST
+def delete(request, pk):
+    generation = _own_generation(request, pk)
+    try:
+        generation_delete(generation=generation, request=request)
+    except InputError as exc:
+        messages.error(request, " ".join(exc.errors.values()))
+        return redirect(generation)
+    messages.info(request, "Deleted. Your statement keeps what it cost.")
+    back = request.POST.get("next", "")
+    if back.startswith("/gallery/") and url_has_allowed_host_and_scheme(back, None):
+        return redirect(back)
+    return redirect("gallery")
 
 
 @login_required
@@ -175,6 +259,8 @@ def media_file(request, pk, kind: str):
     if kind not in MEDIA_KINDS:
         raise Http404("Unknown file")
     generation = _media_generation(request, pk)
+    if generation.deleted_at is not None:
+        raise Http404("Deleted")
     download = False
     if kind == "video":
         field, content_type = generation.output, "video/mp4"
@@ -221,6 +307,10 @@ def media_signed(request, token: str):
 def render_hd(request, pk):
     """Re-run one's own preview at 1080p with the same prompt, image and seed (paid)."""
     source = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+    existing = hd_version(source)
+    if existing is not None:  # bought already: show it, never charge twice
+        messages.info(request, "This is the HD version you already have of that preview.")
+        return redirect(existing)
     try:
         generation = generation_render_hd(user=request.user, source=source)
     except InputError as exc:

@@ -17,8 +17,10 @@ from api import ratelimit
 from api.models import ApiKey
 from api.webhooks import generation_webhook_set
 from billing import holds
-from billing.hd import hd_available
+from billing.hd import hd_available, hd_version
+from core.audit import audit_record
 from core.errors import InputError
+from core.models import AuditAction
 from generation import catalogue
 from generation.backends import ProviderError, get_backend
 from generation.images import ImageRejected, clean_image
@@ -321,11 +323,24 @@ NOT_HD_INPUTS = {"seed", "prompt", "resolution"}
 
 
 def generation_render_hd(*, user, source: Generation) -> Generation:
-    """'Render in HD': the same prompt, image, seed and motion again at 1080p, paid in credits."""
+    """'Render in HD': the preview's HD render, the one already made or under way (nothing
+    charged again), or a new one at 1080p with the same prompt, image, seed and motion, paid in
+    credits."""
     if source.user_id != user.pk:
         raise InputError({"generation": "Not your generation."})
-    if not hd_available(source):
-        raise InputError({"generation": "Only a finished 720p preview can be rendered in HD."})
+    with transaction.atomic():
+        # Two clicks on the same preview wait here one after the other, so the second finds the
+        # first one's render (PostgreSQL; SQLite runs one write transaction at a time anyway).
+        Generation.objects.select_for_update().filter(pk=source.pk).exists()
+        existing = hd_version(source)
+        if existing is not None:
+            return existing
+        if not hd_available(source):
+            raise InputError({"generation": "Only a finished 720p preview can be rendered in HD."})
+        return _render_hd(user=user, source=source)
+
+
+def _render_hd(*, user, source: Generation) -> Generation:
     endpoint = catalogue.get_endpoint(source.endpoint_id)
     inputs = {
         name: value
@@ -349,3 +364,34 @@ def generation_render_hd(*, user, source: Generation) -> Generation:
         tier=Tier.HD,
         rerender_of=source,
     )
+
+
+def generation_delete(*, generation: Generation, request=None) -> None:
+    """Delete one's finished clip: its video, poster and input files go; the row stays, hidden
+    from every list (visible_to), so the ledger, moderation and audit records keep their link
+    (it keeps the file names too: a succeeded row must name its output, and no view serves a
+    deleted row's files).
+    A video still being made is canceled first (generation_cancel), not deleted."""
+    if not generation.is_terminal:
+        raise InputError({"generation": "This video is still being made: cancel it first."})
+    inputs = GenerationInput.objects.filter(generation=generation)
+    names = [generation.output.name, generation.poster.name]
+    names += [name for name in inputs.values_list("file", flat=True)]
+    with transaction.atomic():
+        deleted = Generation.objects.filter(pk=generation.pk, deleted_at__isnull=True).update(
+            deleted_at=timezone.now(), updated_at=timezone.now()
+        )
+        if not deleted:
+            return  # deleted already (a second click)
+        audit_record(
+            actor=generation.user,
+            action=AuditAction.GENERATION_DELETE,
+            target=generation,
+            request=request,
+        )
+
+    def remove_files():
+        for name in filter(None, names):
+            default_storage.delete(name)
+
+    transaction.on_commit(remove_files)

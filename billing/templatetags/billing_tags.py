@@ -9,7 +9,8 @@ register = template.Library()
 def generation_charge(generation) -> dict:
     """What this generation cost: held, charged or refunded, and its HD offer."""
     charge = holds.generation_charge(generation)
-    charge["hd_available"] = hd.hd_available(generation)
+    charge["hd_version"] = hd.hd_version(generation) if generation.tier == "preview" else None
+    charge["hd_available"] = charge["hd_version"] is None and hd.hd_available(generation)
     charge["hd_price"] = hd.hd_price(generation) if charge["hd_available"] else None
     return charge
 

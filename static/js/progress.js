@@ -5,6 +5,13 @@
   const bar = root.querySelector(".bar");
   const stage = document.getElementById("stage");
   const progress = root.querySelector(".progress");
+  const elapsed = document.getElementById("elapsed");
+  const started = Date.now();
+  function show(percent) {
+    bar.style.width = percent + "%";  // a CSSOM write, which the CSP allows (no inline style)
+    progress.setAttribute("aria-valuenow", percent);
+  }
+  show(progress.dataset.percent);
   let delay = 1000;
   async function tick() {
     try {
@@ -12,9 +19,9 @@
       if (response.ok) {
         const data = await response.json();
         if (data.terminal) { window.location.reload(); return; }
-        bar.style.width = data.percent + "%";
-        progress.setAttribute("aria-valuenow", data.percent);
+        show(data.percent);
         stage.textContent = data.label + (data.queue_position != null ? " · position " + data.queue_position : "");
+        elapsed.textContent = "Watching for " + Math.round((Date.now() - started) / 1000) + " s. This page updates by itself.";
         delay = 1000;
       }
     } catch (e) {

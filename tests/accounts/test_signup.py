@@ -26,10 +26,16 @@ def test_sign_up_verify_email_then_generate(client):
     # Mandatory verification: no access until the emailed link is followed.
     assert client.get(reverse("generate")).status_code == 302
     assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.subject.startswith("[Promptreel] ")
+    assert message.body.startswith("Hello from Promptreel!")
+    assert "testserver" not in message.body.splitlines()[0]
+    assert message.body.rstrip().endswith("http://testserver/")
     link = re.search(r"https?://[^\s]+/accounts/confirm-email/[^\s]+", mail.outbox[0].body).group(0)
     confirm_path = link.split("testserver", 1)[1]
     response = client.post(confirm_path)
-    assert response.status_code == 302
+    # Signed in by the confirmation (ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION), straight to work.
+    assert response.status_code == 302 and response["Location"] == reverse("generate")
     assert client.get(reverse("generate")).status_code == 200
 
 

@@ -285,6 +285,34 @@ def test_render_in_hd_repeats_the_preview_at_1080p_for_credits(alice_client, use
     assert b"90 credits held" in page.content
 
 
+def test_render_in_hd_is_bought_once_then_links_to_the_hd_clip(alice_client, user):
+    give_credits(user, 200)
+    preview = create(user)
+    succeed(preview)
+    preview.refresh_from_db()
+    first = alice_client.post(reverse("billing_render_hd", args=[preview.pk]))
+    hd = Generation.objects.get(rerender_of=preview)
+    assert first["Location"] == hd.get_absolute_url()
+    account = services.account_for(user)
+    assert account.balance == 110
+    # The page now links to the HD clip instead of offering a second purchase.
+    page = alice_client.get(preview.get_absolute_url()).content.decode()
+    assert "Render in HD" not in page and hd.get_absolute_url() in page
+    # A second click (an old tab, a double submit) goes to the same clip and charges nothing.
+    second = alice_client.post(reverse("billing_render_hd", args=[preview.pk]))
+    assert second["Location"] == hd.get_absolute_url()
+    assert generation_render_hd(user=user, source=preview) == hd
+    assert Generation.objects.filter(rerender_of=preview).count() == 1
+    account.refresh_from_db()
+    assert account.balance == 110
+    assert_ledger_consistent(account)
+    # A failed HD render is no HD version: it can be bought again (the failure refunded it).
+    assert move(hd.pk, State.FAILED)
+    holds.credits_settle(generation_id=hd.pk, state=State.FAILED)
+    again = generation_render_hd(user=user, source=preview)
+    assert again != hd and again.tier == Tier.HD
+
+
 def test_render_in_hd_only_for_own_finished_previews(user, other_user):
     give_credits(other_user, 500)
     preview = create(user)
@@ -306,10 +334,17 @@ def test_statement_lists_every_movement_with_generation_links(alice_client, user
     body = page.content.decode()
     assert page.status_code == 200
     assert "Billing is off on this site" in body
-    assert 'id="balance-purchased">50<' in body
-    assert 'id="allowance-left">3<' in body
+    assert 'id="balance-purchased" class="num">50<' in body
+    assert 'id="allowance-left" class="num">3<' in body
     assert generation.get_absolute_url() in body
-    assert "Free preview (daily allowance)" in body and "Refunded" in body
+    # One line for the render (its hold and release together), with its state.
+    render_lines = [line for line in body.split("<li ") if generation.get_absolute_url() in line]
+    assert len(render_lines) == 1
+    assert "Failed" in render_lines[0] and "Free preview" in render_lines[0]
+    assert "Charged" not in body
+    # Offline, plans and packs are shown with their prices, and how credits are granted here.
+    assert "$12.00/month" in body and "500 credits for $5.00" in body
+    assert "grant_credits" in body and "Subscribe" not in body
     assert "50 credits" in alice_client.get(reverse("generate")).content.decode()
 
 

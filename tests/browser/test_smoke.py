@@ -93,7 +93,7 @@ def test_demo_user_generates_and_sees_a_video(
     page.wait_for_url(f"{live_server.url}/generate/")
 
     page.fill("textarea[name=prompt]", "a paper boat on a rainy street")
-    page.select_option("select[name=preset]", "dolly_in")
+    page.check("input[name=preset][value=dolly_in]")
     page.click("#generate-form button[type=submit]")
 
     page.wait_for_selector("video source", state="attached")

@@ -1,0 +1,279 @@
+"""The studio pages in a real Chromium: phone width, the player above the fold, the live price,
+HD bought once, delete and filter, a kept image, and no Content-Security-Policy violation.
+
+One browser for the whole session; each test opens its own contexts (cheap)."""
+
+import os
+import re
+import shutil
+
+import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.test import Client
+
+from billing import services
+from generation.models import Generation, State
+from tests.factories import GenerationFactory, UserFactory
+from tests.support.media import png_bytes
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A page in its own context, signed in as `user` (or not), that records every
+    Content-Security-Policy violation the browser reports."""
+
+    def __init__(self, browser, live_server, user=None, viewport=DESKTOP):
+        self.base = live_server.url
+        self.context = browser.new_context(viewport=viewport)
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+            self.context.add_cookies(
+                [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": self.base}]
+            )
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(20_000)
+        self.violations = []
+        self.page.on(
+            "console",
+            lambda m: self.violations.append(m.text) if "Content Security Policy" in m.text else 0,
+        )
+        self.page.on("dialog", lambda dialog: dialog.accept())  # "Delete this clip?"
+
+    def open(self, path):
+        response = self.page.goto(self.base + path)
+        assert response.status < 400, (path, response.status)
+        assert "default-src 'self'" in response.headers["content-security-policy"], path
+        return response
+
+    def width(self) -> int:
+        return self.page.evaluate("document.documentElement.scrollWidth")
+
+    def api(self, method, path, data):
+        csrf = next(c["value"] for c in self.context.cookies() if c["name"] == "csrftoken")
+        return self.page.request.fetch(
+            self.base + path, method=method, data=data, headers={"X-CSRFToken": csrf}
+        )
+
+    def close(self):
+        assert self.violations == [], self.violations
+        self.context.close()
+
+
+@pytest.fixture
+def tabs(browser, live_server):
+    opened = []
+
+    def open_tab(user=None, viewport=DESKTOP):
+        opened.append(Tab(browser, live_server, user, viewport))
+        return opened[-1]
+
+    yield open_tab
+    for tab in opened:
+        tab.close()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_queued_not_run(monkeypatch):
+    """Renders are queued and left there: these tests are about the pages, and a render run
+    inline inside the request (django-q's sync mode) would make each click take seconds."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+
+@pytest.fixture
+def creator():
+    user = UserFactory(email="studio@example.com")
+    services.credits_purchase(
+        account=services.account_for(user), credits=500, key="studio", reason="test"
+    )
+    return user
+
+
+def finished(user, **kwargs) -> Generation:
+    """A ready clip with stored files (not a real MP4: layout and links are what is tested)."""
+    output = default_storage.save("outputs/clip.mp4", ContentFile(b"not really an mp4"))
+    poster = default_storage.save("posters/clip.jpg", ContentFile(png_bytes(64, 36)))
+    return GenerationFactory(
+        user=user,
+        state=State.SUCCEEDED,
+        output=output,
+        poster=poster,
+        video_width=1280,
+        video_height=720,
+        video_duration=5.0,
+        video_bytes=1000,
+        **kwargs,
+    )
+
+
+def test_every_page_fits_a_phone_and_the_player_is_above_the_fold(tabs, creator):
+    clip = finished(creator, prompt="a fox " * 40)  # a long prompt must wrap, not widen
+    failed = GenerationFactory(user=creator, state=State.FAILED, error_message="went wrong")
+    signed_out = ["/", "/accounts/login/", "/accounts/signup/", "/policy/content/"]
+    signed_in = [
+        "/generate/",
+        "/gallery/",
+        "/billing/",
+        "/api/keys/",
+        clip.get_absolute_url(),
+        failed.get_absolute_url(),
+    ]
+    for user, paths in ((None, signed_out), (creator, signed_in)):
+        phone = tabs(user, PHONE)
+        for path in paths:
+            phone.open(path)
+            assert phone.width() <= 390, path
+    desktop = tabs(creator, DESKTOP)
+    desktop.open(clip.get_absolute_url())
+    box = desktop.page.locator("video").bounding_box()
+    assert box["y"] + box["height"] / 2 < 800, box  # the player's middle is on the first screen
+    settings_text = desktop.page.inner_text("dl.settings")
+    assert "Text · Pika 2.2" in settings_text and "fal-ai" not in desktop.page.content()
+    assert "dolly_in" not in settings_text
+    desktop.open("/api/docs/")  # Swagger UI from our static files, under the same CSP
+    desktop.page.wait_for_selector(".swagger-ui .info")
+
+
+def test_the_button_shows_the_estimate_for_each_choice(tabs, creator):
+    tab = tabs(creator)
+    tab.open("/generate/")
+    page = tab.page
+    button = page.locator("#generate-button")
+    combinations = [
+        ("text", "fal-ai/pika/v2.2/text-to-video", "720p", "5"),
+        ("text", "fal-ai/pika/v2.2/text-to-video", "720p", "10"),
+        ("text", "fal-ai/pika/v2.1/text-to-video", "720p", "5"),
+        ("image", "fal-ai/pika/v2.2/image-to-video", "720p", "5"),
+        ("image", "fal-ai/pika/v2/turbo/image-to-video", "720p", "5"),
+        ("image", "fal-ai/pika/v2.2/image-to-video", "1080p", "5"),
+        ("effect", "fal-ai/pika/v1.5/pikaffects", None, None),
+    ]
+    for mode, endpoint, resolution, duration in combinations:
+        page.check(f"input[name=mode][value={mode}]")
+        page.check(f"input[name=endpoint][value='{endpoint}']")
+        if resolution:
+            page.check(f"input[name=resolution][value='{resolution}']")
+            page.check(f"input[name=duration][value='{duration}']")
+        body = {"endpoint": endpoint, "prompt": "x"}
+        if resolution:
+            body.update(resolution=resolution, duration=int(duration))
+        if mode != "text":
+            body["image_count"] = 1
+        if mode == "effect":
+            body["pikaffect"] = "Melt"
+        estimate = tab.api("POST", "/api/v1/estimate", body)
+        if estimate.status == 400:  # the plan refuses it: so does the button, saying why
+            assert estimate.json()["code"] == "plan_limit"
+            page.wait_for_function("() => document.getElementById('generate-button').disabled")
+            assert estimate.json()["detail"] in page.inner_text("#price-note")
+            continue
+        assert estimate.status == 200, estimate.text()
+        estimate = estimate.json()
+        wanted = "free preview" if estimate["free_preview"] else f"{estimate['credits']} credits"
+        page.wait_for_function(
+            "want => document.getElementById('generate-button').textContent.trim() === want",
+            arg=f"Generate · {wanted}",
+        )
+        assert button.is_enabled() == estimate["enough"]
+        # Only the fields this endpoint takes are on show.
+        assert page.locator("[data-field=image]").is_visible() == (mode != "text")
+        assert page.locator("[data-field=pikaffect]").is_visible() == (mode == "effect")
+    # The Free plan refuses 1080p: the button says so and what to do.
+    page.check("input[name=mode][value=text]")
+    page.check("input[name=resolution][value='1080p']")
+    page.wait_for_function("() => document.getElementById('generate-button').disabled")
+    assert "1080p is not on the Free plan" in page.inner_text("#price-note")
+    assert page.locator("#price-note a[href='/billing/']").is_visible()
+
+
+def test_a_form_error_keeps_the_dropped_image(tabs, creator, tmp_path):
+    tab = tabs(creator, PHONE)
+    tab.open("/generate/")
+    page = tab.page
+    page.check("input[name=mode][value=image]")
+    image = tmp_path / "still.png"
+    image.write_bytes(png_bytes(320, 180, (20, 120, 220)))
+    # A drop, as the browser delivers it: a DataTransfer with the file on the drop zone.
+    page.evaluate(
+        """async ([bytes]) => {
+            const file = new File([new Uint8Array(bytes)], "still.png", {type: "image/png"});
+            const transfer = new DataTransfer();
+            transfer.items.add(file);
+            const zone = document.getElementById("dropzone");
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }""",
+        [list(image.read_bytes())],
+    )
+    assert page.locator("#thumb").is_visible()
+    page.fill("textarea[name=prompt]", "")  # the error: image-to-video needs a prompt
+    page.click("#generate-button")
+    page.wait_for_selector("[data-field=prompt] .error")
+    thumb = page.locator("#thumb")
+    assert "/generate/draft/" in thumb.get_attribute("src")
+    page.wait_for_function("() => document.getElementById('thumb').naturalWidth > 0")
+    assert "Your image is kept" in page.inner_text("#drop-text")
+    page.fill("textarea[name=prompt]", "the sea breathes")
+    page.click("#generate-button")
+    page.wait_for_url(re.compile(r"/g/[0-9a-f-]+/$"))
+    generation = Generation.objects.get(user=creator)
+    assert generation.inputs.count() == 1 and generation.prompt == "the sea breathes"
+
+
+def test_hd_is_bought_once_then_delete_and_filter(tabs, creator):
+    preview = finished(creator, prompt="a lighthouse at dusk", free_preview=True, credit_cost=0)
+    finished(creator, prompt="a paper boat")
+    tab, stale = tabs(creator), tabs(creator)
+    tab.open(preview.get_absolute_url())
+    stale.open(preview.get_absolute_url())  # an old tab, still offering the purchase
+    tab.page.click("#render-hd button")
+    tab.page.wait_for_url(re.compile(r"/g/[0-9a-f-]+/$"))
+    hd = Generation.objects.get(rerender_of=preview)
+    assert tab.page.url.endswith(hd.get_absolute_url())
+    balance = services.account_for(creator).balance
+    assert balance == 500 - hd.credit_cost
+    stale.page.click("#render-hd button")
+    stale.page.wait_for_url(re.compile(re.escape(hd.get_absolute_url()) + "$"))
+    assert services.account_for(creator).balance == balance, "charged once"
+    tab.open(preview.get_absolute_url())
+    tab.page.click("#hd-version")
+    tab.page.wait_for_url(re.compile(re.escape(hd.get_absolute_url()) + "$"))
+
+    # Filter and search, then delete from the gallery.
+    tab.open("/gallery/?state=ready")
+    assert tab.page.locator(".gallery li").count() == 2
+    tab.page.fill("input[name=q]", "boat")
+    tab.page.click("#gallery-filters button")
+    tab.page.wait_for_url(re.compile(r"q=boat"))
+    assert tab.page.locator(".gallery li").count() == 1
+    tab.page.click(".gallery li button.danger")
+    tab.page.wait_for_selector("text=Deleted.")
+    assert "a paper boat" not in tab.page.inner_text("main")
+    assert Generation.objects.filter(prompt="a paper boat", deleted_at__isnull=False).exists()
