@@ -410,6 +410,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# Swagger UI's and Redoc's files come from drf-spectacular-sidecar and are served as our own
+# static files: no CDN, no "@latest" (issue 14). /api/docs/ uses the split view, whose init
+# script is a separate file rather than inline.
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR"
+)
 # How many proxies in front of us append to X-Forwarded-For: client IPs for per-IP limits
 # and the audit log come from there; 0 trusts no such header (direct connections).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
@@ -434,12 +441,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # X-Forwarded-Proto tells the scheme only when a proxy we trust sets it: with none
+    # configured anyone could send "https" (issue 14). Same switch as for client IPs.
+    if TRUSTED_PROXY_COUNT > 0:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # On by default, as Django's deployment checklist asks (security.W021); the list itself
+    # only takes the domain once someone submits it. An explicit "off" is a decision, so the
+    # warning is silenced then rather than failing `check --deploy --fail-level WARNING`.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# --- Health check -----------------------------------------------------------------------------
+# /healthz answers "ok" or "fail" to anyone; the checks and which parts are live only to staff
+# or to `Authorization: Bearer <HEALTHZ_TOKEN>` (a monitor). Empty: staff only.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 
 LOGGING = {
     "version": 1,
