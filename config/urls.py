@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import admin_login
 from billing.views import stripe_webhook
 from generation.fal_webhooks import fal_webhook
 from generation.health import healthz
 
 urlpatterns = [
+    path("admin/login/", admin_login, name="admin_login"),  # before admin's own login view
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include("api.urls")),

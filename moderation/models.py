@@ -27,6 +27,9 @@ class AuditAction(models.TextChoices):
     API_KEY_CREATE = "api.key_create", "Created an API key"
     API_KEY_REVOKE = "api.key_revoke", "Revoked an API key"
     FLAG = "user.flag", "Flagged for review (burst of requests)"
+    STAFF_LOGIN = "auth.staff_login", "Staff signed in"
+    STAFF_LOGIN_FAILED = "auth.staff_login_failed", "Failed sign-in to a staff account"
+    LOGIN_LOCKED = "auth.login_locked", "Sign-in locked (too many failed attempts)"
 
 
 class AuditEntryQuerySet(models.QuerySet):
