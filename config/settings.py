@@ -189,6 +189,13 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# SIGTERM (issue 15): a running task gets this many seconds to finish, then it is interrupted
+# and handed back (core/shutdown.py); qcluster is gone well within 10 s. core's qcluster
+# command must come before django_q's, since the command of the earlier app wins.
+Q_STOP_GRACE_SECONDS = env_float("Q_STOP_GRACE_SECONDS", 5.0)
+if "core" in INSTALLED_APPS:
+    INSTALLED_APPS.remove("core")
+INSTALLED_APPS.insert(INSTALLED_APPS.index("django_q"), "core")
 
 # --- Auth (django-allauth) --------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

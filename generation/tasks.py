@@ -2,10 +2,25 @@
 
 from datetime import datetime
 
+from django.utils import timezone
+
+from core.shutdown import hands_back_on_stop
+
 from . import pipeline, tracking
-from .backends.local import render_job
+from .backends.local import release_render, render_job
+from .models import Generation, State
 
 
+def _release_finalize(generation_id: str, lease: str | None = None):
+    """A finalize interrupted by a stopping worker: give up its lease now, not in 15 minutes,
+    and queue it again to take the lease afresh (lease None: only if it is free)."""
+    Generation.objects.filter(
+        pk=generation_id, state=State.FINALIZING, next_check_at__gt=timezone.now()
+    ).update(next_check_at=timezone.now())
+    return (generation_id, None), {}
+
+
+@hands_back_on_stop(release=_release_finalize)
 def finalize(generation_id: str, lease: str | None = None) -> None:
     pipeline.generation_finalize(
         generation_id=generation_id,
@@ -13,6 +28,12 @@ def finalize(generation_id: str, lease: str | None = None) -> None:
     )
 
 
+def _release_render(request_id: str):
+    release_render(request_id)
+    return (request_id,), {}
+
+
+@hands_back_on_stop(release=_release_render)
 def local_render(request_id: str) -> None:
     render_job(request_id)
 

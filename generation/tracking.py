@@ -35,8 +35,12 @@ def track_once(
     executor: Executor | None = None,
     now: datetime | None = None,
     overdue_by: timedelta = timedelta(0),
+    stop: threading.Event | None = None,
 ) -> int:
-    """One pass over due rows; returns how many this pass claimed and stepped."""
+    """One pass over due rows; returns how many this pass claimed and stepped.
+
+    Once `stop` is set (the tracker got SIGTERM) the claimed rows not yet stepped are handed
+    back, due at once for another tracker, instead of waiting out CLAIM_LEASE."""
     now = now or timezone.now()
     cutoff = now - overdue_by
     due = list(
@@ -60,12 +64,28 @@ def track_once(
     else:
         # Another tracker (or a webhook) took some in between: work on ours only.
         claimed = list(Generation.objects.filter(pk__in=pks, next_check_at=mark))
+    if stop is not None:
+        step, step_in_thread = _stoppable(_step, stop), _stoppable(_step_in_thread, stop)
+    else:
+        step, step_in_thread = _step, _step_in_thread
     if executor is None or len(claimed) == 1:
         for generation in claimed:
-            _step(generation)
+            step(generation)
     else:
-        list(executor.map(_step_in_thread, claimed))
+        list(executor.map(step_in_thread, claimed))
     return len(claimed)
+
+
+def _stoppable(step, stop: threading.Event):
+    def step_unless_stopping(generation: Generation):
+        if not stop.is_set():
+            return step(generation)
+        Generation.objects.filter(pk=generation.pk, next_check_at=generation.next_check_at).update(
+            next_check_at=timezone.now()
+        )
+        return None
+
+    return step_unless_stopping
 
 
 def _step(generation: Generation) -> bool:

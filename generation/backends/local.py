@@ -122,6 +122,15 @@ class LocalBackend:
         return True
 
 
+def release_render(request_id: str) -> None:
+    """A render interrupted by a stopping worker: drop its marker and partial file, so the
+    task queued again renders it (generation.tasks.local_render)."""
+    folder = LocalBackend.job_dir(request_id)
+    if not (folder / "output.mp4").exists():
+        (folder / "output.part.mp4").unlink(missing_ok=True)
+        (folder / "rendering").unlink(missing_ok=True)
+
+
 def render_job(request_id: str) -> bool:
     """Do the provider's work for one request (a django-q task). True if this call rendered it."""
     folder = LocalBackend.job_dir(request_id)
