@@ -13,7 +13,7 @@ from pathlib import Path
 import django
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = {"tests", "benchmarks", ".ci", ".venv", "staticfiles", "media"}
+SKIP = {"tests", "benchmarks", "deploy", ".ci", ".venv", "staticfiles", "media"}  # deploy: configs
 
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

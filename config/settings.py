@@ -470,11 +470,42 @@ if not DEBUG:
 # or to `Authorization: Bearer <HEALTHZ_TOKEN>` (a monitor). Empty: staff only.
 HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 
+# --- Observability (issue 15): request ids, JSON logs, /metrics, Sentry ----------------------
+# Every line carries the request id (X-Request-ID) or the job's generation id
+# (core.observability); LOG_FORMAT=json writes one JSON object a line for log shippers.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "core.observability.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "core.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+MIDDLEWARE.insert(0, "core.observability.RequestMiddleware")
+# /metrics (Prometheus) answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: off (404).
+# Under gunicorn set PROMETHEUS_MULTIPROC_DIR (an empty folder) to add up all its processes.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Errors to Sentry when SENTRY_DSN is set (no personal data sent: send_default_pii off).
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        send_default_pii=False,
+    )

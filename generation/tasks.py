@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from core.observability import log_context
 from core.shutdown import hands_back_on_stop
 
 from . import pipeline, tracking
@@ -22,10 +23,11 @@ def _release_finalize(generation_id: str, lease: str | None = None):
 
 @hands_back_on_stop(release=_release_finalize)
 def finalize(generation_id: str, lease: str | None = None) -> None:
-    pipeline.generation_finalize(
-        generation_id=generation_id,
-        lease=datetime.fromisoformat(lease) if lease else None,
-    )
+    with log_context(generation_id=generation_id):
+        pipeline.generation_finalize(
+            generation_id=generation_id,
+            lease=datetime.fromisoformat(lease) if lease else None,
+        )
 
 
 def _release_render(request_id: str):

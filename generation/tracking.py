@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from django.db import close_old_connections
 from django.utils import timezone
 
+from core.observability import log_context
+
 from . import pipeline
 from .models import Generation, State
 
@@ -90,6 +92,11 @@ def _stoppable(step, stop: threading.Event):
 
 def _step(generation: Generation) -> bool:
     """One step for a claimed row; False if it failed (logged, the row is retried later)."""
+    with log_context(generation_id=generation.pk):
+        return _step_logged(generation)
+
+
+def _step_logged(generation: Generation) -> bool:
     try:
         if generation.state == State.QUEUED:
             pipeline.generation_submit(generation_id=generation.pk, generation=generation)

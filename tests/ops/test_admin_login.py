@@ -82,6 +82,7 @@ def test_next_cannot_point_elsewhere(client, staff):
     assert answer["Location"] == "/admin/"
 
 
-def test_failed_sign_in_of_a_plain_user_is_not_audited(client, user):
+def test_failed_sign_in_of_a_plain_user_is_not_audited(client):
+    user = UserFactory(email=f"plain-{uuid.uuid4().hex[:8]}@example.com")
     sign_in(client, user.email, "wrong password")
     assert not AuditEntry.objects.exists()
