@@ -29,7 +29,6 @@ setup() {
 run() {
   setup
   "$PY" manage.py migrate --noinput
-  "$PY" manage.py createcachetable
   "$PY" manage.py ensure_demo_user
   echo "Starting web (http://127.0.0.1:${PORT:-8000}/), worker and tracker; Ctrl-C stops all three."
   trap 'trap - EXIT INT TERM; kill 0 2>/dev/null; wait' EXIT INT TERM

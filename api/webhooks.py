@@ -17,9 +17,9 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from core import safe_fetch
+from core.queueing import enqueue
 from core.safe_fetch import FetchRefused
 from generation.models import Generation, State
-from generation.queueing import enqueue
 
 from .models import GenerationWebhook, WebhookDelivery, WebhookEvent, WebhookSecret
 

@@ -197,6 +197,13 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# SIGTERM (issue 15): a running task gets this many seconds to finish, then it is interrupted
+# and handed back (core/shutdown.py); qcluster is gone well within 10 s. core's qcluster
+# command must come before django_q's, since the command of the earlier app wins.
+Q_STOP_GRACE_SECONDS = env_float("Q_STOP_GRACE_SECONDS", 5.0)
+if "core" in INSTALLED_APPS:
+    INSTALLED_APPS.remove("core")
+INSTALLED_APPS.insert(INSTALLED_APPS.index("django_q"), "core")
 
 # --- Auth (django-allauth) --------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -212,6 +219,8 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Promptreel] "
+# Audits staff sign-ins and lockouts; the admin signs in through allauth (accounts/views.py).
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "generate"
 LOGOUT_REDIRECT_URL = "home"
@@ -472,6 +481,9 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"],
     },
 }
+# Swagger UI's and Redoc's files come from drf-spectacular-sidecar (in INSTALLED_APPS, set in
+# SPECTACULAR_SETTINGS) and are served as our own static files: no CDN, no "@latest".
+# /api/docs/ uses the split view, whose init script is a separate file rather than inline.
 # How many proxies in front of us append to X-Forwarded-For: client IPs for per-IP limits
 # and the audit log come from there; 0 trusts no such header (direct connections).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
@@ -496,18 +508,62 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # X-Forwarded-Proto tells the scheme only when a proxy we trust sets it: with none
+    # configured anyone could send "https" (issue 14). Same switch as for client IPs.
+    if TRUSTED_PROXY_COUNT > 0:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # On by default, as Django's deployment checklist asks (security.W021); the list itself
+    # only takes the domain once someone submits it. An explicit "off" is a decision, so the
+    # warning is silenced then rather than failing `check --deploy --fail-level WARNING`.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
+# --- Health check -----------------------------------------------------------------------------
+# /healthz answers "ok" or "fail" to anyone; the checks and which parts are live only to staff
+# or to `Authorization: Bearer <HEALTHZ_TOKEN>` (a monitor). Empty: staff only.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
+
+# --- Observability (issue 15): request ids, JSON logs, /metrics, Sentry ----------------------
+# Every line carries the request id (X-Request-ID) or the job's generation id
+# (core.observability); LOG_FORMAT=json writes one JSON object a line for log shippers.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "core.observability.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "core.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+MIDDLEWARE.insert(0, "core.observability.RequestMiddleware")
+# /metrics (Prometheus) answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: off (404).
+# Under gunicorn set PROMETHEUS_MULTIPROC_DIR (an empty folder) to add up all its processes.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Errors to Sentry when SENTRY_DSN is set (no personal data sent: send_default_pii off).
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        send_default_pii=False,
+    )

@@ -66,6 +66,9 @@ class AuditAction(models.TextChoices):
     GENERATION_FAIL = "generation.fail", "A generation failed"
     GENERATION_RETRY = "generation.retry", "A generation was queued again after a failure"
     GENERATION_DELETE = "generation.delete", "Deleted a clip (owner)"
+    STAFF_LOGIN = "auth.staff_login", "Staff signed in"
+    STAFF_LOGIN_FAILED = "auth.staff_login_failed", "Failed sign-in to a staff account"
+    LOGIN_LOCKED = "auth.login_locked", "Sign-in locked (too many failed attempts)"
 
 
 class AuditEntry(AppendOnlyModel):

@@ -1,10 +1,11 @@
+import hmac
 import logging
 import time
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django_q.brokers import get_broker
 
@@ -42,8 +43,20 @@ def live_parts() -> dict[str, str]:
     }
 
 
+def may_see_details(request) -> bool:
+    """Staff, or a monitor sending `Authorization: Bearer <HEALTHZ_TOKEN>`."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    token = settings.HEALTHZ_TOKEN
+    sent = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
 @never_cache
 def healthz(request):
+    """200 "ok" or 503 "fail" for anyone (load balancers); the details only for staff or the
+    token, since which parts run on offline defaults tells an attacker where to look."""
     results, healthy = {}, True
     for name, check in CHECKS.items():
         started = time.monotonic()
@@ -55,5 +68,10 @@ def healthz(request):
             healthy = False
         else:
             results[name] = {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}
+    status = 200 if healthy else 503
+    if not may_see_details(request):
+        return HttpResponse(
+            "ok" if healthy else "fail", status=status, content_type="text/plain; charset=utf-8"
+        )
     body = {"ok": healthy, "checks": results, "parts": live_parts()}
-    return JsonResponse(body, status=200 if healthy else 503)
+    return JsonResponse(body, status=status)

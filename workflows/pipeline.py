@@ -14,11 +14,11 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.conf import Conf
 
+from core.queueing import enqueue
 from generation import media
 from generation.backends import Completed, ProviderError, get_backend
 from generation.models import TERMINAL, Generation, State
 from generation.polling import next_poll_at, poll_delay, retry_delay
-from generation.queueing import enqueue
 from moderation.output_check import output_check, provider_refusal, wants_frames
 
 from .circuit import (

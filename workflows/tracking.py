@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from core.observability import log_context
 from generation.models import Generation, State
 
 from . import pipeline
@@ -38,8 +39,12 @@ def track_once(
     executor: Executor | None = None,
     now: datetime | None = None,
     overdue_by: timedelta = timedelta(0),
+    stop: threading.Event | None = None,
 ) -> int:
-    """One pass over due rows; returns how many this pass claimed and stepped."""
+    """One pass over due rows; returns how many this pass claimed and stepped.
+
+    Once `stop` is set (the tracker got SIGTERM) the claimed rows not yet stepped are handed
+    back, due at once for another tracker, instead of waiting out CLAIM_LEASE."""
     now = now or timezone.now()
     cutoff = now - overdue_by
     due = list(
@@ -63,16 +68,37 @@ def track_once(
     else:
         # Another tracker (or a webhook) took some in between: work on ours only.
         claimed = list(Generation.objects.filter(pk__in=pks, next_check_at=mark))
+    if stop is not None:
+        step, step_in_thread = _stoppable(_step, stop), _stoppable(_step_in_thread, stop)
+    else:
+        step, step_in_thread = _step, _step_in_thread
     if executor is None or len(claimed) == 1:
         for generation in claimed:
-            _step(generation)
+            step(generation)
     else:
-        list(executor.map(_step_in_thread, claimed))
+        list(executor.map(step_in_thread, claimed))
     return len(claimed)
+
+
+def _stoppable(step, stop: threading.Event):
+    def step_unless_stopping(generation: Generation):
+        if not stop.is_set():
+            return step(generation)
+        Generation.objects.filter(pk=generation.pk, next_check_at=generation.next_check_at).update(
+            next_check_at=timezone.now()
+        )
+        return None
+
+    return step_unless_stopping
 
 
 def _step(generation: Generation) -> bool:
     """One step for a claimed row; False if it failed (logged, the row is retried later)."""
+    with log_context(generation_id=generation.pk):
+        return _step_logged(generation)
+
+
+def _step_logged(generation: Generation) -> bool:
     try:
         if generation.state == State.QUEUED:
             pipeline.generation_submit(generation_id=generation.pk, generation=generation)

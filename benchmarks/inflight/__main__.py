@@ -105,7 +105,7 @@ def run(args) -> dict:
             env["REDIS_URL"] = args.redis_url
         env.update(item.split("=", 1) for item in args.env)
         os.environ.update(env)
-        for command in (["migrate", "-v", "0"], ["createcachetable"]):
+        for command in (["migrate", "-v", "0"],):  # also creates the cache table
             subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
         import django
 

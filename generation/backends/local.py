@@ -19,7 +19,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from ..queueing import enqueue
+from core.queueing import enqueue
+
 from ..render import RenderSpec, frame_size, nearest_aspect_ratio, render_video
 from .base import Completed, Progress, ProviderError, Submitted
 
@@ -120,6 +121,15 @@ class LocalBackend:
             return False
         (folder / "canceled").touch()
         return True
+
+
+def release_render(request_id: str) -> None:
+    """A render interrupted by a stopping worker: drop its marker and partial file, so the
+    task queued again renders it (generation.tasks.local_render)."""
+    folder = LocalBackend.job_dir(request_id)
+    if not (folder / "output.mp4").exists():
+        (folder / "output.part.mp4").unlink(missing_ok=True)
+        (folder / "rendering").unlink(missing_ok=True)
 
 
 def render_job(request_id: str) -> bool:

@@ -8,13 +8,37 @@ from tests.support.media import png_bytes
 pytestmark = pytest.mark.django_db
 
 
-def test_healthz_checks_database_broker_and_storage(client):
-    response = client.get("/healthz")
+def test_healthz_checks_database_broker_and_storage(client, settings):
+    settings.HEALTHZ_TOKEN = "monitor-token"
+    response = client.get("/healthz", headers={"Authorization": "Bearer monitor-token"})
     assert response.status_code == 200
     body = response.json()
     assert body["ok"] is True
     assert set(body["checks"]) == {"database", "broker", "storage"}
     assert body["parts"]["video_backend"] == "local"
+
+
+def test_healthz_tells_the_public_only_ok(client, settings):
+    settings.HEALTHZ_TOKEN = "monitor-token"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "monitor-token"}):
+        response = client.get("/healthz", headers=headers)
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/plain")
+        assert response.content == b"ok"
+
+
+def test_healthz_without_a_token_configured_refuses_an_empty_bearer(client, settings):
+    settings.HEALTHZ_TOKEN = ""
+    response = client.get("/healthz", headers={"Authorization": "Bearer "})
+    assert response.content == b"ok"
+
+
+def test_healthz_details_for_staff_but_not_for_users(client, user):
+    client.force_login(user)
+    assert client.get("/healthz").content == b"ok"
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    assert client.get("/healthz").json()["parts"]["broker"] in {"orm", "redis"}
 
 
 def test_healthz_reports_a_broken_storage(client, settings, monkeypatch):
@@ -24,7 +48,10 @@ def test_healthz_reports_a_broken_storage(client, settings, monkeypatch):
         raise OSError("disk gone")
 
     monkeypatch.setitem(health.CHECKS, "storage", broken)
-    response = client.get("/healthz")
+    public = client.get("/healthz")
+    assert (public.status_code, public.content) == (503, b"fail")
+    settings.HEALTHZ_TOKEN = "monitor-token"
+    response = client.get("/healthz", headers={"Authorization": "Bearer monitor-token"})
     assert response.status_code == 503
     assert response.json()["checks"]["storage"] == {"ok": False, "error": "OSError"}
 

@@ -1,4 +1,5 @@
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,21 +22,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, threads: int, interval: float, **options):
-        stopping = False
+        # SIGTERM: no new pass; steps already running finish (each is one quick provider
+        # call), rows claimed but not stepped yet are handed back (tracking.track_once).
+        stopping = threading.Event()
 
         def stop(signum, frame):
-            nonlocal stopping
-            stopping = True
+            stopping.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.stdout.write(f"Tracker running with {threads} threads; Ctrl-C to stop.")
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="track") as pool:
-            while not stopping:
+            while not stopping.is_set():
                 started = time.monotonic()
                 close_old_connections()
                 # A pass costs two queries however many rows it claims: with work arriving
                 # all the time, spacing passes lets each take a batch rather than a row or two.
-                if track_once(executor=pool, limit=PASS_LIMIT) < PASS_LIMIT:
-                    time.sleep(max(0.0, interval - (time.monotonic() - started)))
+                if track_once(executor=pool, limit=PASS_LIMIT, stop=stopping) < PASS_LIMIT:
+                    stopping.wait(max(0.0, interval - (time.monotonic() - started)))
         self.stdout.write("Tracker stopped.")
