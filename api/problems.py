@@ -110,7 +110,10 @@ def exception_handler(exc, context):
                 general = errors.pop("non_field_errors", None) or errors.pop("", None)
                 detail = general or "Some fields are invalid: " + ", ".join(errors) + "."
                 return problem_response(status_code, code, detail, errors=errors, headers=headers)
-            return problem_response(status_code, code, str(exc.detail), headers=headers)
+            errors = {"body": str(exc.detail)} if isinstance(exc, exceptions.ParseError) else None
+            return problem_response(
+                status_code, code, str(exc.detail), errors=errors, headers=headers
+            )
     return None  # unexpected errors stay 500s, logged by Django
 
 

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import site_views, views
@@ -23,4 +23,7 @@ urlpatterns = [
     path("keys/<int:pk>/revoke", site_views.api_key_revoke, name="api_key_revoke"),
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    # Last: any other path under /api/ (a typo, an id that is not a UUID) is a problem+json
+    # 404 like the API's own, not the site's HTML page.
+    re_path(r"^", views.unknown_path, name="api_unknown_path"),
 ]

@@ -1,13 +1,16 @@
+from datetime import UTC, datetime
 from functools import cache
 
 from django.conf import settings
 from django.db import connection
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +27,7 @@ from moderation.models import TakeDown
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .models import ApiKey, Scope
+from .parsers import BoundedJSONParser
 from .problems import Problem
 from .serializers import (
     EstimateSerializer,
@@ -121,6 +125,14 @@ def api_generation(user, pk) -> Generation:
     raise Http404("No generation matches the given query.")
 
 
+def _is_position(value: str) -> bool:
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return False
+    return moment is not None and 1970 <= moment.year <= 9998
+
+
 def refusal(exc: InputError) -> Problem:
     """generation_create's refusals → problem details with their stable codes.
 
@@ -141,11 +153,70 @@ def refusal(exc: InputError) -> Problem:
     )
 
 
+def _bad_parameter(name: str, message: str) -> Problem:
+    return Problem(
+        status_code=400,
+        code="invalid_input",
+        detail=f"{name}: {message}",
+        errors={name: message},
+    )
+
+
+def query_datetime(params, name: str) -> datetime | None:
+    """An ISO 8601 query parameter as an aware UTC datetime, None if absent, else a 400.
+
+    Bounded to years 1970-9998: a year-1 or year-9999 value with an offset cannot be turned
+    into UTC (OverflowError) and no generation is outside that range anyway.
+    """
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        moment = parse_datetime(raw)
+        if moment is not None:
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, UTC)
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # well-formed but impossible, e.g. month 13
+        moment = None
+    if moment is None or not 1970 <= moment.year <= 9998:
+        raise _bad_parameter(name, "Use ISO 8601 between 1970 and 9998, e.g. 2026-11-24T08:00:00Z.")
+    return moment
+
+
 class GenerationPagination(CursorPagination):
     ordering = "-created_at"
     page_size = 20
     max_page_size = 100
     page_size_query_param = "limit"
+
+    def get_page_size(self, request):
+        # DRF ignores a bad limit silently; a client asking for 0 or "abc" has a bug to fix.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise _bad_parameter(
+                self.page_size_query_param,
+                f"Use a whole number from 1 to {self.max_page_size}.",
+            )
+        return int(raw)
+
+    def decode_cursor(self, request):
+        """DRF's decoding, with a malformed cursor a 400 (DRF: 404) and its position checked:
+        a forged `p=` that is not a date-time would reach the query and fail there (a 500)."""
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            cursor = None
+            valid = False
+        else:
+            valid = cursor is None or cursor.position is None or _is_position(cursor.position)
+        if not valid:
+            raise _bad_parameter(
+                self.cursor_query_param, "Not a cursor from a previous page; use next or previous."
+            )
+        return cursor
 
 
 class GenerationListCreate(ApiView, generics.ListAPIView):
@@ -153,7 +224,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
 
     serializer_class = GenerationSerializer
     pagination_class = GenerationPagination
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     required_scopes = {"GET": Scope.GENERATIONS_READ, "POST": Scope.GENERATIONS_WRITE}
 
     def get_queryset(self):
@@ -171,25 +242,15 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 )
             queryset = queryset.filter(state__in=states)
         if params.get("endpoint"):
+            if len(params["endpoint"]) > 200 or "\x00" in params["endpoint"]:
+                raise _bad_parameter("endpoint", "Use an endpoint id from GET /models.")
             queryset = queryset.filter(endpoint_id=params["endpoint"])
         for name, lookup in (
             ("created_after", "created_at__gte"),
             ("created_before", "created_at__lt"),
         ):
-            if params.get(name):
-                from django.utils.dateparse import parse_datetime
-
-                try:
-                    moment = parse_datetime(params[name])
-                except ValueError:  # well-formed but impossible, e.g. month 13
-                    moment = None
-                if moment is None:
-                    raise Problem(
-                        status_code=400,
-                        code="invalid_input",
-                        detail=f"{name} is not a date-time.",
-                        errors={name: "Use ISO 8601, e.g. 2026-11-24T08:00:00Z."},
-                    )
+            moment = query_datetime(params, name)
+            if moment is not None:
                 queryset = queryset.filter(**{lookup: moment})
         return queryset
 
@@ -476,3 +537,16 @@ class Account(ApiView):
                 "spent_this_month": key_spend_this_month(request.auth),
             }
         return Response(body)
+
+
+def unknown_path(request, *args, **kwargs):
+    from .problems import CONTENT_TYPE, PROBLEM_TYPE_BASE, TITLES
+
+    body = {
+        "type": PROBLEM_TYPE_BASE + "not_found",
+        "title": TITLES["not_found"],
+        "status": 404,
+        "code": "not_found",
+        "detail": f"No API operation at {request.path}; see /api/docs/.",
+    }
+    return JsonResponse(body, status=404, content_type=CONTENT_TYPE)

@@ -33,7 +33,9 @@ from django.utils.http import content_disposition_header, quote_etag
 
 SALT = "generation.delivery.media"
 STREAM_CHUNK = 64 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 19 digits a side (any file's size fits): a 5,000-digit position made int() raise
+# ValueError (Python's int max str digits), a 500; a longer one is a malformed header, ignored.
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 
 
 def is_s3(storage=default_storage) -> bool:

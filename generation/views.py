@@ -1,9 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from moderation.services import is_moderator, output_is_taken_down
 
@@ -194,13 +194,33 @@ def media_file(request, pk, kind: str):
     return response
 
 
-@require_GET
+@require_safe
 def media_signed(request, token: str):
-    """Serve a stored file named by a signed token (filesystem storage only), with Range."""
+    """Serve a stored file named by a signed token (filesystem storage only), with Range.
+
+    API clients follow these links, so refusals are problem details like the API's. The
+    take-down is checked on every request: a link handed out before it stops working at once.
+    """
     try:
         signed = delivery.verify_token(token)
     except delivery.BadToken as exc:
-        return HttpResponse(exc.message, status=403, content_type="text/plain")
+        return _media_problem(403, "forbidden", exc.message)
     if delivery.is_s3():
-        raise Http404("Files are served from the bucket")
-    return delivery.file_response(request, signed)
+        return _media_problem(404, "not_found", "Files are served from the bucket.")
+    try:
+        return delivery.file_response(request, signed)
+    except Http404 as exc:
+        return _media_problem(404, "not_found", str(exc))
+
+
+def _media_problem(status: int, code: str, detail: str) -> JsonResponse:
+    from api.problems import CONTENT_TYPE, PROBLEM_TYPE_BASE, TITLES
+
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": TITLES[code],
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    return JsonResponse(body, status=status, content_type=CONTENT_TYPE)

@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from core.admin_dates import BoundedDateHierarchyAdmin
+
 from . import services
 from .models import (
     AuditEntry,
@@ -115,7 +117,7 @@ def _preview(generation, *, width=220):
     return format_html("<div>{}</div>", format_html("".join(["{}"] * len(parts)), *parts))
 
 
-class _GenerationQueue(ModeratorOnly, admin.ModelAdmin):
+class _GenerationQueue(ModeratorOnly, BoundedDateHierarchyAdmin):
     list_select_related = ["user"]
     list_per_page = 25
     search_fields = ["id", "user__email", "prompt"]
@@ -301,7 +303,7 @@ def _top_reason(generation) -> str:
 
 
 @admin.register(ModerationCase)
-class ModerationCaseAdmin(ModeratorOnly, admin.ModelAdmin):
+class ModerationCaseAdmin(ModeratorOnly, BoundedDateHierarchyAdmin):
     list_display = ["created_at", "generation", "user", "status", "category", "source"]
     list_filter = ["status", "category", "source", "action"]
     search_fields = ["generation__id", "user__email", "detail", "prompt"]
@@ -311,7 +313,7 @@ class ModerationCaseAdmin(ModeratorOnly, admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(ModeratorOnly, admin.ModelAdmin):
+class ReportAdmin(ModeratorOnly, BoundedDateHierarchyAdmin):
     list_display = ["created_at", "generation", "reporter", "reason", "times", "status"]
     list_filter = ["status", "reason"]
     search_fields = ["generation__id", "reporter__email", "details"]
@@ -420,7 +422,7 @@ def _csv_safe(value) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(BoundedDateHierarchyAdmin):
     """Read-only for everyone: no add, no change, no delete, whatever the permissions say."""
 
     list_display = ["created_at", "actor_label", "action", "target_type", "target_repr", "ip"]
