@@ -15,16 +15,22 @@ from django.utils import timezone
 
 from . import media
 from .backends import Completed, ProviderError, get_backend
+from .leases import heartbeat
 from .models import TERMINAL, Generation, State
 from .polling import next_poll_at, poll_delay, retry_delay
 from .queueing import enqueue
 
 log = logging.getLogger(__name__)
 
-# A finalize that has not finished after this long is taken to have died, and is run again.
-# Longer than the slowest download (fal.DOWNLOAD_TIMEOUT) plus probing, so a finalize that is
-# still working is never taken for dead.
-FINALIZE_LEASE = timedelta(minutes=15)
+# A finalize holds the row by its next_check_at, a lease its process renews every
+# FINALIZE_BEAT_SECONDS while it copies and probes (generation/leases.py). A lease not renewed
+# for FINALIZE_LEASE means the finalize died (on Redis its task is then lost): the tracker
+# queues it again then. It was a fixed 15 minutes, the slowest copy, before: a killed worker
+# left the row in `finalizing` that long. A live finalize renews for at most FINALIZE_LONGEST,
+# the slowest copy (fal.DOWNLOAD_TIMEOUT, 10 min) plus probing and saving.
+FINALIZE_LEASE = timedelta(seconds=30)
+FINALIZE_BEAT_SECONDS = 5.0
+FINALIZE_LONGEST = timedelta(minutes=12)
 
 
 def webhook_url_for(generation: Generation) -> str | None:
@@ -275,32 +281,44 @@ def generation_finalize(*, generation_id, lease=None) -> bool:
     generation = Generation.objects.get(pk=generation_id)
     backend = get_backend(generation.backend)
     completed = None
-    try:
-        if generation.provider_output_url:
-            # The webhook carried the output: no need to ask fal for it again.
-            completed = Completed(video_url=generation.provider_output_url)
-        else:
-            completed = backend.result(generation)
-        with backend.open_video(completed) as chunks:
-            stored = media.store_video(generation, chunks, declared_type=completed.content_type)
-    except ProviderError as exc:
-        if exc.retryable:
-            # The next try downloads from the link it already has (fal's results expire).
-            known = {"provider_output_url": completed.video_url} if completed else {}
-            Generation.objects.filter(pk=generation_id, state=State.FINALIZING).update(
-                next_check_at=now + retry_delay(generation.attempts + 1), **known
-            )
+    held = {"until": held_until}
+
+    def renew() -> bool:
+        until = timezone.now() + FINALIZE_LEASE
+        renewed = Generation.objects.filter(
+            pk=generation_id, state=State.FINALIZING, next_check_at=held["until"]
+        ).update(next_check_at=until)
+        if renewed:
+            held["until"] = until
+        return bool(renewed)
+
+    with heartbeat(renew, every=FINALIZE_BEAT_SECONDS, longest=FINALIZE_LONGEST.total_seconds()):
+        try:
+            if generation.provider_output_url:
+                # The webhook carried the output: no need to ask fal for it again.
+                completed = Completed(video_url=generation.provider_output_url)
+            else:
+                completed = backend.result(generation)
+            with backend.open_video(completed) as chunks:
+                stored = media.store_video(generation, chunks, declared_type=completed.content_type)
+        except ProviderError as exc:
+            if exc.retryable:
+                # The next try downloads from the link it already has (fal's results expire).
+                known = {"provider_output_url": completed.video_url} if completed else {}
+                Generation.objects.filter(pk=generation_id, state=State.FINALIZING).update(
+                    next_check_at=now + retry_delay(generation.attempts + 1), **known
+                )
+                return False
+            generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
             return False
-        generation_fail(generation_id=generation_id, code=exc.code, message=exc.message)
-        return False
-    except media.BadVideo as exc:
-        generation_fail(generation_id=generation_id, code="malformed_result", message=str(exc))
-        return False
+        except media.BadVideo as exc:
+            generation_fail(generation_id=generation_id, code="malformed_result", message=str(exc))
+            return False
     # Still ours only if no other finalize took the lease over (ours outlived it).
     succeeded = Generation.objects.transition(
         generation_id,
         State.SUCCEEDED,
-        where={"next_check_at": held_until},
+        where={"next_check_at": held["until"]},
         output=stored.video_name,
         poster=stored.poster_name,
         video_codec=stored.info.codec,
