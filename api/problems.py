@@ -33,6 +33,7 @@ TITLES = {
     "insufficient_credits": "Not enough credits",
     "plan_limit": "Your plan does not allow this",
     "moderation_blocked": "Refused by the content policy",
+    "moderation_taken_down": "Taken down by moderators",
     "idempotency_conflict": "A request with this Idempotency-Key is still running",
     "idempotency_mismatch": "The Idempotency-Key was used with a different request",
     "conflict": "Conflict",

@@ -76,8 +76,11 @@ def output_urls(request):
             generation.output.name,
             content_type="video/mp4",
             filename=f"promptreel-{generation.pk}.mp4",
+            generation_id=generation.pk,
         )
-        poster = signed_url(generation.poster.name, content_type="image/jpeg")
+        poster = signed_url(
+            generation.poster.name, content_type="image/jpeg", generation_id=generation.pk
+        )
         return {
             "video_url": request.build_absolute_uri(video),
             "poster_url": request.build_absolute_uri(poster),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
+from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.http import content_disposition_header, quote_etag
@@ -52,10 +53,25 @@ class SignedFile:
     content_type: str
     filename: str  # the name a download is saved under; "" for inline files
     download: bool
+    # The generation whose output this is (checked for a take-down on every request); None
+    # for inputs, which stay visible to their owner.
+    generation_id: str | None = None
 
 
-def signed_url(name: str, *, content_type: str, filename: str = "", download: bool = False) -> str:
-    """A URL that serves the stored file `name` for SIGNED_URL_TTL seconds, to whoever has it."""
+def signed_url(
+    name: str,
+    *,
+    content_type: str,
+    filename: str = "",
+    download: bool = False,
+    generation_id=None,
+) -> str:
+    """A URL that serves the stored file `name` for SIGNED_URL_TTL seconds, to whoever has it.
+
+    generation_id: the output's generation, so the filesystem view refuses the link as soon as
+    moderators take it down. A presigned S3 URL cannot be revoked: output_take_down hides the
+    object instead (media.output_hide), and SIGNED_URL_TTL keeps such links short-lived.
+    """
     disposition = content_disposition_header(download, filename or None) or "inline"
     if is_s3():
         return default_storage.url(
@@ -69,7 +85,10 @@ def signed_url(name: str, *, content_type: str, filename: str = "", download: bo
         )
     # Not compressed: zlib saves nothing on a payload this small, and a listing makes two
     # links per row. verify_token reads compressed tokens too.
-    token = signing.dumps({"n": name, "t": content_type, "f": filename, "d": download}, salt=SALT)
+    payload = {"n": name, "t": content_type, "f": filename, "d": download}
+    if generation_id is not None:
+        payload["g"] = str(generation_id)
+    token = signing.dumps(payload, salt=SALT)
     return _signed_view_url(token)
 
 
@@ -103,8 +122,24 @@ def verify_token(token: str) -> SignedFile:
     except signing.BadSignature:
         raise BadToken("This media link is not valid.") from None
     return SignedFile(
-        name=data["n"], content_type=data["t"], filename=data["f"], download=data["d"]
+        name=data["n"],
+        content_type=data["t"],
+        filename=data["f"],
+        download=data["d"],
+        generation_id=data.get("g"),
     )
+
+
+def is_taken_down(signed: SignedFile) -> bool:
+    """Whether the file is the output or poster of a taken-down generation (one indexed
+    lookup). Links signed before tokens named their generation are looked up by file name."""
+    from moderation.models import TakeDown
+
+    if signed.generation_id is not None:
+        return TakeDown.objects.filter(generation_id=signed.generation_id).exists()
+    return TakeDown.objects.filter(
+        Q(generation__output=signed.name) | Q(generation__poster=signed.name)
+    ).exists()
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:

@@ -183,11 +183,16 @@ def media_file(request, pk, kind: str):
         raise Http404("Not available yet")
     if generation.state != State.SUCCEEDED and kind != "input":
         raise Http404("Not available")
-    moderator = is_moderator(request.user)
-    if kind != "input" and not moderator and output_is_taken_down(generation):
+    if kind != "input" and output_is_taken_down(generation):
+        if is_moderator(request.user):  # their own view serves it, taken down or not
+            return redirect("moderation_media", pk=generation.pk, kind=kind)
         raise Http404("Taken down by moderators")
     url = delivery.signed_url(
-        field.name, content_type=content_type, filename=filename, download=download
+        field.name,
+        content_type=content_type,
+        filename=filename,
+        download=download,
+        generation_id=generation.pk if kind != "input" else None,
     )
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = "private, no-store"
@@ -207,6 +212,8 @@ def media_signed(request, token: str):
         return _media_problem(403, "forbidden", exc.message)
     if delivery.is_s3():
         return _media_problem(404, "not_found", "Files are served from the bucket.")
+    if delivery.is_taken_down(signed):
+        return _media_problem(404, "not_found", "Taken down by moderators.")
     try:
         return delivery.file_response(request, signed)
     except Http404 as exc:

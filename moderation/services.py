@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from generation.media import output_hide, output_unhide
 from generation.models import Generation, State
 
 from . import openai_check, rules
@@ -71,6 +72,18 @@ def user_is_suspended(user) -> bool:
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     return UserStanding.objects.filter(user_id=user.pk, suspended_at__isnull=False).exists()
+
+
+def remake_of_taken_down(*, user, endpoint_id: str, prompt: str, seed: int) -> bool:
+    """Whether this user's request would remake one of their taken-down videos: the same
+    endpoint, prompt and seed give the same video (an HD re-render or a create through the
+    API with the seed copied from the original)."""
+    return TakeDown.objects.filter(
+        generation__user=user,
+        generation__endpoint_id=endpoint_id,
+        generation__prompt=prompt,
+        generation__seed=seed,
+    ).exists()
 
 
 def output_is_taken_down(generation) -> bool:
@@ -310,6 +323,8 @@ def output_take_down(
             request=request,
         )
         _violation(generation.user, request=request)
+        # Links handed out before now must stop working too (S3's cannot be revoked).
+        transaction.on_commit(lambda: output_hide(generation.pk))
     return True
 
 
@@ -328,6 +343,7 @@ def output_restore(*, generation: Generation, moderator, reason: str = "", reque
             after={"served": True},
             request=request,
         )
+        transaction.on_commit(lambda: output_unhide(generation.pk))
     return True
 
 
