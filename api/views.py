@@ -7,6 +7,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
@@ -28,7 +29,7 @@ from moderation.models import TakeDown
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .models import ApiKey, Scope
 from .parsers import BoundedJSONParser
-from .problems import Problem
+from .problems import CONTENT_TYPE, Problem
 from .serializers import (
     EstimateSerializer,
     GenerationCreateSerializer,
@@ -131,9 +132,11 @@ def api_generation(user, pk) -> Generation:
 def _is_position(value: str) -> bool:
     try:
         moment = parse_datetime(value)
-    except ValueError:
+        if moment is not None and timezone.is_aware(moment):
+            moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return False
-    return moment is not None and 1970 <= moment.year <= 9998
+    return moment is not None
 
 
 def refusal(exc: InputError) -> Problem:
@@ -168,23 +171,25 @@ def _bad_parameter(name: str, message: str) -> Problem:
 def query_datetime(params, name: str) -> datetime | None:
     """An ISO 8601 query parameter as an aware UTC datetime, None if absent, else a 400.
 
-    Bounded to years 1970-9998: a year-1 or year-9999 value with an offset cannot be turned
-    into UTC (OverflowError) and no generation is outside that range anyway.
+    A moment too early or too late to convert to UTC (year 1 with a negative offset, year
+    9999 with a positive one: OverflowError, a 500 on PostgreSQL before) is clamped to the
+    earliest or latest UTC moment: every generation is after or before it all the same.
     """
-    raw = params.get(name)
-    if not raw:
+    if name not in params:
         return None
     try:
-        moment = parse_datetime(raw)
-        if moment is not None:
-            if timezone.is_naive(moment):
-                moment = timezone.make_aware(moment, UTC)
-            moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # well-formed but impossible, e.g. month 13
+        moment = parse_datetime(params[name])
+    except ValueError:  # well-formed but impossible, e.g. month 13
         moment = None
-    if moment is None or not 1970 <= moment.year <= 9998:
-        raise _bad_parameter(name, "Use ISO 8601 between 1970 and 9998, e.g. 2026-11-24T08:00:00Z.")
-    return moment
+    if moment is None:
+        raise _bad_parameter(name, "Use ISO 8601, e.g. 2026-11-24T08:00:00Z.")
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if moment.year < 5000 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 class GenerationPagination(CursorPagination):
@@ -233,7 +238,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
     def get_queryset(self):
         queryset = api_generations(self.request.user)
         params = self.request.query_params
-        if params.get("state"):
+        if "state" in params:  # present but empty is a mistake too
             states = params["state"].split(",")
             unknown = set(states) - set(State.values)
             if unknown:
@@ -278,6 +283,8 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     replay.response_body,
                     status=replay.response_status,
                     headers={"Idempotent-Replayed": "true"},
+                    # A replayed refusal is the same problem document as the first answer.
+                    content_type=CONTENT_TYPE if replay.response_status >= 400 else None,
                 )
         try:
             response = self._create(request)
@@ -542,6 +549,7 @@ class Account(ApiView):
         return Response(body)
 
 
+@csrf_exempt  # API clients send no CSRF token; a POST to a wrong path is a 404 too
 def unknown_path(request, *args, **kwargs):
     from .problems import CONTENT_TYPE, PROBLEM_TYPE_BASE, TITLES
 

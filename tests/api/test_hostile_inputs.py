@@ -25,18 +25,12 @@ LIST_CASES = [
     ("cursor malformed", f"{LIST}?cursor=garbage", "cursor"),  # was 404
     ("cursor bad bytes", f"{LIST}?cursor=%ff%fe", "cursor"),
     ("cursor forged p=", f"{LIST}?cursor={_cursor('p=not-a-date')}", "cursor"),  # was 500
-    ("cursor forged p= year 0", f"{LIST}?cursor={_cursor('p=0000-01-01')}", "cursor"),
     ("limit zero", f"{LIST}?limit=0", "limit"),  # was ignored
     ("limit word", f"{LIST}?limit=abc", "limit"),
     ("limit negative", f"{LIST}?limit=-1", "limit"),
     ("limit huge", f"{LIST}?limit={HUGE}", "limit"),
     ("limit unicode digits", f"{LIST}?limit=%D9%A3", "limit"),  # Arabic-Indic 3
-    ("created_after year 9999", f"{LIST}?created_after=9999-12-31T23:59:59Z", "created_after"),
-    (
-        "created_after year 1 with offset",  # was 500 on PostgreSQL (OverflowError)
-        f"{LIST}?created_after=0001-01-01T00:00:00-23:59",
-        "created_after",
-    ),
+    ("created_after empty", f"{LIST}?created_after=", "created_after"),
     ("created_after month 13", f"{LIST}?created_after=2026-13-01T00:00:00Z", "created_after"),
     ("created_before NUL", f"{LIST}?created_before=%00", "created_before"),
     ("created_before huge year", f"{LIST}?created_before=99999-01-01", "created_before"),
@@ -71,6 +65,26 @@ def _assert_problem(response, field: str):
     assert body["code"] == "invalid_input"
     # The field itself, or one of its items ("transitions.0").
     assert any(name == field or name.startswith(field + ".") for name in body["errors"]), body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        # was 500 on PostgreSQL: converting to UTC overflows (now clamped to the edge)
+        "created_after=0001-01-01T00:00:00%2B23:59",
+        "created_before=9999-12-31T23:59:59-23:59",
+        "created_after=9999-12-31T23:59:59Z",
+        f"cursor={_cursor('p=0001-01-01T00:00:00%2B23:59')}",
+    ],
+)
+def test_list_dates_at_the_edges_of_time(alice_api, query):
+    response = alice_api.get(f"{LIST}?{query}")
+    if "cursor" in query:
+        _assert_problem(response, "cursor")
+    else:
+        assert response.status_code == 200, response.content
+        assert response.json()["results"] == []
 
 
 @pytest.mark.django_db
