@@ -118,17 +118,21 @@ def exception_handler(exc, context):
     return None  # unexpected errors stay 500s, logged by Django
 
 
-def server_error(request, *args, **kwargs):
+def problem_json(status_code: int, code: str, detail: str):
+    """The same problem document as a plain Django response, for views outside DRF."""
     from django.http import JsonResponse
 
-    return JsonResponse(
-        {
-            "type": PROBLEM_TYPE_BASE + "server_error",
-            "title": TITLES["server_error"],
-            "status": 500,
-            "code": "server_error",
-            "detail": "Something went wrong on our side.",
-        },
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content_type=CONTENT_TYPE,
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": TITLES.get(code, code.replace("_", " ").capitalize()),
+        "status": status_code,
+        "code": code,
+        "detail": detail,
+    }
+    return JsonResponse(body, status=status_code, content_type=CONTENT_TYPE)
+
+
+def server_error(request, *args, **kwargs):
+    return problem_json(
+        status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side."
     )

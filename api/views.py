@@ -3,7 +3,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -29,7 +29,7 @@ from moderation.models import TakeDown
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .models import ApiKey, Scope
 from .parsers import BoundedJSONParser
-from .problems import CONTENT_TYPE, Problem
+from .problems import CONTENT_TYPE, Problem, problem_json
 from .serializers import (
     EstimateSerializer,
     GenerationCreateSerializer,
@@ -551,13 +551,4 @@ class Account(ApiView):
 
 @csrf_exempt  # API clients send no CSRF token; a POST to a wrong path is a 404 too
 def unknown_path(request, *args, **kwargs):
-    from .problems import CONTENT_TYPE, PROBLEM_TYPE_BASE, TITLES
-
-    body = {
-        "type": PROBLEM_TYPE_BASE + "not_found",
-        "title": TITLES["not_found"],
-        "status": 404,
-        "code": "not_found",
-        "detail": f"No API operation at {request.path}; see /api/docs/.",
-    }
-    return JsonResponse(body, status=404, content_type=CONTENT_TYPE)
+    return problem_json(404, "not_found", f"No API operation at {request.path}; see /api/docs/.")

@@ -221,13 +221,6 @@ def media_signed(request, token: str):
 
 
 def _media_problem(status: int, code: str, detail: str) -> JsonResponse:
-    from api.problems import CONTENT_TYPE, PROBLEM_TYPE_BASE, TITLES
+    from api.problems import problem_json
 
-    body = {
-        "type": PROBLEM_TYPE_BASE + code,
-        "title": TITLES[code],
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    return JsonResponse(body, status=status, content_type=CONTENT_TYPE)
+    return problem_json(status, code, detail)
