@@ -3,6 +3,8 @@ from django.utils import timezone
 
 from .models import Scope
 
+MAX_MONTHLY_CREDIT_CAP = 1_000_000_000
+
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(
@@ -16,8 +18,13 @@ class ApiKeyForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="Optional; the key stops working then.",
     )
+    # The column is a PositiveIntegerField: without a maximum, a 40-digit cap reached the
+    # database and failed there (OverflowError, a 500).
     monthly_credit_cap = forms.IntegerField(
-        required=False, min_value=1, help_text="Optional; credits this key may spend per month."
+        required=False,
+        min_value=1,
+        max_value=MAX_MONTHLY_CREDIT_CAP,
+        help_text="Optional; credits this key may spend per month.",
     )
 
     def clean_expires_at(self):

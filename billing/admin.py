@@ -4,6 +4,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
+from core.admin_dates import BoundedDateHierarchyAdmin
 
 from . import services
 from .errors import LedgerError
@@ -139,7 +140,7 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(BoundedDateHierarchyAdmin, ReadOnlyAdmin):
     list_display = ["created_at", "account", "kind", "monthly", "purchased", "amount", "actor"]
     list_filter = ["kind"]
     search_fields = ["account__user__email", "idempotency_key", "reason"]

@@ -2,9 +2,17 @@ from django import forms
 
 from . import plans
 
+MAX_ADJUST = 1_000_000_000
+
 
 class AdjustCreditsForm(forms.Form):
-    amount = forms.IntegerField(help_text="Credits to add (positive) or take away (negative)")
+    # Bounded: an unbounded number reached the BigIntegerField ledger and overflowed (a 500);
+    # a billion credits is far beyond any real grant.
+    amount = forms.IntegerField(
+        min_value=-MAX_ADJUST,
+        max_value=MAX_ADJUST,
+        help_text="Credits to add (positive) or take away (negative)",
+    )
     bucket = forms.ChoiceField(
         choices=[("purchased", "Purchased (never expire)"), ("monthly", "Monthly (expire)")],
         initial="purchased",

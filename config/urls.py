@@ -11,8 +11,8 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin_login"),  # before admin's own login view
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("api/", include("restapi.urls")),
     path("api/", include("api.urls")),
+    path("api/", include("restapi.urls")),  # last under /api/: it answers unknown paths
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("webhooks/fal/", fal_webhook, name="fal_webhook"),

@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from core.admin_dates import BoundedDateHierarchyAdmin
 from core.models import AuditEntry
 from moderation import services
 from moderation.models import (
@@ -211,7 +212,7 @@ class Decisions:
         return TemplateResponse(request, "desk/decide.html", context)
 
 
-class _GenerationQueue(ModeratorOnly, admin.ModelAdmin):
+class _GenerationQueue(ModeratorOnly, BoundedDateHierarchyAdmin):
     list_per_page = 25
     search_fields = ["id", "user__email", "prompt"]
     date_hierarchy = "created_at"
@@ -511,7 +512,7 @@ def _top_reason(generation) -> str:
 
 
 @admin.register(ModerationCase)
-class ModerationCaseAdmin(ModeratorOnly, admin.ModelAdmin):
+class ModerationCaseAdmin(ModeratorOnly, BoundedDateHierarchyAdmin):
     list_display = ["created_at", "generation", "user", "status", "category", "source"]
     list_filter = ["status", "category", "source", "action"]
     search_fields = ["generation__id", "user__email", "detail", "prompt"]
@@ -521,7 +522,7 @@ class ModerationCaseAdmin(ModeratorOnly, admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(ModeratorOnly, admin.ModelAdmin):
+class ReportAdmin(ModeratorOnly, BoundedDateHierarchyAdmin):
     list_display = ["created_at", "generation", "reporter", "reason", "times", "status"]
     list_filter = ["status", "reason"]
     search_fields = ["generation__id", "reporter__email", "details"]
@@ -630,7 +631,7 @@ def _csv_safe(value) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(BoundedDateHierarchyAdmin):
     """Read-only for everyone: no add, no change, no delete, whatever the permissions say."""
 
     list_display = ["created_at", "actor_label", "action", "target_type", "target_repr", "ip"]

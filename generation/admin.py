@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from core.admin_dates import BoundedDateHierarchyAdmin
+
 from .models import Generation, GenerationInput
 
 
@@ -11,7 +13,7 @@ class InputInline(admin.TabularInline):
 
 
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(BoundedDateHierarchyAdmin):
     list_display = [
         "id",
         "user",

@@ -33,7 +33,9 @@ from django.utils.http import content_disposition_header, quote_etag
 
 SALT = "generation.delivery.media"
 STREAM_CHUNK = 64 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 19 digits a side (any file's size fits): a 5,000-digit position made int() raise
+# ValueError (Python's int max str digits), a 500; a longer one is a malformed header, ignored.
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 
 
 def is_s3(storage=default_storage) -> bool:
@@ -50,10 +52,25 @@ class SignedFile:
     content_type: str
     filename: str  # the name a download is saved under; "" for inline files
     download: bool
+    # The generation whose output this is (checked for a take-down on every request); None
+    # for inputs, which stay visible to their owner.
+    generation_id: str | None = None
 
 
-def signed_url(name: str, *, content_type: str, filename: str = "", download: bool = False) -> str:
-    """A URL that serves the stored file `name` for SIGNED_URL_TTL seconds, to whoever has it."""
+def signed_url(
+    name: str,
+    *,
+    content_type: str,
+    filename: str = "",
+    download: bool = False,
+    generation_id=None,
+) -> str:
+    """A URL that serves the stored file `name` for SIGNED_URL_TTL seconds, to whoever has it.
+
+    generation_id: the output's generation, so the filesystem view refuses the link as soon as
+    moderators take it down. A presigned S3 URL cannot be revoked: output_take_down hides the
+    object instead (media.output_hide), and SIGNED_URL_TTL keeps such links short-lived.
+    """
     disposition = content_disposition_header(download, filename or None) or "inline"
     if is_s3():
         return default_storage.url(
@@ -67,7 +84,10 @@ def signed_url(name: str, *, content_type: str, filename: str = "", download: bo
         )
     # Not compressed: zlib saves nothing on a payload this small, and a listing makes two
     # links per row. verify_token reads compressed tokens too.
-    token = signing.dumps({"n": name, "t": content_type, "f": filename, "d": download}, salt=SALT)
+    payload = {"n": name, "t": content_type, "f": filename, "d": download}
+    if generation_id is not None:
+        payload["g"] = str(generation_id)
+    token = signing.dumps(payload, salt=SALT)
     return _signed_view_url(token)
 
 
@@ -101,7 +121,11 @@ def verify_token(token: str) -> SignedFile:
     except signing.BadSignature:
         raise BadToken("This media link is not valid.") from None
     return SignedFile(
-        name=data["n"], content_type=data["t"], filename=data["f"], download=data["d"]
+        name=data["n"],
+        content_type=data["t"],
+        filename=data["f"],
+        download=data["d"],
+        generation_id=data.get("g"),
     )
 
 

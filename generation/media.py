@@ -217,3 +217,56 @@ def delete_quietly(*names: str) -> None:
                 default_storage.delete(name)
         except Exception:  # OSError on disk, botocore's ClientError on S3
             log.exception("could not delete %s", name)
+
+
+HIDDEN_PREFIX = "taken-down/"
+
+
+def output_hide(generation_id) -> None:
+    """Move a taken-down generation's video and poster to other names, so that links signed
+    before the take-down (S3 presigned URLs cannot be revoked) find nothing. The row follows
+    the files, so moderators still see them; output_unhide moves them back."""
+    _output_move(generation_id, lambda name: HIDDEN_PREFIX + name, hidden=False)
+
+
+def output_unhide(generation_id) -> None:
+    _output_move(generation_id, lambda name: name.removeprefix(HIDDEN_PREFIX), hidden=True)
+
+
+def _output_move(generation_id, rename, *, hidden: bool) -> None:
+    from .models import Generation
+
+    row = Generation.objects.filter(pk=generation_id).values("output", "poster").first()
+    if row is None:
+        return
+    moves = {
+        field: (name, rename(name))
+        for field, name in row.items()
+        if name and name.startswith(HIDDEN_PREFIX) == hidden
+    }
+    for old, new in moves.values():
+        _move_file(old, new)
+    if moves:
+        Generation.objects.filter(
+            pk=generation_id, **{f: old for f, (old, _) in moves.items()}
+        ).update(**{f: new for f, (_, new) in moves.items()})
+        delete_quietly(*(old for old, _ in moves.values()))
+
+
+def _move_file(old: str, new: str) -> None:
+    """Copy `old` to `new` in default_storage (server-side on S3, a link on disk)."""
+    from .delivery import is_s3
+
+    if is_s3(default_storage):
+        storage = default_storage
+        bucket = storage.bucket
+        bucket.copy(
+            {"Bucket": bucket.name, "Key": storage._normalize_name(old)},
+            storage._normalize_name(new),
+        )
+        return
+    source, target = default_storage.path(old), default_storage.path(new)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.exists(target):
+        os.unlink(target)
+    os.link(source, target)

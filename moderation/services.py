@@ -17,11 +17,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.audit import audit_record
 from core.models import AuditAction
+from generation.delivery import SignedFile
+from generation.media import output_hide, output_unhide
 from generation.models import Generation, State
 
 from . import openai_check, rules
@@ -74,10 +76,32 @@ def user_is_suspended(user) -> bool:
     return UserStanding.objects.filter(user_id=user.pk, suspended_at__isnull=False).exists()
 
 
+def remake_of_taken_down(*, user, endpoint_id: str, prompt: str, seed: int) -> bool:
+    """Whether this user's request would remake one of their taken-down videos: the same
+    endpoint, prompt and seed give the same video (an HD re-render or a create through the
+    API with the seed copied from the original)."""
+    return TakeDown.objects.filter(
+        generation__user=user,
+        generation__endpoint_id=endpoint_id,
+        generation__prompt=prompt,
+        generation__seed=seed,
+    ).exists()
+
+
 def output_is_taken_down(generation) -> bool:
     """True when moderators took this output down: serve it to moderators only."""
     pk = getattr(generation, "pk", generation)
     return TakeDown.objects.filter(generation_id=pk).exists()
+
+
+def signed_link_taken_down(signed: SignedFile) -> bool:
+    """Whether the file is the output or poster of a taken-down generation (one indexed
+    lookup). Links signed before tokens named their generation are looked up by file name."""
+    if signed.generation_id is not None:
+        return TakeDown.objects.filter(generation_id=signed.generation_id).exists()
+    return TakeDown.objects.filter(
+        Q(generation__output=signed.name) | Q(generation__poster=signed.name)
+    ).exists()
 
 
 def is_moderator(user) -> bool:
@@ -157,6 +181,8 @@ def output_take_down(
             ],
             path=generation.get_absolute_url(),
         )
+        # Links handed out before now must stop working too (S3's cannot be revoked).
+        transaction.on_commit(lambda: output_hide(generation.pk))
     return True
 
 
@@ -181,6 +207,7 @@ def output_restore(*, generation: Generation, moderator, reason: str = "", reque
             lines=["A moderator looked at your video again and restored it."],
             path=generation.get_absolute_url(),
         )
+        transaction.on_commit(lambda: output_unhide(generation.pk))
     return True
 
 

@@ -5,8 +5,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-PROBLEM_TYPE_BASE = "https://promptreel.example/problems/"
-CONTENT_TYPE = "application/problem+json"
+from core.problems import CONTENT_TYPE, PROBLEM_TYPE_BASE, TITLES, problem_json  # noqa: F401
 
 
 class Problem(exceptions.APIException):
@@ -21,23 +20,6 @@ class Problem(exceptions.APIException):
         self.errors = errors or {}
         self.extra = extra
 
-
-TITLES = {
-    "invalid_input": "The request has invalid input",
-    "unauthenticated": "Authentication required",
-    "forbidden": "Not allowed",
-    "not_found": "Not found",
-    "method_not_allowed": "Method not allowed",
-    "unsupported_media_type": "Unsupported media type",
-    "rate_limited": "Too many requests",
-    "insufficient_credits": "Not enough credits",
-    "plan_limit": "Your plan does not allow this",
-    "moderation_blocked": "Refused by the content policy",
-    "idempotency_conflict": "A request with this Idempotency-Key is still running",
-    "idempotency_mismatch": "The Idempotency-Key was used with a different request",
-    "conflict": "Conflict",
-    "server_error": "Internal error",
-}
 
 _DRF_CODES = {
     exceptions.ValidationError: ("invalid_input", 400),
@@ -110,21 +92,14 @@ def exception_handler(exc, context):
                 general = errors.pop("non_field_errors", None) or errors.pop("", None)
                 detail = general or "Some fields are invalid: " + ", ".join(errors) + "."
                 return problem_response(status_code, code, detail, errors=errors, headers=headers)
-            return problem_response(status_code, code, str(exc.detail), headers=headers)
+            errors = {"body": str(exc.detail)} if isinstance(exc, exceptions.ParseError) else None
+            return problem_response(
+                status_code, code, str(exc.detail), errors=errors, headers=headers
+            )
     return None  # unexpected errors stay 500s, logged by Django
 
 
 def server_error(request, *args, **kwargs):
-    from django.http import JsonResponse
-
-    return JsonResponse(
-        {
-            "type": PROBLEM_TYPE_BASE + "server_error",
-            "title": TITLES["server_error"],
-            "status": 500,
-            "code": "server_error",
-            "detail": "Something went wrong on our side.",
-        },
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content_type=CONTENT_TYPE,
+    return problem_json(
+        status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side."
     )

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
@@ -21,4 +21,7 @@ urlpatterns = [
     path("v1/estimate", views.Estimate.as_view(), name="api_estimate"),
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
+    # Last: any other path under /api/ (a typo, an id that is not a UUID) is a problem+json
+    # 404 like the API's own, not the site's HTML page.
+    re_path(r"^", views.unknown_path, name="api_unknown_path"),
 ]

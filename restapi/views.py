@@ -1,13 +1,17 @@
+from datetime import UTC, datetime
 from functools import cache
 
 from django.conf import settings
 from django.db import connection
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,7 +30,8 @@ from workflows.generations import generation_cancel, generation_create, key_spen
 from workflows.lifecycle import Actor
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
-from .problems import Problem
+from .parsers import BoundedJSONParser
+from .problems import CONTENT_TYPE, Problem, problem_json
 from .serializers import (
     EstimateSerializer,
     GenerationCreateSerializer,
@@ -73,8 +78,11 @@ def output_urls(request):
             generation.output.name,
             content_type="video/mp4",
             filename=f"promptreel-{generation.pk}.mp4",
+            generation_id=generation.pk,
         )
-        poster = signed_url(generation.poster.name, content_type="image/jpeg")
+        poster = signed_url(
+            generation.poster.name, content_type="image/jpeg", generation_id=generation.pk
+        )
         return {
             "video_url": request.build_absolute_uri(video),
             "poster_url": request.build_absolute_uri(poster),
@@ -123,6 +131,16 @@ def api_generation(user, pk) -> Generation:
     raise Http404("No generation matches the given query.")
 
 
+def _is_position(value: str) -> bool:
+    try:
+        moment = parse_datetime(value)
+        if moment is not None and timezone.is_aware(moment):
+            moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return False
+    return moment is not None
+
+
 def refusal(exc: InputError) -> Problem:
     """generation_create's refusals → problem details with their stable codes.
 
@@ -143,11 +161,72 @@ def refusal(exc: InputError) -> Problem:
     )
 
 
+def _bad_parameter(name: str, message: str) -> Problem:
+    return Problem(
+        status_code=400,
+        code="invalid_input",
+        detail=f"{name}: {message}",
+        errors={name: message},
+    )
+
+
+def query_datetime(params, name: str) -> datetime | None:
+    """An ISO 8601 query parameter as an aware UTC datetime, None if absent, else a 400.
+
+    A moment too early or too late to convert to UTC (year 1 with a negative offset, year
+    9999 with a positive one: OverflowError, a 500 on PostgreSQL before) is clamped to the
+    earliest or latest UTC moment: every generation is after or before it all the same.
+    """
+    if name not in params:
+        return None
+    try:
+        moment = parse_datetime(params[name])
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        moment = None
+    if moment is None:
+        raise _bad_parameter(name, "Use ISO 8601, e.g. 2026-11-24T08:00:00Z.")
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if moment.year < 5000 else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
 class GenerationPagination(CursorPagination):
     ordering = "-created_at"
     page_size = 20
     max_page_size = 100
     page_size_query_param = "limit"
+
+    def get_page_size(self, request):
+        # DRF ignores a bad limit silently; a client asking for 0 or "abc" has a bug to fix.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise _bad_parameter(
+                self.page_size_query_param,
+                f"Use a whole number from 1 to {self.max_page_size}.",
+            )
+        return int(raw)
+
+    def decode_cursor(self, request):
+        """DRF's decoding, with a malformed cursor a 400 (DRF: 404) and its position checked:
+        a forged `p=` that is not a date-time would reach the query and fail there (a 500)."""
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            cursor = None
+            valid = False
+        else:
+            valid = cursor is None or cursor.position is None or _is_position(cursor.position)
+        if not valid:
+            raise _bad_parameter(
+                self.cursor_query_param, "Not a cursor from a previous page; use next or previous."
+            )
+        return cursor
 
 
 class GenerationListCreate(ApiView, generics.ListAPIView):
@@ -155,13 +234,13 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
 
     serializer_class = GenerationSerializer
     pagination_class = GenerationPagination
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     required_scopes = {"GET": Scope.GENERATIONS_READ, "POST": Scope.GENERATIONS_WRITE}
 
     def get_queryset(self):
         queryset = api_generations(self.request.user)
         params = self.request.query_params
-        if params.get("state"):
+        if "state" in params:  # present but empty is a mistake too
             states = params["state"].split(",")
             unknown = set(states) - set(State.values)
             if unknown:
@@ -173,25 +252,15 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 )
             queryset = queryset.filter(state__in=states)
         if params.get("endpoint"):
+            if len(params["endpoint"]) > 200 or "\x00" in params["endpoint"]:
+                raise _bad_parameter("endpoint", "Use an endpoint id from GET /models.")
             queryset = queryset.filter(endpoint_id=params["endpoint"])
         for name, lookup in (
             ("created_after", "created_at__gte"),
             ("created_before", "created_at__lt"),
         ):
-            if params.get(name):
-                from django.utils.dateparse import parse_datetime
-
-                try:
-                    moment = parse_datetime(params[name])
-                except ValueError:  # well-formed but impossible, e.g. month 13
-                    moment = None
-                if moment is None:
-                    raise Problem(
-                        status_code=400,
-                        code="invalid_input",
-                        detail=f"{name} is not a date-time.",
-                        errors={name: "Use ISO 8601, e.g. 2026-11-24T08:00:00Z."},
-                    )
+            moment = query_datetime(params, name)
+            if moment is not None:
                 queryset = queryset.filter(**{lookup: moment})
         return queryset
 
@@ -216,6 +285,8 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     replay.response_body,
                     status=replay.response_status,
                     headers={"Idempotent-Replayed": "true"},
+                    # A replayed refusal is the same problem document as the first answer.
+                    content_type=CONTENT_TYPE if replay.response_status >= 400 else None,
                 )
         try:
             response = self._create(request)
@@ -473,3 +544,8 @@ class Account(ApiView):
                 "spent_this_month": key_spend_this_month(request.auth),
             }
         return Response(body)
+
+
+@csrf_exempt  # API clients send no CSRF token; a POST to a wrong path is a 404 too
+def unknown_path(request, *args, **kwargs):
+    return problem_json(404, "not_found", f"No API operation at {request.path}; see /api/docs/.")

@@ -6,15 +6,16 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from billing.hd import hd_version
 from core.errors import InputError
+from core.problems import problem_json
 from core.safe_fetch import FetchRefused
 from generation import catalogue, delivery, drafts, media
 from generation.models import Generation, State
 from generation.progress import progress_of
-from moderation.services import is_moderator, output_is_taken_down
+from moderation.services import is_moderator, output_is_taken_down, signed_link_taken_down
 from workflows.circuit import PAUSED_NOTICE, provider_paused
 from workflows.generations import (
     generation_cancel,
@@ -280,26 +281,41 @@ def media_file(request, pk, kind: str):
     shown = (State.SUCCEEDED, State.HELD) if moderator else (State.SUCCEEDED,)
     if generation.state not in shown and kind != "input":
         raise Http404("Not available")
-    if kind != "input" and not moderator and output_is_taken_down(generation):
+    if kind != "input" and output_is_taken_down(generation):
+        if moderator:  # their own view serves it, taken down or not
+            return redirect("moderation_media", pk=generation.pk, kind=kind)
         raise Http404("Taken down by moderators")
     url = delivery.signed_url(
-        field.name, content_type=content_type, filename=filename, download=download
+        field.name,
+        content_type=content_type,
+        filename=filename,
+        download=download,
+        generation_id=generation.pk if kind != "input" else None,
     )
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = "private, no-store"
     return response
 
 
-@require_GET
+@require_safe
 def media_signed(request, token: str):
-    """Serve a stored file named by a signed token (filesystem storage only), with Range."""
+    """Serve a stored file named by a signed token (filesystem storage only), with Range.
+
+    API clients follow these links, so refusals are problem details like the API's. The
+    take-down is checked on every request: a link handed out before it stops working at once.
+    """
     try:
         signed = delivery.verify_token(token)
     except delivery.BadToken as exc:
-        return HttpResponse(exc.message, status=403, content_type="text/plain")
+        return problem_json(403, "forbidden", exc.message)
     if delivery.is_s3():
-        raise Http404("Files are served from the bucket")
-    return delivery.file_response(request, signed)
+        return problem_json(404, "not_found", "Files are served from the bucket.")
+    if signed_link_taken_down(signed):
+        return problem_json(404, "not_found", "Taken down by moderators.")
+    try:
+        return delivery.file_response(request, signed)
+    except Http404 as exc:
+        return problem_json(404, "not_found", str(exc))
 
 
 @login_required

@@ -25,7 +25,14 @@ from generation import catalogue
 from generation.backends import ProviderError, get_backend
 from generation.images import ImageRejected, clean_image
 from generation.models import Generation, GenerationInput, State, Tier
-from moderation.services import prompt_check, user_flag, user_is_suspended
+from moderation.services import (
+    TAKEN_DOWN_ERROR_CODE,
+    output_is_taken_down,
+    prompt_check,
+    remake_of_taken_down,
+    user_flag,
+    user_is_suspended,
+)
 
 from .lifecycle import Actor, generation_move
 from .pipeline import enqueue_submit
@@ -37,6 +44,19 @@ SEED_LIMIT = 2**32
 # Creates that find the account changed since their quote roll back and quote again; the last
 # ones quote under the account lock (billing.holds).
 HOLD_ATTEMPTS, LOCKED_ATTEMPTS = 4, 2
+
+
+class TakenDownRemake(InputError):
+    code = TAKEN_DOWN_ERROR_CODE
+    http_status = 403
+
+    def __init__(self):
+        super().__init__(
+            {
+                "seed": "Moderators took down the video these inputs and seed make; "
+                "it cannot be rendered again (in HD or otherwise)."
+            }
+        )
 
 
 class AccountSuspended(InputError):
@@ -84,6 +104,11 @@ def generation_create(
         seed = secrets.randbelow(SEED_LIMIT)
     elif not 0 <= seed < SEED_LIMIT:
         raise InputError({"seed": f"Must be a whole number from 0 to {SEED_LIMIT - 1}."})
+    elif remake_of_taken_down(
+        user=user, endpoint_id=valid.endpoint.id, prompt=valid.prompt, seed=seed
+    ) or (rerender_of is not None and output_is_taken_down(rerender_of)):
+        # A given seed remakes a video: never one that moderators took down.
+        raise TakenDownRemake()
     try:
         price = catalogue.price_of(valid)
     except catalogue.PriceUnknown as exc:

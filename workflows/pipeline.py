@@ -17,6 +17,7 @@ from django_q.conf import Conf
 from core.queueing import enqueue
 from generation import media
 from generation.backends import Completed, ProviderError, get_backend
+from generation.leases import heartbeat
 from generation.models import TERMINAL, Generation, State
 from generation.polling import next_poll_at, poll_delay, retry_delay
 from moderation.output_check import output_check, provider_refusal, wants_frames
@@ -34,10 +35,14 @@ from .output_holds import output_hold
 
 log = logging.getLogger(__name__)
 
-# A finalize that has not finished after this long is taken to have died, and is run again.
-# Longer than the slowest download (fal.DOWNLOAD_TIMEOUT) plus probing, so a finalize that is
-# still working is never taken for dead.
-FINALIZE_LEASE = timedelta(minutes=15)
+# A finalize holds the row by its next_check_at, a lease its process renews every
+# FINALIZE_BEAT_SECONDS while it copies and probes (generation/leases.py). A lease not renewed
+# for FINALIZE_LEASE means the finalize died (on Redis its task is then lost): the tracker
+# queues it again then. A live finalize renews for at most FINALIZE_LONGEST, the slowest copy
+# (fal.DOWNLOAD_TIMEOUT, 10 min) plus probing and saving.
+FINALIZE_LEASE = timedelta(seconds=30)
+FINALIZE_BEAT_SECONDS = 5.0
+FINALIZE_LONGEST = timedelta(minutes=12)
 
 
 def webhook_url_for(generation: Generation) -> str | None:
@@ -388,33 +393,47 @@ def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> 
     generation = Generation.objects.get(pk=generation_id)
     backend = get_backend(generation.backend)
     completed = None
-    try:
-        if generation.provider_output_url:
-            # The webhook carried the output: no need to ask fal for it again.
-            completed = Completed(video_url=generation.provider_output_url)
-        else:
-            completed = backend.result(generation)
-        with backend.open_video(completed) as chunks:
-            stored = media.store_video(
-                generation, chunks, declared_type=completed.content_type, frames=wants_frames()
-            )
-    except ProviderError as exc:
-        if exc.retryable:
-            # The next try downloads from the link it already has (fal's results expire).
-            known = {"provider_output_url": completed.video_url} if completed else {}
-            Generation.objects.filter(pk=generation_id, state=State.FINALIZING).update(
-                next_check_at=now + retry_delay(generation.attempts + 1), **known
+    held = {"until": held_until}
+
+    def renew() -> bool:
+        until = timezone.now() + FINALIZE_LEASE
+        renewed = Generation.objects.filter(
+            pk=generation_id, state=State.FINALIZING, next_check_at=held["until"]
+        ).update(next_check_at=until)
+        if renewed:
+            held["until"] = until
+        return bool(renewed)
+
+    with heartbeat(renew, every=FINALIZE_BEAT_SECONDS, longest=FINALIZE_LONGEST.total_seconds()):
+        try:
+            if generation.provider_output_url:
+                # The webhook carried the output: no need to ask fal for it again.
+                completed = Completed(video_url=generation.provider_output_url)
+            else:
+                completed = backend.result(generation)
+            with backend.open_video(completed) as chunks:
+                stored = media.store_video(
+                    generation, chunks, declared_type=completed.content_type, frames=wants_frames()
+                )
+        except ProviderError as exc:
+            if exc.retryable:
+                # The next try downloads from the link it already has (fal's results expire).
+                known = {"provider_output_url": completed.video_url} if completed else {}
+                Generation.objects.filter(pk=generation_id, state=State.FINALIZING).update(
+                    next_check_at=now + retry_delay(generation.attempts + 1), **known
+                )
+                return False
+            generation_fail(
+                generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
             )
             return False
-        generation_fail(
-            generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
-        )
-        return False
-    except media.BadVideo as exc:
-        generation_fail(
-            generation_id=generation_id, code="malformed_result", message=str(exc), actor=actor
-        )
-        return False
+        except media.BadVideo as exc:
+            generation_fail(
+                generation_id=generation_id, code="malformed_result", message=str(exc), actor=actor
+            )
+            return False
+        # Still under the lease: the check may wait on OpenAI (moderation.output_check).
+        decision = output_check(frames=stored.frames)
     kept = dict(
         output=stored.video_name,
         poster=stored.poster_name,
@@ -429,14 +448,13 @@ def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> 
         # The provider's link was only a fallback until our copy existed; it expires anyway.
         provider_output_url="",
     )
-    decision = output_check(frames=stored.frames)
     if not decision.allowed:
         # Kept but not shown: held (credits still held) until a moderator approves or rejects.
         output_hold(
             generation_id=generation_id,
             decision=decision,
             actor=actor,
-            where={"next_check_at": held_until},
+            where={"next_check_at": held["until"]},
             **kept,
         )
         return False
@@ -445,7 +463,7 @@ def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> 
         generation_id=generation_id,
         to=State.SUCCEEDED,
         actor=actor,
-        where={"next_check_at": held_until},
+        where={"next_check_at": held["until"]},
         **kept,
     )
     # Not succeeded: the finalize that took over writes (and keeps) the same names, or the

@@ -21,10 +21,21 @@ from django.core.files.storage import default_storage
 
 from core.queueing import enqueue
 
+from ..leases import heartbeat
 from ..render import RenderSpec, frame_size, nearest_aspect_ratio, render_video
 from .base import Completed, Progress, ProviderError, Submitted
 
 CHUNK = 1024 * 1024
+# A render renews its lease (the `rendering` marker's mtime) every RENDER_BEAT_SECONDS; one
+# not renewed for RENDER_LEASE_SECONDS died with its worker (SIGKILL, OOM: on Redis the task
+# is then lost) and the next status poll queues it again. Five missed beats, so a busy
+# machine never takes a live render for dead.
+RENDER_BEAT_SECONDS = 2.0
+RENDER_LEASE_SECONDS = 10.0
+# A render not started this long after its queue time is over was lost with the broker's
+# message (or waits behind others): queue it again, at most once per this many seconds. A
+# duplicate is harmless, the marker lets one of them render.
+RENDER_PICKUP_SECONDS = 30.0
 
 
 class LocalBackend:
@@ -99,7 +110,33 @@ class LocalBackend:
         if (folder / "output.mp4").exists():
             metrics = json.loads((folder / "metrics.json").read_text())
             return Progress("completed", metrics=metrics)
+        self._redo_if_lost(generation.provider_request_id, job)
         return Progress("in_progress", logs=[{"message": "Rendering offline"}])
+
+    def _redo_if_lost(self, request_id: str, job: dict) -> None:
+        """Queue the render again if its task was lost: never started, or its lease ran out."""
+        folder = self.job_dir(request_id)
+        now = time.time()
+        try:
+            silent = now - (folder / "rendering").stat().st_mtime
+        except FileNotFoundError:
+            silent = None
+        if silent is None:
+            waited = now - job["submitted_at"] - job["queue_seconds"]
+            requeued = folder / "requeued"
+            last = requeued.stat().st_mtime if requeued.exists() else job["submitted_at"]
+            if waited < RENDER_PICKUP_SECONDS or now - last < RENDER_PICKUP_SECONDS:
+                return
+            requeued.touch()
+        elif silent > RENDER_LEASE_SECONDS:
+            try:
+                # Atomic: of the pollers that saw the stale lease, one takes it over.
+                (folder / "rendering").rename(folder / f"rendering.lost-{uuid.uuid4().hex}")
+            except FileNotFoundError:
+                return
+        else:
+            return
+        enqueue("generation.tasks.local_render", request_id, task_name=f"render {request_id}")
 
     def result(self, generation) -> Completed:
         path = self.job_dir(generation.provider_request_id) / "output.mp4"
@@ -137,16 +174,29 @@ def render_job(request_id: str) -> bool:
     folder = LocalBackend.job_dir(request_id)
     if (folder / "canceled").exists() or (folder / "output.mp4").exists():
         return False
+    marker = folder / "rendering"
     try:
         # Creating the marker is atomic, so of all the processes that try, one renders.
-        os.close(os.open(folder / "rendering", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
+    os.write(handle, str(os.getpid()).encode())  # who renders it, for an operator
+    os.close(handle)
     job = json.loads((folder / "job.json").read_text())
     started = time.monotonic()
-    partial = folder / "output.part.mp4"
+    # Our own partial file: a render taken for dead may still be writing its own.
+    partial = folder / f"output.{uuid.uuid4().hex}.part.mp4"
+
+    def renew() -> bool:
+        try:
+            os.utime(marker)
+        except FileNotFoundError:
+            return False  # taken over by a new render (we were thought dead)
+        return True
+
     try:
-        render_video(RenderSpec(**job["spec"]), str(partial))
+        with heartbeat(renew, every=RENDER_BEAT_SECONDS, longest=settings.Q_CLUSTER["timeout"]):
+            render_video(RenderSpec(**job["spec"]), str(partial))
     except Exception as exc:
         (folder / "error.txt").write_text(f"The offline renderer failed: {exc}")
         raise

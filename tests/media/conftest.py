@@ -14,6 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from config.settings import s3_storage_options
 from generation import media
+from tests.api.conftest import alice_key  # noqa: F401 - API clients of the media tests
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

@@ -10,8 +10,10 @@ from django.test import Client
 from django.urls import reverse
 
 from generation import delivery
-from generation.media import store_video
-from generation.models import Generation, State
+from generation.media import HIDDEN_PREFIX, store_video
+from generation.models import Generation, State, Tier
+from moderation.services import output_restore, output_take_down
+from tests.api.conftest import client_with
 from tests.factories import GenerationFactory, UserFactory
 from tests.support.media import png_bytes, upload
 
@@ -214,3 +216,94 @@ def test_stored_names_are_never_overwritten(storage):
     second = default_storage.save("inputs/1/same.jpg", __import__("io").BytesIO(b"two"))
     assert first != second
     assert stored_bytes(first) == b"one" and stored_bytes(second) == b"two"
+
+
+# --- a take-down ends access at once: old signed links, HD re-renders, remakes ------------
+
+
+@pytest.fixture
+def moderator(db):
+    return UserFactory(email="mod@example.com", is_staff=True, is_superuser=True)
+
+
+def take_down(generation, moderator, capture):
+    with capture(execute=True):  # the objects are hidden once the take-down is committed
+        assert output_take_down(generation=generation, moderator=moderator, reason="gore")
+
+
+def test_links_signed_before_the_take_down_stop_working(
+    storage, alice_client, clip, moderator, django_capture_on_commit_callbacks
+):
+    video = alice_client.get(media_url(clip, "video"))["Location"]
+    poster = alice_client.get(media_url(clip, "poster"))["Location"]
+    assert follow(video)[0] == 200 and follow(poster)[0] == 200
+    take_down(clip, moderator, django_capture_on_commit_callbacks)
+    # Refused (filesystem: the view checks; S3: the object is no longer under that key).
+    for link in (video, poster):
+        assert follow(link)[0] in (403, 404)
+    assert alice_client.get(media_url(clip, "video")).status_code == 404
+    clip.refresh_from_db()
+    assert clip.output.name.startswith(HIDDEN_PREFIX)
+    assert default_storage.exists(clip.output.name)  # kept for moderators and an appeal
+
+
+def test_api_links_signed_before_the_take_down_stop_working(
+    alice_key, clip, moderator, django_capture_on_commit_callbacks
+):
+    api = client_with(alice_key[1])
+    body = api.get(f"/api/v1/generations/{clip.pk}").json()
+    link = body["output"]["video_url"].removeprefix("http://testserver")
+    assert follow(link)[0] == 200
+    take_down(clip, moderator, django_capture_on_commit_callbacks)
+    assert api.get(f"/api/v1/generations/{clip.pk}").json()["output"] is None
+    status, headers, _ = follow(link)
+    assert status == 404
+
+
+def test_a_restore_brings_the_files_back(
+    storage, alice_client, clip, moderator, django_capture_on_commit_callbacks
+):
+    name = clip.output.name
+    take_down(clip, moderator, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert output_restore(generation=clip, moderator=moderator)
+    clip.refresh_from_db()
+    assert clip.output.name == name
+    assert follow(alice_client.get(media_url(clip, "video"))["Location"])[0] == 200
+
+
+def test_moderators_still_see_a_taken_down_clip(
+    clip, moderator, client, django_capture_on_commit_callbacks
+):
+    take_down(clip, moderator, django_capture_on_commit_callbacks)
+    client.force_login(moderator)
+    response = client.get(media_url(clip, "video"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("moderation_media", args=[clip.pk, "video"])
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_no_hd_render_of_a_taken_down_clip(
+    alice_client, clip, moderator, django_capture_on_commit_callbacks
+):
+    Generation.objects.filter(pk=clip.pk).update(tier=Tier.PREVIEW, resolution="720p")
+    take_down(clip, moderator, django_capture_on_commit_callbacks)
+    response = alice_client.post(reverse("billing_render_hd", args=[clip.pk]), follow=True)
+    assert b"cannot be rendered again" in response.content
+    assert Generation.objects.count() == 1
+
+
+def test_no_remake_of_a_taken_down_clip_through_the_api(
+    alice_key, clip, moderator, django_capture_on_commit_callbacks
+):
+    take_down(clip, moderator, django_capture_on_commit_callbacks)
+    api = client_with(alice_key[1])
+    same = {"endpoint": clip.endpoint_id, "prompt": clip.prompt, "seed": clip.seed}
+    for resolution in ("720p", "1080p"):
+        response = api.post("/api/v1/generations", {**same, "resolution": resolution}, "json")
+        assert response.status_code == 403, response.content
+        assert response.json()["code"] == "moderation_taken_down"
+        assert "seed" in response.json()["errors"]
+    # Another seed is another video: allowed.
+    response = api.post("/api/v1/generations", {**same, "seed": clip.seed + 1}, "json")
+    assert response.status_code == 201, response.content

@@ -77,3 +77,33 @@ def output_of(log_dir: Path) -> str:
     return "\n".join(
         path.read_text(errors="replace") for path in sorted(log_dir.glob("process-*.log"))
     )
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc; Linux only)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def holding_file(pids: list[int], match) -> list[int]:
+    """The processes among `pids` with an open file whose path satisfies `match(path)`."""
+    holders = []
+    for pid in pids:
+        try:
+            targets = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        if any(match(target) for target in targets):
+            holders.append(pid)
+    return holders
