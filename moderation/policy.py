@@ -32,6 +32,9 @@ class Rule:
     name: str = ""
     # Benign context: the rule does not fire when any of these phrases occurs.
     unless: tuple[str, ...] = ()
+    # With two groups: the second group's phrase starts at most this many words after the
+    # first group's phrase ends ("kicking a puppy", not "a horse kicking up dust"). 0: anywhere.
+    within: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,11 @@ def _rule(raw, where: str, indicators: dict[str, tuple[str, ...]] | None = None)
     if isinstance(raw, dict) and isinstance(raw.get("all"), list) and raw["all"]:
         groups = tuple(_expand(group, indicators, where) for group in raw["all"])
         unless = _expand(raw["unless"], indicators, f"{where}.unless") if "unless" in raw else ()
+        within = raw.get("within", 0)
+        if not isinstance(within, int) or within < 0 or (within and len(groups) != 2):
+            raise PolicyError(f"{where}: 'within' is a number of words, for a rule of two groups")
         return Rule(
+            within=within,
             groups=groups,
             with_image=bool(raw.get("with_image")),
             name=str(raw.get("name") or _default_name(raw["all"])),

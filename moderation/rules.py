@@ -188,12 +188,34 @@ def _phrase_found(phrase: str, readings: list[str]) -> bool:
     return any(pattern.search(reading) for reading in readings)
 
 
+def _close_in_order(first: list[str], second: list[str], readings: list[str], within: int):
+    """Whether a phrase of `second` starts at most `within` words after one of `first` ends."""
+    for reading in readings:
+        ends = [
+            reading.count(" ", 0, m.end())
+            for phrase in first
+            for m in _phrase_pattern(phrase).finditer(reading)
+        ]
+        if not ends:
+            continue
+        for phrase in second:
+            for m in _phrase_pattern(phrase).finditer(reading):
+                start = reading.count(" ", 0, m.start())
+                if any(0 < start - end <= within + 1 for end in ends):
+                    return True
+    return False
+
+
 def _rule_matches(
-    rule: Rule, found: Callable[[str], bool] | set[str], has_image: bool
+    rule: Rule,
+    found: Callable[[str], bool] | set[str],
+    has_image: bool,
+    readings: list[str] = (),
 ) -> list[str] | None:
     """The phrases that made the rule match, or None.
 
-    `found` is the set of phrases that occur, or a function telling whether one does.
+    `found` is the set of phrases that occur, or a function telling whether one does;
+    `readings` (normalise) are needed for rules whose phrases must be close and in order.
     """
     if rule.with_image and not has_image:
         return None
@@ -211,6 +233,13 @@ def _rule_matches(
             hits.append(next(iter(hit)) if len(hit) == 1 else next(p for p in phrases if p in hit))
         if rule.unless and not found.isdisjoint(cached[2]):
             return None
+        if rule.within and not _close_in_order(
+            [p for p in rule.groups[0] if p in found],
+            [p for p in rule.groups[1] if p in found],
+            readings,
+            rule.within,
+        ):
+            return None
         return hits
     hits = []
     for group in rule.groups:
@@ -219,6 +248,13 @@ def _rule_matches(
             return None
         hits.append(hit)
     if any(found(phrase) for phrase in rule.unless):
+        return None
+    if rule.within and not _close_in_order(
+        [p for p in rule.groups[0] if found(p)],
+        [p for p in rule.groups[1] if found(p)],
+        readings,
+        rule.within,
+    ):
         return None
     return hits
 
@@ -366,7 +402,7 @@ def check_text(policy: Policy, text: str, *, has_image: bool = False) -> Decisio
     worst = ALLOWED
     for category in categories:
         for rule in category.rules:
-            phrases = _rule_matches(rule, found, has_image)
+            phrases = _rule_matches(rule, found, has_image, readings)
             if phrases is not None:
                 candidate = _decision(category, category.decision, rule, phrases)
                 if candidate.action == BLOCK:
@@ -376,7 +412,7 @@ def check_text(policy: Policy, text: str, *, has_image: bool = False) -> Decisio
         if worst.action == HOLD:
             continue
         for rule in category.review_rules:
-            phrases = _rule_matches(rule, found, has_image)
+            phrases = _rule_matches(rule, found, has_image, readings)
             if phrases is not None:
                 worst = _decision(category, HOLD, rule, phrases)
                 break
