@@ -28,6 +28,13 @@ class PolicyError(ValueError):
 class Rule:
     groups: tuple[tuple[str, ...], ...]  # one phrase from every group must occur
     with_image: bool = False
+    # What a moderator reads in the decision: "minor+sexual", or the phrase of a one-phrase rule.
+    name: str = ""
+    # Benign context: the rule does not fire when any of these phrases occurs.
+    unless: tuple[str, ...] = ()
+    # With two groups: the second group's phrase starts at most this many words after the
+    # first group's phrase ends ("kicking a puppy", not "a horse kicking up dust"). 0: anywhere.
+    within: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Decision:
     explanation: str = ""
     source: str = ""
     detail: str = ""
+    rule: str = ""  # the rule that fired, for "rules" decisions
 
     @property
     def allowed(self) -> bool:
@@ -94,26 +102,71 @@ class Decision:
 ALLOWED = Decision(action=ALLOW)
 
 
-def _rule(raw, where: str) -> Rule:
+def _expand(phrases, indicators: dict[str, tuple[str, ...]], where: str) -> tuple[str, ...]:
+    """A group's phrases, with every "@name" replaced by that indicator's phrases."""
+    if isinstance(phrases, str):
+        phrases = [phrases]
+    if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) for p in phrases):
+        raise PolicyError(f"{where}: every group of 'all' must be a non-empty list of phrases")
+    out: list[str] = []
+    for phrase in phrases:
+        if phrase.startswith("@"):
+            if phrase[1:] not in indicators:
+                raise PolicyError(f"{where}: unknown indicator {phrase!r}")
+            out.extend(indicators[phrase[1:]])
+        else:
+            out.append(phrase)
+    return tuple(dict.fromkeys(out))
+
+
+def _default_name(raw_groups) -> str:
+    names = []
+    for group in raw_groups:
+        group = [group] if isinstance(group, str) else group
+        refs = [p[1:] for p in group if p.startswith("@")]
+        names.append("|".join(refs) if refs else group[0])
+    return "+".join(names)
+
+
+def _rule(raw, where: str, indicators: dict[str, tuple[str, ...]] | None = None) -> Rule:
+    indicators = indicators or {}
     if isinstance(raw, str):
-        return Rule(groups=((raw,),))
+        if raw.startswith("@"):
+            return Rule(groups=(_expand(raw, indicators, where),), name=raw[1:])
+        return Rule(groups=((raw,),), name=raw)
     if isinstance(raw, dict) and isinstance(raw.get("all"), list) and raw["all"]:
-        groups = []
-        for group in raw["all"]:
-            if (
-                not isinstance(group, list)
-                or not group
-                or not all(isinstance(p, str) for p in group)
-            ):
-                raise PolicyError(
-                    f"{where}: every group of 'all' must be a non-empty list of phrases"
-                )
-            groups.append(tuple(group))
-        return Rule(groups=tuple(groups), with_image=bool(raw.get("with_image")))
+        groups = tuple(_expand(group, indicators, where) for group in raw["all"])
+        unless = _expand(raw["unless"], indicators, f"{where}.unless") if "unless" in raw else ()
+        within = raw.get("within", 0)
+        if not isinstance(within, int) or within < 0 or (within and len(groups) != 2):
+            raise PolicyError(f"{where}: 'within' is a number of words, for a rule of two groups")
+        return Rule(
+            within=within,
+            groups=groups,
+            with_image=bool(raw.get("with_image")),
+            name=str(raw.get("name") or _default_name(raw["all"])),
+            unless=unless,
+        )
     raise PolicyError(f"{where}: a rule is a phrase or {{'all': [[...], ...]}}, not {raw!r}")
 
 
-def parse_policy(data: dict) -> Policy:
+def _indicators(data: dict, base_dir: Path | None) -> dict[str, tuple[str, ...]]:
+    """Named phrase lists: {"name": [...]} or {"name": {"file": "x.txt"}} (one phrase a line)."""
+    indicators: dict[str, tuple[str, ...]] = {}
+    for name, raw in (data.get("indicators") or {}).items():
+        if isinstance(raw, dict) and isinstance(raw.get("file"), str):
+            if base_dir is None:
+                raise PolicyError(f"indicators.{name}: a file needs the policy's directory")
+            lines = (base_dir / raw["file"]).read_text(encoding="utf-8").splitlines()
+            raw = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        # An indicator may use indicators defined before it.
+        indicators[name] = _expand(raw, indicators, f"indicators.{name}")
+    return indicators
+
+
+def parse_policy(data: dict, base_dir: Path | None = None) -> Policy:
+    """The policy in `data`; `base_dir` is where indicator files named in it are read from."""
+    indicators = _indicators(data, base_dir)
     categories = []
     seen = set()
     for index, raw in enumerate(data.get("categories") or []):
@@ -127,9 +180,10 @@ def parse_policy(data: dict) -> Policy:
                 summary=raw.get("summary", ""),
                 explanation=raw["explanation"],
                 decision=decision,
-                rules=tuple(_rule(r, f"{where}.rules") for r in raw.get("rules", [])),
+                rules=tuple(_rule(r, f"{where}.rules", indicators) for r in raw.get("rules", [])),
                 review_rules=tuple(
-                    _rule(r, f"{where}.review_rules") for r in raw.get("review_rules", [])
+                    _rule(r, f"{where}.review_rules", indicators)
+                    for r in raw.get("review_rules", [])
                 ),
             )
         except KeyError as exc:
@@ -162,7 +216,7 @@ def parse_policy(data: dict) -> Policy:
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> Policy:
     with open(path, encoding="utf-8") as handle:
-        return parse_policy(json.load(handle))
+        return parse_policy(json.load(handle), Path(path).parent)
 
 
 def get_policy() -> Policy:
