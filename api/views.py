@@ -389,8 +389,11 @@ class Models(ApiView):
                     "title": endpoint.title,
                     "kind": endpoint.kind,
                     "images": {"min": endpoint.media_min, "max": endpoint.media_max},
+                    "video": endpoint.video_field is not None,
                     "fields": endpoint.fields,
                     "prices": prices,
+                    "price_rule": endpoint.price.rule,
+                    "price_source": endpoint.price.source,
                 }
             )
         return Response({"models": rows})

@@ -309,9 +309,8 @@ FAL_KEY = env_str("FAL_KEY")
 VIDEO_BACKEND = env_str("VIDEO_BACKEND") or ("fal" if FAL_KEY else "local")
 if VIDEO_BACKEND not in {"local", "fal"}:
     raise ImproperlyConfigured(f"VIDEO_BACKEND must be 'local' or 'fal', not {VIDEO_BACKEND!r}")
-FAL_WEBHOOK_JWKS_URL = env_str(
-    "FAL_WEBHOOK_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json"
-)
+# fal's current JWKS address (shared/fal-protocol.md §3; rest.alpha.fal.ai is out of date).
+FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json")
 # Only for tests and local fakes: let result downloads reach loopback/private addresses.
 FAL_ALLOW_PRIVATE_RESULT_HOSTS = env_bool("FAL_ALLOW_PRIVATE_RESULT_HOSTS", False)
 # Simulated provider queue for the offline renderer, so that progress is visible.
@@ -330,7 +329,8 @@ TRACK_POLL_WITH_WEBHOOK_SECONDS = env_float("TRACK_POLL_WITH_WEBHOOK_SECONDS", 1
 # --- Catalogue, prices and inputs -------------------------------------------------------------
 CREDIT_MARKUP = env_str("CREDIT_MARKUP", "2.0")
 CREDIT_VALUE_USD = env_str("CREDIT_VALUE_USD", "0.01")
-# JSON object {"endpoint id": {"720p": {"5": 0.2, ...}}} overriding catalogue prices.
+# JSON object overriding catalogue prices, by endpoint id: {"720p": {"5": "0.20", ...}} prices
+# whole videos ("*" = any), {"per_second": {"720p": "0.04"}} seconds (generation/catalogue.py).
 FAL_PRICE_OVERRIDES = env_str("FAL_PRICE_OVERRIDES")
 PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 1000)
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 10 * 1024 * 1024)

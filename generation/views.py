@@ -80,7 +80,7 @@ def _images_from(form, request) -> list:
 def _endpoint_table():
     rows = []
     for endpoint in catalogue.endpoints():
-        if not endpoint.on_website:
+        if not endpoint.on_website or not catalogue.is_priced(endpoint):
             continue
         prices = []
         for resolution in endpoint.choices("resolution") or ["720p"]:
