@@ -336,6 +336,11 @@ PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 1000)
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000)
 VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 200 * 1024 * 1024)
+# Input videos (Pikadditions, Pikaswaps): largest upload or download, longest clip, and the
+# time a download by link may take in all.
+INPUT_VIDEO_MAX_BYTES = env_int("INPUT_VIDEO_MAX_BYTES", 50 * 1024 * 1024)
+INPUT_VIDEO_MAX_SECONDS = env_int("INPUT_VIDEO_MAX_SECONDS", 30)
+INPUT_VIDEO_FETCH_TIMEOUT = env_float("INPUT_VIDEO_FETCH_TIMEOUT", 60.0)
 
 # --- Outside services that switch on real parts -----------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")

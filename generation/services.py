@@ -19,7 +19,7 @@ from api.models import ApiKey
 from billing import holds
 from moderation.services import apply_decision, prompt_check, user_flag, user_is_suspended
 
-from . import catalogue
+from . import catalogue, media
 from .backends import ProviderError, get_backend
 from .catalogue import InputError
 from .images import ImageRejected, clean_image
@@ -50,6 +50,7 @@ def generation_create(
     endpoint_id: str,
     inputs: Mapping[str, Any],
     images: Sequence[bytes | BinaryIO] = (),
+    video: "media.InputVideo | None" = None,
     preset: str = "static",
     seed: int | None = None,
     tier: str = Tier.PREVIEW,
@@ -69,7 +70,9 @@ def generation_create(
     """
     if not suspension_checked and user_is_suspended(user):
         raise AccountSuspended()
-    valid = catalogue.validate_input(endpoint_id, inputs, image_count=len(images), preset=preset)
+    valid = catalogue.validate_input(
+        endpoint_id, inputs, image_count=len(images), has_video=video is not None, preset=preset
+    )
     if seed is None:
         seed = secrets.randbelow(SEED_LIMIT)
     elif not 0 <= seed < SEED_LIMIT:
@@ -114,7 +117,8 @@ def generation_create(
     decision = prompt_check(
         user=user,
         prompt=" ".join(filter(None, [valid.prompt, valid.arguments.get("negative_prompt")])),
-        images=[image.content for image in cleaned],
+        # The input video is judged by one of its frames.
+        images=[image.content for image in cleaned] + ([video.poster] if video else []),
     )
     allowed = decision.action == "allow"
 
@@ -145,6 +149,11 @@ def generation_create(
         )
         for image in cleaned
     ]
+    stored_video = None
+    if video is not None:
+        stored_video = media.save_file(
+            f"inputs/{user.pk}/{uuid.uuid4().hex}.{video.extension}", video.path
+        )
     try:
         charge = _insert_and_hold(
             generation=generation,
@@ -152,11 +161,12 @@ def generation_create(
             requote=quote,
             key_to_lock=api_key if capped else None,
             inputs=list(zip(cleaned, stored, strict=True)),
+            video=(video, stored_video) if video is not None else None,
             decision=decision,
         )
     except BaseException:
-        for name in stored:  # nothing refers to them: the row was rolled back
-            default_storage.delete(name)
+        for name in [*stored, *filter(None, [stored_video])]:
+            default_storage.delete(name)  # nothing refers to them: the row was rolled back
         raise
     if not allowed:
         generation.refresh_from_db()
@@ -173,7 +183,7 @@ def generation_create(
 
 
 def _insert_and_hold(
-    *, generation, charge: holds.Quote, requote, key_to_lock, inputs, decision
+    *, generation, charge: holds.Quote, requote, key_to_lock, inputs, decision, video=None
 ) -> holds.Quote:
     """Insert the row and its inputs and hold its credits, in one transaction. When the account
     moved since the quote (HoldStale), roll back and quote again; the last attempts quote under
@@ -204,6 +214,17 @@ def _insert_and_hold(
                         content_type=image.content_type,
                         width=image.width,
                         height=image.height,
+                    )
+                if video is not None:
+                    clip, name = video
+                    GenerationInput.objects.create(
+                        generation=generation,
+                        kind=GenerationInput.Kind.VIDEO,
+                        position=0,
+                        file=name,
+                        content_type=clip.content_type,
+                        width=clip.info.width,
+                        height=clip.info.height,
                     )
                 holds.credits_hold(quote=charge, generation=generation)
                 if decision.action == "allow":

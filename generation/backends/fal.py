@@ -85,13 +85,18 @@ class FalBackend:
 
     def submit(self, generation, *, webhook_url: str | None) -> Submitted:
         arguments = dict(generation.arguments)
-        media_field = _media_field(generation.endpoint_id)
-        if media_field in ("image_url", "image_urls"):
-            images = [self._input_url(item) for item in generation.inputs.filter(kind="image")]
-            if media_field == "image_url" and images:
+        endpoint = _endpoint(generation.endpoint_id)
+        inputs = list(generation.inputs.all())  # ordered by position: the order the user gave
+        if endpoint.media_field in ("image_url", "image_urls"):
+            images = [self._input_url(item) for item in inputs if item.kind == "image"]
+            if endpoint.media_field == "image_url" and images:
                 arguments["image_url"] = images[0]
-            elif media_field == "image_urls":
+            elif endpoint.media_field == "image_urls":
                 arguments["image_urls"] = images
+        if endpoint.video_field:
+            videos = [self._input_url(item) for item in inputs if item.kind == "video"]
+            if videos:
+                arguments[endpoint.video_field] = videos[0]
         with _errors("submit"), _submit_answers() as answers:
             handle = _client().submit(generation.endpoint_id, arguments, webhook_url=webhook_url)
         return Submitted(
@@ -114,7 +119,7 @@ class FalBackend:
                 data = stream.read()
         except FileNotFoundError as exc:
             raise ProviderError(
-                "input_missing", "The input image is no longer stored.", retryable=False
+                "input_missing", f"The input {item.kind} is no longer stored.", retryable=False
             ) from exc
         try:
             with _errors("upload"):
@@ -127,7 +132,7 @@ class FalBackend:
                 raise
             raise ProviderError(
                 "upload_failed",
-                f"Uploading the input image to fal failed: {exc.message}",
+                f"Uploading the input {item.kind} to fal failed: {exc.message}",
                 retryable=exc.retryable,
             ) from exc
 
@@ -223,10 +228,10 @@ def _looks_like_video(content_type: str) -> bool:
     )
 
 
-def _media_field(endpoint_id: str) -> str | None:
+def _endpoint(endpoint_id: str):
     from ..catalogue import get_endpoint
 
-    return get_endpoint(endpoint_id).media_field
+    return get_endpoint(endpoint_id)
 
 
 def _completed_error_type(error: str | None, error_type: str | None) -> str | None:

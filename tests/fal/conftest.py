@@ -14,7 +14,7 @@ from generation.models import Generation, State
 from generation.tracking import track_once
 from tests.factories import GenerationFactory
 from tests.fakefal import FakeFal, configure_fal_client_env
-from tests.media.conftest import moto_endpoint, s3, storage  # noqa: F401 - shared fixtures
+from tests.media.conftest import fetch_options, moto_endpoint, s3, storage  # noqa: F401 - shared fixtures
 
 PUBLIC_BASE_URL = "https://promptreel.test"
 
