@@ -311,6 +311,11 @@ if VIDEO_BACKEND not in {"local", "fal"}:
     raise ImproperlyConfigured(f"VIDEO_BACKEND must be 'local' or 'fal', not {VIDEO_BACKEND!r}")
 # fal's current JWKS address (shared/fal-protocol.md §3; rest.alpha.fal.ai is out of date).
 FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json")
+# What fal keeps (generation/backends/fal.py privacy_headers): False sends X-Fal-Store-IO: 0
+# (no request history at fal); generated media is deleted from fal's CDN after this many
+# seconds (0: fal's default), long after finalize has copied it.
+FAL_STORE_IO = env_bool("FAL_STORE_IO", False)
+FAL_MEDIA_EXPIRATION_SECONDS = env_int("FAL_MEDIA_EXPIRATION_SECONDS", 3600)
 # Only for tests and local fakes: let result downloads reach loopback/private addresses.
 FAL_ALLOW_PRIVATE_RESULT_HOSTS = env_bool("FAL_ALLOW_PRIVATE_RESULT_HOSTS", False)
 # Simulated provider queue for the offline renderer, so that progress is visible.

@@ -4,6 +4,7 @@ Only single, quick calls are made: submit, one status poll, one result fetch, ca
 blocking helpers (`subscribe`, `handle.get`, `SyncClient.result`) are never used.
 """
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -98,7 +99,12 @@ class FalBackend:
             if videos:
                 arguments[endpoint.video_field] = videos[0]
         with _errors("submit"), _submit_answers() as answers:
-            handle = _client().submit(generation.endpoint_id, arguments, webhook_url=webhook_url)
+            handle = _client().submit(
+                generation.endpoint_id,
+                arguments,
+                webhook_url=webhook_url,
+                headers=privacy_headers(),
+            )
         return Submitted(
             request_id=handle.request_id,
             queue_position=_queue_position(answers, handle.request_id),
@@ -125,7 +131,10 @@ class FalBackend:
             with _errors("upload"):
                 # fal-client tries fal's CDN, then fal's storage (initiate + signed PUT).
                 return _client().upload(
-                    data, item.content_type, file_name=os.path.basename(item.file.name)
+                    data,
+                    item.content_type,
+                    file_name=os.path.basename(item.file.name),
+                    lifecycle=_upload_lifecycle(),
                 )
         except ProviderError as exc:
             if exc.code == "provider_auth":
@@ -207,6 +216,33 @@ class FalBackend:
                 return False
             raise
         return True
+
+
+def privacy_headers() -> dict[str, str]:
+    """What fal may keep of a request (shared/fal-protocol.md §2, fal's "platform headers").
+
+    X-Fal-Store-IO: 0 keeps no copy of the inputs and outputs in fal's request history (the
+    result stays fetchable for an hour, which is all the tracker needs). The lifecycle
+    preference deletes the generated video from fal's public CDN after
+    FAL_MEDIA_EXPIRATION_SECONDS: by then finalize has copied it to our storage, or given up.
+    """
+    headers = {}
+    if not settings.FAL_STORE_IO:
+        headers["X-Fal-Store-IO"] = "0"
+    if settings.FAL_MEDIA_EXPIRATION_SECONDS > 0:
+        headers["X-Fal-Object-Lifecycle-Preference"] = json.dumps(
+            {"expiration_duration_seconds": settings.FAL_MEDIA_EXPIRATION_SECONDS}
+        )
+    return headers
+
+
+def _upload_lifecycle() -> fal_client.StorageSettings | None:
+    """Our inputs on fal's CDN expire too, but only once fal can no longer need them: a job
+    may wait in fal's queue as long as a presigned S3 input would stay valid."""
+    if settings.FAL_MEDIA_EXPIRATION_SECONDS <= 0:
+        return None
+    seconds = max(settings.FAL_MEDIA_EXPIRATION_SECONDS, PRESIGNED_INPUT_TTL)
+    return fal_client.StorageSettings(expires_in=seconds)
 
 
 def parse_output(body) -> Completed:
