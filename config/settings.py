@@ -326,6 +326,10 @@ TRACK_POLL_MIN_SECONDS = env_float("TRACK_POLL_MIN_SECONDS", 0.5)
 TRACK_POLL_MAX_SECONDS = env_float("TRACK_POLL_MAX_SECONDS", 5.0)
 # Once a job is as old as recent jobs of its kind ran (generation.polling), poll this often.
 TRACK_POLL_DUE_SECONDS = env_float("TRACK_POLL_DUE_SECONDS", 2.0)
+# Without a webhook, a job is polled at least this often while few are in flight (0: off), and
+# all jobs together at most about TRACK_POLL_BUDGET_PER_SECOND times a second on that account.
+TRACK_POLL_LONE_SECONDS = env_float("TRACK_POLL_LONE_SECONDS", 0.75)
+TRACK_POLL_BUDGET_PER_SECOND = env_float("TRACK_POLL_BUDGET_PER_SECOND", 20.0)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 # fal backend in flight (issue 3): with a webhook coming, polls only refresh the queue position
 # and catch lost webhooks, so they may be rarer.
