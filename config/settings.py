@@ -326,9 +326,13 @@ FAL_KEY = env_str("FAL_KEY")
 VIDEO_BACKEND = env_str("VIDEO_BACKEND") or ("fal" if FAL_KEY else "local")
 if VIDEO_BACKEND not in {"local", "fal"}:
     raise ImproperlyConfigured(f"VIDEO_BACKEND must be 'local' or 'fal', not {VIDEO_BACKEND!r}")
-FAL_WEBHOOK_JWKS_URL = env_str(
-    "FAL_WEBHOOK_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json"
-)
+# fal's current JWKS address (shared/fal-protocol.md §3; rest.alpha.fal.ai is out of date).
+FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json")
+# What fal keeps (generation/backends/fal.py privacy_headers): False sends X-Fal-Store-IO: 0
+# (no request history at fal); generated media is deleted from fal's CDN after this many
+# seconds (0: fal's default), long after finalize has copied it.
+FAL_STORE_IO = env_bool("FAL_STORE_IO", False)
+FAL_MEDIA_EXPIRATION_SECONDS = env_int("FAL_MEDIA_EXPIRATION_SECONDS", 3600)
 # Only for tests and local fakes: let result downloads reach loopback/private addresses.
 FAL_ALLOW_PRIVATE_RESULT_HOSTS = env_bool("FAL_ALLOW_PRIVATE_RESULT_HOSTS", False)
 # Simulated provider queue for the offline renderer, so that progress is visible.
@@ -339,6 +343,10 @@ TRACK_POLL_MIN_SECONDS = env_float("TRACK_POLL_MIN_SECONDS", 0.5)
 TRACK_POLL_MAX_SECONDS = env_float("TRACK_POLL_MAX_SECONDS", 5.0)
 # Once a job is as old as recent jobs of its kind ran (generation.polling), poll this often.
 TRACK_POLL_DUE_SECONDS = env_float("TRACK_POLL_DUE_SECONDS", 2.0)
+# Without a webhook, a job is polled at least this often while few are in flight (0: off), and
+# all jobs together at most about TRACK_POLL_BUDGET_PER_SECOND times a second on that account.
+TRACK_POLL_LONE_SECONDS = env_float("TRACK_POLL_LONE_SECONDS", 0.75)
+TRACK_POLL_BUDGET_PER_SECOND = env_float("TRACK_POLL_BUDGET_PER_SECOND", 20.0)
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 4)
 # Provider circuit (workflows.circuit): a locked fal account opens it at once, this many
 # infrastructure failures within the window open it too; while open, queued jobs wait and one
@@ -357,12 +365,18 @@ TRACK_POLL_WITH_WEBHOOK_SECONDS = env_float("TRACK_POLL_WITH_WEBHOOK_SECONDS", 1
 # --- Catalogue, prices and inputs -------------------------------------------------------------
 CREDIT_MARKUP = env_str("CREDIT_MARKUP", "2.0")
 CREDIT_VALUE_USD = env_str("CREDIT_VALUE_USD", "0.01")
-# JSON object {"endpoint id": {"720p": {"5": 0.2, ...}}} overriding catalogue prices.
+# JSON object overriding catalogue prices, by endpoint id: {"720p": {"5": "0.20", ...}} prices
+# whole videos ("*" = any), {"per_second": {"720p": "0.04"}} seconds (generation/catalogue.py).
 FAL_PRICE_OVERRIDES = env_str("FAL_PRICE_OVERRIDES")
 PROMPT_MAX_CHARS = env_int("PROMPT_MAX_CHARS", 1000)
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000)
 VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 200 * 1024 * 1024)
+# Input videos (Pikadditions, Pikaswaps): largest upload or download, longest clip, and the
+# time a download by link may take in all.
+INPUT_VIDEO_MAX_BYTES = env_int("INPUT_VIDEO_MAX_BYTES", 50 * 1024 * 1024)
+INPUT_VIDEO_MAX_SECONDS = env_int("INPUT_VIDEO_MAX_SECONDS", 30)
+INPUT_VIDEO_FETCH_TIMEOUT = env_float("INPUT_VIDEO_FETCH_TIMEOUT", 60.0)
 
 # --- Content credentials (C2PA) on every stored video: generation/provenance.py ---------------
 # Paths to the PEM certificate chain (leaf first) and its private key; required in production.

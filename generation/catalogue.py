@@ -41,6 +41,26 @@ class PriceUnknown(Exception):
 
 
 @dataclass(frozen=True)
+class PriceRule:
+    """How fal bills an endpoint (catalogue.json's "price").
+
+    per_video: `usd` is a table resolution -> duration -> USD ("*" matches any);
+    per_second: `usd` maps resolution -> USD a second, billed for at least `min_seconds`;
+    unpublished: no price yet, so the endpoint is refused until FAL_PRICE_OVERRIDES prices it.
+    `source` says where the figures come from; `confirmed` lists the cells fal confirmed.
+    """
+
+    rule: str
+    usd: dict
+    source: str
+    confirmed: frozenset[str] = field(default_factory=frozenset)
+    min_seconds: int = 0
+
+
+PRICE_RULES = ("per_video", "per_second", "unpublished")
+
+
+@dataclass(frozen=True)
 class Endpoint:
     id: str
     title: str
@@ -50,9 +70,10 @@ class Endpoint:
     media_min: int
     media_max: int
     video_field: str | None
-    prices: dict[str, dict[str, str]]
-    confirmed: frozenset[str] = field(default_factory=frozenset)
-    price_per_5s: bool = False
+    price: PriceRule
+    # Retired: fal no longer serves it. Refused for new requests and left out of every list of
+    # choices; generations made with it are still shown and billed at their recorded price.
+    retired: bool = False
 
     @property
     def takes_images(self) -> bool:
@@ -61,7 +82,7 @@ class Endpoint:
     @property
     def on_website(self) -> bool:
         """The website form offers one optional image; multi-image and video inputs are API-only."""
-        return self.media_max <= 1 and self.video_field is None
+        return not self.retired and self.media_max <= 1 and self.video_field is None
 
     def choices(self, name: str) -> list:
         return self.fields.get(name, {}).get("choices", [])
@@ -75,6 +96,26 @@ class Price:
     usd: Decimal
     credits: int
     confirmed: bool
+
+
+def _price_rule(endpoint_id: str, raw: dict) -> PriceRule:
+    rule = raw.get("rule")
+    if rule not in PRICE_RULES:
+        raise ImproperlyConfigured(
+            f"{endpoint_id}: price rule {rule!r} is not one of {PRICE_RULES}"
+        )
+    if not raw.get("source"):
+        raise ImproperlyConfigured(f"{endpoint_id}: every price says where it comes from (source)")
+    usd = {"per_video": raw.get("usd"), "per_second": raw.get("usd_per_second")}.get(rule) or {}
+    if rule != "unpublished" and not isinstance(usd, dict):
+        raise ImproperlyConfigured(f"{endpoint_id}: {rule} price needs its table")
+    return PriceRule(
+        rule=rule,
+        usd=usd,
+        source=raw["source"],
+        confirmed=frozenset(raw.get("confirmed", [])),
+        min_seconds=int(raw.get("min_seconds", 0)),
+    )
 
 
 @cache
@@ -92,22 +133,23 @@ def _load() -> dict[str, Endpoint]:
             media_min=media["min"],
             media_max=media["max"],
             video_field=media.get("video_field"),
-            prices=item["prices"],
-            confirmed=frozenset(item.get("confirmed", [])),
-            price_per_5s=item.get("price_per_5s", False),
+            price=_price_rule(item["id"], item["price"]),
+            retired=bool(item.get("retired", False)),
         )
     return endpoints
 
 
-def endpoints() -> list[Endpoint]:
-    return list(_load().values())
+def endpoints(*, include_retired: bool = False) -> list[Endpoint]:
+    """The endpoints a new request may use (with include_retired, every one we ever had)."""
+    return [e for e in _load().values() if include_retired or not e.retired]
 
 
 def get_endpoint(endpoint_id: str) -> Endpoint:
+    """Any catalogued endpoint, retired ones included (existing generations refer to them)."""
     try:
         return _load()[endpoint_id]
     except KeyError:
-        known = ", ".join(_load())
+        known = ", ".join(endpoint.id for endpoint in endpoints())
         raise InputError(
             {"endpoint": f"Unknown endpoint {endpoint_id!r}. Use one of: {known}."}
         ) from None
@@ -141,6 +183,14 @@ def validate_input(
     Unknown fields are refused rather than dropped, so a typo never silently changes a render.
     """
     endpoint = get_endpoint(endpoint_id)
+    if endpoint.retired:
+        known = ", ".join(e.id for e in endpoints())
+        raise InputError(
+            {
+                "endpoint": f"{endpoint.id} has been retired by the provider and takes no new "
+                f"requests. Use one of: {known}."
+            }
+        )
     errors: dict[str, str] = {}
     arguments: dict[str, Any] = {}
 
@@ -306,40 +356,78 @@ def _price_overrides() -> dict:
 
 
 def fal_price_usd(endpoint: Endpoint, resolution: str, duration: int) -> tuple[Decimal, bool]:
-    """fal's price for one video, and whether fal confirmed it (False: our estimate)."""
+    """fal's price for one video, and whether fal confirmed it (False: our estimate).
+
+    FAL_PRICE_OVERRIDES wins over the catalogue: `{"endpoint id": {"720p": {"5": "0.20"}}}`
+    prices whole videos, `{"endpoint id": {"per_second": {"720p": "0.04"}}}` seconds (billed
+    for at least the catalogue's min_seconds).
+    """
     override = _price_overrides().get(endpoint.id)
-    if override is not None:
-        usd = _lookup(override, resolution, duration, endpoint)
+    if isinstance(override, dict):
+        if "per_second" in override:
+            rule = PriceRule(
+                "per_second",
+                override["per_second"],
+                "FAL_PRICE_OVERRIDES",
+                min_seconds=endpoint.price.min_seconds,
+            )
+        else:
+            rule = PriceRule("per_video", override, "FAL_PRICE_OVERRIDES")
+        usd = _rule_price(rule, resolution, duration, endpoint)
         if usd is not None:
             return usd, True
-    usd = _lookup(endpoint.prices, resolution, duration, endpoint)
+    usd = _rule_price(endpoint.price, resolution, duration, endpoint)
     if usd is None:
+        if endpoint.price.rule == "unpublished":
+            raise PriceUnknown(
+                f"fal has published no price for {endpoint.id}; it can be used once "
+                "FAL_PRICE_OVERRIDES prices it."
+            )
         raise PriceUnknown(
             f"No price for {endpoint.id} at {resolution}, {duration} s; set FAL_PRICE_OVERRIDES."
         )
     confirmed = any(
-        key in endpoint.confirmed
+        key in endpoint.price.confirmed
         for key in (f"{resolution}/{duration}", f"{resolution}/*", f"*/{duration}", "*/*")
     )
     return usd, confirmed
 
 
-def _lookup(table: dict, resolution: str, duration: int, endpoint: Endpoint) -> Decimal | None:
-    row = table.get(resolution, table.get("*"))
-    if not isinstance(row, dict):
-        return None
-    cell = row.get(str(duration), row.get("*"))
+def _rule_price(
+    rule: PriceRule, resolution: str, duration: int, endpoint: Endpoint
+) -> Decimal | None:
+    if rule.rule == "per_video":
+        row = rule.usd.get(resolution, rule.usd.get("*"))
+        cell = row.get(str(duration), row.get("*")) if isinstance(row, dict) else None
+        return _usd(cell, endpoint)
+    if rule.rule == "per_second":
+        rate = _usd(rule.usd.get(resolution, rule.usd.get("*")), endpoint)
+        if rate is None:
+            return None
+        return rate * max(duration, rule.min_seconds)
+    return None  # unpublished
+
+
+def _usd(cell, endpoint: Endpoint) -> Decimal | None:
     if cell is None:
         return None
     try:
         usd = Decimal(str(cell))
     except InvalidOperation:
         raise ImproperlyConfigured(f"Price {cell!r} for {endpoint.id} is not a number") from None
-    if usd <= 0:
+    if not usd.is_finite() or usd <= 0:
         raise ImproperlyConfigured(f"Price for {endpoint.id} must be positive, not {usd}")
-    if endpoint.price_per_5s and str(duration) not in row:
-        usd = usd * Decimal(math.ceil(duration / 5))
     return usd
+
+
+def is_priced(endpoint: Endpoint) -> bool:
+    """Whether a request with the endpoint's defaults has a price (catalogue or override)."""
+    resolution = endpoint.default("resolution") or "720p"
+    try:
+        fal_price_usd(endpoint, resolution, endpoint.default("duration") or 5)
+    except PriceUnknown:
+        return False
+    return True
 
 
 def credits_for_usd(usd: Decimal) -> int:

@@ -16,7 +16,8 @@
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import av
@@ -77,6 +78,77 @@ def fetch_image_url(url: str) -> bytes:
         **FETCH_OPTIONS,
     )
     return fetched.content
+
+
+class VideoRejected(ValueError):
+    """A user's input video we will not send on; str() says what to fix."""
+
+
+@dataclass(frozen=True)
+class InputVideo:
+    """A user's input video, spooled to a local file and probed (valid inside input_video())."""
+
+    path: str
+    info: VideoInfo
+    content_type: str
+    extension: str
+    poster: bytes  # one frame as JPEG, for moderation
+
+
+# Container formats (as probe.container_format names them; QuickTime files are "mp4" too) a
+# user may give, and how we store them.
+INPUT_VIDEO_FORMATS = {"mp4": ("video/mp4", "mp4")}
+
+
+@contextmanager
+def input_video(*, upload=None, url: str | None = None) -> Iterator[InputVideo]:
+    """An input video from an upload (a Django UploadedFile) or an https link, spooled to a
+    temporary file (never whole in memory), capped at INPUT_VIDEO_MAX_BYTES and
+    INPUT_VIDEO_MAX_SECONDS, and probed from our copy. Links go through safe_fetch like image
+    links (https only, public addresses checked hop by hop, one deadline). Raises
+    VideoRejected or safe_fetch.FetchRefused, both with a message saying what to fix."""
+    limit = settings.INPUT_VIDEO_MAX_BYTES
+    with tempfile.TemporaryDirectory(prefix="promptreel-input-") as scratch:
+        path = os.path.join(scratch, "input")
+        if url is not None:
+            with safe_fetch.open_stream(
+                url,
+                max_bytes=limit,
+                timeout=settings.INPUT_VIDEO_FETCH_TIMEOUT,
+                what="video",
+                **FETCH_OPTIONS,
+            ) as stream:
+                _spool(stream, path, limit)
+        else:
+            _spool(upload.chunks(), path, limit)
+        yield _probed_input(path, os.path.join(scratch, "poster.jpg"))
+
+
+def _spool(chunks: Iterable[bytes], path: str, limit: int) -> None:
+    written = 0
+    with open(path, "wb") as spool:
+        for chunk in chunks:
+            written += len(chunk)
+            if written > limit:
+                raise VideoRejected(f"The video is larger than the {limit // 2**20} MB limit.")
+            spool.write(chunk)
+
+
+def _probed_input(path: str, poster_path: str) -> InputVideo:
+    try:
+        kind = container_format(path)
+        if kind not in INPUT_VIDEO_FORMATS:
+            raise VideoRejected("The video must be an MP4 or QuickTime (.mov) file.")
+        info = probe_video(path)
+        extract_poster(path, poster_path, max_width=640)
+    except NotAVideo as exc:
+        raise VideoRejected(f"The video could not be read: {exc}") from None
+    seconds = settings.INPUT_VIDEO_MAX_SECONDS
+    if info.duration_s > seconds:
+        raise VideoRejected(f"The video is {info.duration_s:.0f} s long; the limit is {seconds} s.")
+    with open(poster_path, "rb") as poster:
+        content_type, extension = INPUT_VIDEO_FORMATS[kind]
+        return InputVideo(path, info, content_type, extension, poster.read())
 
 
 def disclosure_tags(generation) -> dict[str, str]:

@@ -3,6 +3,11 @@
 A poll costs a provider call and a write, so the tracker asks when an answer is likely to have
 changed: often at first (the queue position and the start show up live), then not again until
 the job is about as old as recent jobs of its kind took, then every few seconds until it ends.
+
+That saving only matters when many jobs are in flight. With few, polls are cheap and a late
+one is a wait the user feels, so without a webhook no job waits longer than its share of a
+poll budget (TRACK_POLL_BUDGET_PER_SECOND spread over the jobs in flight), and never longer
+than TRACK_POLL_LONE_SECONDS when alone: a lone job is seen done within about that.
 """
 
 import random
@@ -27,6 +32,8 @@ TYPICAL_TTL_SECONDS = 30.0
 # far longer than usual is not polled every few seconds for minutes.
 OVERRUN_FRACTION = 0.1
 OVERRUN_CAP_SECONDS = 15.0
+# How long a process keeps its count of jobs in flight (the poll budget's denominator).
+IN_FLIGHT_TTL_SECONDS = 2.0
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -54,6 +61,43 @@ def next_poll_at(
     generation: Generation, *, stage: str, now: datetime, started_at: datetime | None, webhook: bool
 ) -> datetime:
     """When to poll a job that the provider reports at `stage` ('in_queue' or 'in_progress')."""
+    planned = _planned_poll_at(
+        generation, stage=stage, now=now, started_at=started_at, webhook=webhook
+    )
+    interval = None if webhook else budget_interval()
+    return planned if interval is None else min(planned, now + interval)
+
+
+def budget_interval() -> timedelta | None:
+    """The longest a job may go unpolled for the poll budget: TRACK_POLL_LONE_SECONDS, or
+    more when more jobs are in flight than the budget polls that often. None when the budget
+    is off (TRACK_POLL_LONE_SECONDS = 0)."""
+    lone = settings.TRACK_POLL_LONE_SECONDS
+    if lone <= 0:
+        return None
+    share = in_flight_count() / max(settings.TRACK_POLL_BUDGET_PER_SECOND, 0.001)
+    return timedelta(seconds=max(lone, share))
+
+
+_in_flight: list[tuple[float, int]] = []
+
+
+def in_flight_count() -> int:
+    """Jobs at the provider (in its queue or running), counted at most every
+    IN_FLIGHT_TTL_SECONDS per process: one indexed count, not one per poll."""
+    clock = time.monotonic()
+    with _typical_lock:
+        if _in_flight and clock - _in_flight[0][0] < IN_FLIGHT_TTL_SECONDS:
+            return _in_flight[0][1]
+    count = Generation.objects.filter(state__in=[State.IN_QUEUE, State.IN_PROGRESS]).count()
+    with _typical_lock:
+        _in_flight[:] = [(clock, count)]
+    return count
+
+
+def _planned_poll_at(
+    generation: Generation, *, stage: str, now: datetime, started_at: datetime | None, webhook: bool
+) -> datetime:
     typical = typical_run_seconds(generation) if stage == "in_progress" else None
     if stage == "in_progress" and webhook:
         # The webhook reports the end; a poll is only the safety net for one that never came.
@@ -109,3 +153,4 @@ def forget_typical_run_times() -> None:
     """Drop the per-process figures (tests start from an empty history)."""
     with _typical_lock:
         _typical.clear()
+        _in_flight.clear()

@@ -16,6 +16,7 @@ ENDPOINT_FIELDS = (
     "duration",
     "pikaffect",
     "ingredients_mode",
+    "modify_region",
     "transitions",
 )
 
@@ -35,12 +36,25 @@ class GenerationCreateSerializer(serializers.Serializer):
     duration = serializers.IntegerField(required=False)
     pikaffect = serializers.CharField(required=False)
     ingredients_mode = serializers.CharField(required=False)
+    modify_region = serializers.CharField(
+        required=False, help_text="Pikaswaps: what in the video to replace"
+    )
     transitions = serializers.ListField(child=serializers.DictField(), required=False)
     preset = serializers.ChoiceField(choices=list(MOTION_PRESETS), default="static")
     seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
     image_url = serializers.URLField(required=False, help_text="https URL of an input image")
     image_urls = serializers.ListField(child=serializers.URLField(), required=False, max_length=6)
     image = serializers.FileField(required=False, help_text="multipart upload of an input image")
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        max_length=6,
+        help_text="multipart uploads of several input images, in order (Pikascenes, Pikaframes)",
+    )
+    video_url = serializers.URLField(
+        required=False, help_text="https URL of an input video (Pikadditions, Pikaswaps)"
+    )
+    video = serializers.FileField(required=False, help_text="multipart upload of an input video")
     webhook_url = serializers.URLField(required=False, help_text="public https URL told of changes")
     webhook_events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.values),
@@ -73,10 +87,20 @@ class GenerationCreateSerializer(serializers.Serializer):
                     for name in sorted(unknown)
                 }
             )
-        given = [name for name in ("image_url", "image_urls", "image") if attrs.get(name)]
+        # Several files under one multipart name: the field keeps only the last, so take them
+        # all, in the order they came (as `images`).
+        getlist = getattr(self.initial_data, "getlist", None)
+        if getlist is not None and len(getlist("image")) > 1:
+            attrs["images"] = self.fields["images"].run_validation(getlist("image"))
+            attrs.pop("image")
+        given = [name for name in ("image_url", "image_urls", "image", "images") if attrs.get(name)]
         if len(given) > 1:
             raise serializers.ValidationError(
                 {given[1]: f"Give images one way only, not with {given[0]}."}
+            )
+        if attrs.get("video") and attrs.get("video_url"):
+            raise serializers.ValidationError(
+                {"video_url": "Give a video file or a video link, not both."}
             )
         return attrs
 

@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import cache
 
@@ -21,7 +23,7 @@ from billing import holds, limits
 from billing import services as billing
 from core.errors import InputError
 from core.safe_fetch import FetchRefused
-from generation import catalogue
+from generation import catalogue, media
 from generation.delivery import signed_url
 from generation.media import fetch_image_url
 from generation.models import Generation, State
@@ -324,35 +326,39 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     errors={"webhook_url": str(exc)},
                 ) from None
         endpoint, image_count = _endpoint_and_image_count(data)
+        has_video = bool(data.get("video") or data.get("video_url"))
         try:
             # Refuse bad input before spending time downloading images for it.
             catalogue.validate_input(
                 endpoint,
                 serializer.endpoint_inputs(),
                 image_count=image_count,
+                has_video=has_video,
                 preset=data["preset"],
             )
         except InputError as exc:
             raise refusal(exc) from None
         images = _images(data)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
-        try:
-            generation = generation_create(
-                user=request.user,
-                endpoint_id=endpoint,
-                inputs=serializer.endpoint_inputs(),
-                images=images,
-                preset=data["preset"],
-                seed=data.get("seed"),
-                api_key=api_key,
-                # apikey_authenticate refused suspended accounts a moment ago.
-                suspension_checked=api_key is not None,
-                webhook_url=data.get("webhook_url") or "",
-                webhook_events=data.get("webhook_events", []),
-                request=request,
-            )
-        except InputError as exc:
-            raise refusal(exc) from None
+        with _video(data) as video:
+            try:
+                generation = generation_create(
+                    user=request.user,
+                    endpoint_id=endpoint,
+                    inputs=serializer.endpoint_inputs(),
+                    images=images,
+                    video=video,
+                    preset=data["preset"],
+                    seed=data.get("seed"),
+                    api_key=api_key,
+                    # apikey_authenticate refused suspended accounts a moment ago.
+                    suspension_checked=api_key is not None,
+                    webhook_url=data.get("webhook_url") or "",
+                    webhook_events=data.get("webhook_events", []),
+                    request=request,
+                )
+            except InputError as exc:
+                raise refusal(exc) from None
         body = GenerationSerializer(generation, context=self.get_serializer_context()).data
         return Response(
             body,
@@ -366,7 +372,9 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
 def _endpoint_and_image_count(data, *, declared: int = 0) -> tuple[str, int]:
     """How many images the request brings, and the endpoint (by default, text or image)."""
     count = declared or (
-        1 if data.get("image") or data.get("image_url") else len(data.get("image_urls", []))
+        1
+        if data.get("image") or data.get("image_url")
+        else len(data.get("images") or data.get("image_urls") or [])
     )
     endpoint = data.get("endpoint") or (
         catalogue.DEFAULT_IMAGE_ENDPOINT if count else catalogue.DEFAULT_TEXT_ENDPOINT
@@ -374,7 +382,28 @@ def _endpoint_and_image_count(data, *, declared: int = 0) -> tuple[str, int]:
     return endpoint, count
 
 
+@contextmanager
+def _video(data) -> Iterator[media.InputVideo | None]:
+    """The request's input video (upload or link), spooled and probed, or None."""
+    if not (data.get("video") or data.get("video_url")):
+        yield None
+        return
+    field = "video" if data.get("video") else "video_url"
+    with ExitStack() as stack:
+        try:
+            video = stack.enter_context(
+                media.input_video(upload=data.get("video"), url=data.get("video_url"))
+            )
+        except (FetchRefused, media.VideoRejected) as exc:
+            raise Problem(
+                status_code=400, code="invalid_input", detail=str(exc), errors={field: str(exc)}
+            ) from None
+        yield video
+
+
 def _images(data) -> list:
+    if data.get("images"):
+        return list(data["images"])
     if data.get("image"):
         return [data["image"]]
     urls = [data["image_url"]] if data.get("image_url") else data.get("image_urls", [])
@@ -457,8 +486,11 @@ class Models(ApiView):
                     "title": endpoint.title,
                     "kind": endpoint.kind,
                     "images": {"min": endpoint.media_min, "max": endpoint.media_max},
+                    "video": endpoint.video_field is not None,
                     "fields": endpoint.fields,
                     "prices": prices,
+                    "price_rule": endpoint.price.rule,
+                    "price_source": endpoint.price.source,
                 }
             )
         return Response({"models": rows})
@@ -480,6 +512,7 @@ class Estimate(ApiView):
                 endpoint,
                 serializer.endpoint_inputs(),
                 image_count=image_count,
+                has_video=bool(data.get("video") or data.get("video_url")),
                 preset=data["preset"],
             )
             price = catalogue.price_of(valid)

@@ -31,7 +31,13 @@ def endpoint_label(endpoint) -> str:
 
 
 def _endpoint_choices():
-    return [(e.id, endpoint_label(e)) for e in catalogue.endpoints() if e.on_website]
+    # Retired endpoints are not offered; nor are unpriced ones until FAL_PRICE_OVERRIDES
+    # prices them (the API explains that refusal; the site has nothing to explain it with).
+    return [
+        (e.id, endpoint_label(e))
+        for e in catalogue.endpoints()
+        if e.on_website and catalogue.is_priced(e)
+    ]
 
 
 class Chips(forms.RadioSelect):
@@ -82,7 +88,7 @@ class GenerateForm(forms.Form):
     )
     resolution = forms.ChoiceField(
         required=False,
-        choices=[("720p", "720p"), ("1080p", "1080p HD")],
+        choices=[("480p", "480p"), ("720p", "720p"), ("1080p", "1080p HD")],
         initial="720p",
         widget=Chips,
         label="Quality",

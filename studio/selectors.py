@@ -19,7 +19,7 @@ def studio_endpoints() -> list[dict]:
     """What the generate page's script needs to know of each endpoint on the site."""
     rows = []
     for endpoint in catalogue.endpoints():
-        if not endpoint.on_website:
+        if not endpoint.on_website or not catalogue.is_priced(endpoint):
             continue
         rows.append(
             {

@@ -21,7 +21,7 @@ from billing.hd import hd_available, hd_version
 from core.audit import audit_record
 from core.errors import InputError
 from core.models import AuditAction
-from generation import catalogue
+from generation import catalogue, media
 from generation.backends import ProviderError, get_backend
 from generation.images import ImageRejected, clean_image
 from generation.models import Generation, GenerationInput, State, Tier
@@ -75,6 +75,7 @@ def generation_create(
     endpoint_id: str,
     inputs: Mapping[str, Any],
     images: Sequence[bytes | BinaryIO] = (),
+    video: "media.InputVideo | None" = None,
     preset: str = "static",
     seed: int | None = None,
     tier: str = Tier.PREVIEW,
@@ -99,7 +100,9 @@ def generation_create(
     """
     if not suspension_checked and user_is_suspended(user):
         raise AccountSuspended()
-    valid = catalogue.validate_input(endpoint_id, inputs, image_count=len(images), preset=preset)
+    valid = catalogue.validate_input(
+        endpoint_id, inputs, image_count=len(images), has_video=video is not None, preset=preset
+    )
     if seed is None:
         seed = secrets.randbelow(SEED_LIMIT)
     elif not 0 <= seed < SEED_LIMIT:
@@ -149,7 +152,8 @@ def generation_create(
     decision = prompt_check(
         user=user,
         prompt=" ".join(filter(None, [valid.prompt, valid.arguments.get("negative_prompt")])),
-        images=[image.content for image in cleaned],
+        # The input video is judged by one of its frames.
+        images=[image.content for image in cleaned] + ([video.poster] if video else []),
     )
     allowed = decision.action == "allow"
 
@@ -180,6 +184,11 @@ def generation_create(
         )
         for image in cleaned
     ]
+    stored_video = None
+    if video is not None:
+        stored_video = media.save_file(
+            f"inputs/{user.pk}/{uuid.uuid4().hex}.{video.extension}", video.path
+        )
     try:
         charge = _insert_and_hold(
             generation=generation,
@@ -187,13 +196,14 @@ def generation_create(
             requote=quote,
             key_to_lock=api_key if capped else None,
             inputs=list(zip(cleaned, stored, strict=True)),
+            video=(video, stored_video) if video is not None else None,
             decision=decision,
             webhook=(webhook_url, webhook_events) if webhook_url else None,
             request=request,
         )
     except BaseException:
-        for name in stored:  # nothing refers to them: the row was rolled back
-            default_storage.delete(name)
+        for name in [*stored, *filter(None, [stored_video])]:
+            default_storage.delete(name)  # nothing refers to them: the row was rolled back
         raise
     if not allowed:
         generation.refresh_from_db()
@@ -210,7 +220,16 @@ def generation_create(
 
 
 def _insert_and_hold(
-    *, generation, charge: holds.Quote, requote, key_to_lock, inputs, decision, webhook, request
+    *,
+    generation,
+    charge: holds.Quote,
+    requote,
+    key_to_lock,
+    inputs,
+    decision,
+    webhook,
+    request,
+    video=None,
 ) -> holds.Quote:
     """Insert the row and its inputs and hold its credits, in one transaction. When the account
     moved since the quote (HoldStale), roll back and quote again; the last attempts quote under
@@ -241,6 +260,17 @@ def _insert_and_hold(
                         content_type=image.content_type,
                         width=image.width,
                         height=image.height,
+                    )
+                if video is not None:
+                    clip, name = video
+                    GenerationInput.objects.create(
+                        generation=generation,
+                        kind=GenerationInput.Kind.VIDEO,
+                        position=0,
+                        file=name,
+                        content_type=clip.content_type,
+                        width=clip.info.width,
+                        height=clip.info.height,
                     )
                 # Held for a moderator: counted today, but no slot in flight while it waits.
                 holds.credits_hold(

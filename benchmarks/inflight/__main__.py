@@ -1,6 +1,7 @@
 """N generations in flight against the fake fal, through the product's real processes.
 
     .venv/bin/python -m benchmarks.inflight --n 1000 --db sqlite --webhooks on
+    .venv/bin/python -m benchmarks.inflight --lone 20 --webhooks off   # one job at a time
 
 Starts, on loopback only: the fake fal (its own process, 20 s of simulated inference), a fresh
 database (a temporary SQLite file, or a throw-away PostgreSQL database + Redis), `manage.py
@@ -11,6 +12,7 @@ benchmarks/README.md.
 """
 
 import argparse
+import datetime
 import json
 import multiprocessing
 import os
@@ -40,7 +42,23 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="generations (default 1000)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--webhooks", choices=["on", "off"], default="on")
-    parser.add_argument("--inference", type=float, default=20.0, help="fake fal seconds per job")
+    parser.add_argument(
+        "--inference", type=float, help="fake fal seconds per job (default 20; 3 with --lone)"
+    )
+    parser.add_argument(
+        "--queue",
+        type=float,
+        help="seconds a job stays IN_QUEUE at the fake before it runs (default 0.05; 1 with "
+        "--lone, as fal's queue holds a lone job about that long)",
+    )
+    parser.add_argument(
+        "--lone",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of N in flight: N jobs one after another, each alone, cold (no run-time "
+        "history), and report create -> succeeded against the provider's time",
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -51,6 +69,13 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=int, default=20, help="jobs run first and not measured (default 20)"
     )
+    parser.add_argument(
+        "--history",
+        type=float,
+        metavar="S",
+        help="with --lone: the service has finished jobs of this kind in S s before (a history "
+        "the tracker times its polls by); default none (cold)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -59,8 +84,14 @@ def main() -> int:
     )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.inference is None:
+        args.inference = 3.0 if args.lone else 20.0
+    if args.queue is None:
+        args.queue = 1.0 if args.lone else 0.05
+    if args.lone:
+        args.n, args.warmup = args.lone, 0
     figures = run(args)
-    print_table(figures)
+    (print_lone if args.lone else print_table)(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0 if figures["all_succeeded"] else 1
@@ -73,7 +104,7 @@ def run(args) -> dict:
     tag = f"bench{os.getpid()}"
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-        fake = stack.enter_context(fake_fal_process(args.inference))
+        fake = stack.enter_context(fake_fal_process(args.inference, args.queue))
         web_port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
@@ -131,6 +162,18 @@ def run(args) -> dict:
         idle_rate = {
             role: (tree_cpu(proc.pid) - idle_before[role]) / 3 for role, proc in procs.items()
         }
+        if args.lone:
+            # One unmeasured job first: the processes have finished starting (imports, first
+            # connections, fal-client's TLS session) once it has gone through. Its run time is
+            # removed from the history like the others', so the measured jobs are still cold.
+            if args.history:  # before any poll, so no process has cached "no history"
+                add_history(args.history)
+            run_lone(1, limit=args.queue + args.inference + 120, first_index=10**6)
+            rows = run_lone(
+                args.lone, limit=args.queue + args.inference + 60, keep_history=bool(args.history)
+            )
+            completions = fake["stop"]()
+            return lone_figures(args, rows, completions)
         if args.warmup:
             # A running service has finished jobs like these before; the tracker times its polls
             # by them (generation.polling). Not measured.
@@ -189,11 +232,11 @@ def run(args) -> dict:
 
 
 @contextmanager
-def fake_fal_process(inference: float):
+def fake_fal_process(inference: float, queue: float):
     """The fake fal in a process of its own, so that its CPU is not counted as ours."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    process = context.Process(target=fakeproc.serve, args=(theirs, inference), daemon=True)
+    process = context.Process(target=fakeproc.serve, args=(theirs, inference, queue), daemon=True)
     process.start()
     if not ours.poll(30):
         raise RuntimeError("the fake fal did not start")
@@ -252,14 +295,122 @@ def started(commands: dict[str, list[str]], env: dict[str, str], scratch: Path):
                 print(f"--- {role} log (tail):\n{tail}", file=sys.stderr)
 
 
+def add_history(seconds: float, count: int = 10) -> None:
+    """Finished jobs of the benchmark's kind that ran `seconds` at fal, an hour ago."""
+    from django.utils import timezone
+
+    from generation.models import Generation, State
+
+    ids = _create_rows(_bench_user(), range(2 * 10**6, 2 * 10**6 + count))
+    Generation.objects.filter(pk__in=ids).update(
+        state=State.SUCCEEDED,
+        inference_seconds=seconds,
+        output="outputs/history.mp4",  # never served: only the run time is read
+        next_check_at=None,
+        finished_at=timezone.now() - datetime.timedelta(hours=1),
+    )
+
+
+def _bench_user():
+    from accounts.models import User
+
+    return User.objects.get_or_create(email="bench@example.com")[0]
+
+
+def run_lone(
+    n: int, *, limit: float, first_index: int = 0, keep_history: bool = False
+) -> list[dict]:
+    """N jobs, each created once the one before has ended: nothing else in flight.
+
+    Cold: each finished job's inference time is removed from the history the tracker times its
+    polls by (generation.polling.typical_run_seconds), so every job is timed as a first one.
+    """
+    from generation.models import Generation
+
+    rows = []
+    for index in range(n):
+        ids = queue_generations(1, rate=0, first_index=first_index + index)
+        wait_until_terminal(ids, time.time() + limit, every=0.05)
+        rows += finished_rows(ids)
+        if not keep_history:
+            Generation.objects.filter(pk__in=ids).update(inference_seconds=None)
+        time.sleep(0.3)  # no lock-step with the tracker's passes
+    return rows
+
+
+def lone_figures(args, rows: list[dict], completions: dict[str, float]) -> dict:
+    succeeded = [row for row in rows if row["state"] == "succeeded"]
+    total = [row["finished_at"] - row["created_at"] for row in succeeded]
+    provider = args.queue + args.inference
+    lag = [
+        row["finished_at"] - completions[row["provider_request_id"]]
+        for row in succeeded
+        if row["provider_request_id"] in completions
+    ]
+    return {
+        "lone": args.lone,
+        "db": args.db,
+        "webhooks": args.webhooks,
+        "queue_s": args.queue,
+        "inference_s": args.inference,
+        "history_s": args.history,
+        "extra_env": args.env,
+        "all_succeeded": len(succeeded) == args.lone,
+        "create_to_succeeded_s": summary(total),
+        "over_provider_s": summary([value - provider for value in total]),
+        "lag_s": summary(lag),
+        "stages_s": stage_times(rows, completions),
+        # Each job's stamps relative to its creation, and when fal finished it (for --json).
+        "jobs": [
+            {
+                "polls": row["polls"],
+                **{
+                    key: round(value - row["created_at"], 3)
+                    for key, value in {
+                        **row,
+                        "fal_done": completions.get(row["provider_request_id"]),
+                    }.items()
+                    if isinstance(value, float)
+                },
+            }
+            for row in rows
+        ],
+    }
+
+
+def print_lone(f: dict) -> None:
+    rows = [
+        (
+            "lone jobs",
+            f"{f['lone']} ({f['db']}, webhooks {f['webhooks']}, "
+            + (f"history {f['history_s']:g} s" if f["history_s"] else "cold")
+            + "; fake fal: "
+            f"{f['queue_s']:g} s queue + {f['inference_s']:g} s run)",
+        ),
+        ("all succeeded", "yes" if f["all_succeeded"] else "NO"),
+    ]
+    for name, key in [
+        ("create → succeeded", "create_to_succeeded_s"),
+        ("  over provider time", "over_provider_s"),
+        ("lag fal done → succeeded", "lag_s"),
+    ]:
+        if f[key].get("count"):
+            rows.append((name, _spread(f[key])))
+    for name, stage in f["stages_s"].items():
+        if stage.get("count"):
+            rows.append((f"  {name}", _spread(stage)))
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
 def queue_generations(n: int, *, rate: float, first_index: int = 0) -> list:
     """N text-to-video rows, as users pressing "Generate": `rate` per second (0: all at once).
 
     Each row is created due now, as generation_create makes it: the tracker submits it.
     """
-    from accounts.models import User
-
-    user, _ = User.objects.get_or_create(email="bench@example.com")
+    user = _bench_user()
     ids: list = []
     started = time.monotonic()
     while len(ids) < n:
@@ -299,7 +450,7 @@ def _create_rows(user, indexes: range) -> list:
     return [row.pk for row in rows]
 
 
-def wait_until_terminal(ids: list, limit: float) -> dict[str, int]:
+def wait_until_terminal(ids: list, limit: float, every: float = 0.5) -> dict[str, int]:
     from django.db.models import Count
 
     from generation.models import TERMINAL, Generation
@@ -316,13 +467,14 @@ def wait_until_terminal(ids: list, limit: float) -> dict[str, int]:
         if time.time() > limit:
             print(f"time limit reached: {states}", file=sys.stderr)
             return states
-        time.sleep(0.5)
+        time.sleep(every)
 
 
 def finished_rows(ids: list) -> list[dict]:
     from generation.models import Generation
 
     fields = ["provider_request_id", "state", "created_at", "submitting_at", "in_queue_at"]
+    fields += ["in_progress_at", "polls"]
     fields += ["finalizing_at", "finished_at"]
     return [
         {
@@ -338,6 +490,7 @@ def stage_times(rows: list[dict], completions: dict[str, float]) -> dict[str, di
     spans = {
         "wait for submit": ("created_at", "submitting_at"),
         "submit call": ("submitting_at", "in_queue_at"),
+        "in fal's queue → seen running": ("in_queue_at", "in_progress_at"),
         "fal done → finalizing": ("fal_done", "finalizing_at"),
         "finalizing → succeeded": ("finalizing_at", "finished_at"),
     }

@@ -1,11 +1,11 @@
 """The fake fal's process for the benchmark (a module of its own so `spawn` can import it)."""
 
 
-def serve(pipe, inference: float) -> None:
+def serve(pipe, inference: float, queue: float = 0.05) -> None:
     from tests.fakefal import FakeFal
 
     with FakeFal(
-        queue_time=0.05,
+        queue_time=queue,
         inference_time=inference,
         record_requests=False,
         webhook_workers=16,

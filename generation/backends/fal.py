@@ -4,6 +4,7 @@ Only single, quick calls are made: submit, one status poll, one result fetch, ca
 blocking helpers (`subscribe`, `handle.get`, `SyncClient.result`) are never used.
 """
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -86,15 +87,25 @@ class FalBackend:
 
     def submit(self, generation, *, webhook_url: str | None) -> Submitted:
         arguments = dict(generation.arguments)
-        media_field = _media_field(generation.endpoint_id)
-        if media_field in ("image_url", "image_urls"):
-            images = [self._input_url(item) for item in generation.inputs.filter(kind="image")]
-            if media_field == "image_url" and images:
+        endpoint = _endpoint(generation.endpoint_id)
+        inputs = list(generation.inputs.all())  # ordered by position: the order the user gave
+        if endpoint.media_field in ("image_url", "image_urls"):
+            images = [self._input_url(item) for item in inputs if item.kind == "image"]
+            if endpoint.media_field == "image_url" and images:
                 arguments["image_url"] = images[0]
-            elif media_field == "image_urls":
+            elif endpoint.media_field == "image_urls":
                 arguments["image_urls"] = images
+        if endpoint.video_field:
+            videos = [self._input_url(item) for item in inputs if item.kind == "video"]
+            if videos:
+                arguments[endpoint.video_field] = videos[0]
         with _errors("submit"), _submit_answers() as answers:
-            handle = _client().submit(generation.endpoint_id, arguments, webhook_url=webhook_url)
+            handle = _client().submit(
+                generation.endpoint_id,
+                arguments,
+                webhook_url=webhook_url,
+                headers=privacy_headers(),
+            )
         return Submitted(
             request_id=handle.request_id,
             queue_position=_queue_position(answers, handle.request_id),
@@ -115,20 +126,23 @@ class FalBackend:
                 data = stream.read()
         except FileNotFoundError as exc:
             raise ProviderError(
-                "input_missing", "The input image is no longer stored.", retryable=False
+                "input_missing", f"The input {item.kind} is no longer stored.", retryable=False
             ) from exc
         try:
             with _errors("upload"):
                 # fal-client tries fal's CDN, then fal's storage (initiate + signed PUT).
                 return _client().upload(
-                    data, item.content_type, file_name=os.path.basename(item.file.name)
+                    data,
+                    item.content_type,
+                    file_name=os.path.basename(item.file.name),
+                    lifecycle=_upload_lifecycle(),
                 )
         except ProviderError as exc:
             if exc.code == "provider_auth":
                 raise
             raise ProviderError(
                 "upload_failed",
-                f"Uploading the input image to fal failed: {exc.message}",
+                f"Uploading the input {item.kind} to fal failed: {exc.message}",
                 retryable=exc.retryable,
             ) from exc
 
@@ -205,6 +219,33 @@ class FalBackend:
         return True
 
 
+def privacy_headers() -> dict[str, str]:
+    """What fal may keep of a request (shared/fal-protocol.md §2, fal's "platform headers").
+
+    X-Fal-Store-IO: 0 keeps no copy of the inputs and outputs in fal's request history (the
+    result stays fetchable for an hour, which is all the tracker needs). The lifecycle
+    preference deletes the generated video from fal's public CDN after
+    FAL_MEDIA_EXPIRATION_SECONDS: by then finalize has copied it to our storage, or given up.
+    """
+    headers = {}
+    if not settings.FAL_STORE_IO:
+        headers["X-Fal-Store-IO"] = "0"
+    if settings.FAL_MEDIA_EXPIRATION_SECONDS > 0:
+        headers["X-Fal-Object-Lifecycle-Preference"] = json.dumps(
+            {"expiration_duration_seconds": settings.FAL_MEDIA_EXPIRATION_SECONDS}
+        )
+    return headers
+
+
+def _upload_lifecycle() -> fal_client.StorageSettings | None:
+    """Our inputs on fal's CDN expire too, but only once fal can no longer need them: a job
+    may wait in fal's queue as long as a presigned S3 input would stay valid."""
+    if settings.FAL_MEDIA_EXPIRATION_SECONDS <= 0:
+        return None
+    seconds = max(settings.FAL_MEDIA_EXPIRATION_SECONDS, PRESIGNED_INPUT_TTL)
+    return fal_client.StorageSettings(expires_in=seconds)
+
+
 def parse_output(body) -> Completed:
     """The model output (from the result endpoint or a webhook payload) → the video to fetch."""
     video = body.get("video") if isinstance(body, dict) else None
@@ -224,10 +265,10 @@ def _looks_like_video(content_type: str) -> bool:
     )
 
 
-def _media_field(endpoint_id: str) -> str | None:
+def _endpoint(endpoint_id: str):
     from ..catalogue import get_endpoint
 
-    return get_endpoint(endpoint_id).media_field
+    return get_endpoint(endpoint_id)
 
 
 def _completed_error_type(error: str | None, error_type: str | None) -> str | None:

@@ -330,6 +330,8 @@ class _File:
     size: int
     content_type: str
     bytes_per_s: float | None = None
+    # Monotonic time after which fal's CDN has deleted it (X-Fal-Object-Lifecycle-Preference).
+    expires_mono: float | None = None
 
 
 class _Resp:
@@ -1253,6 +1255,7 @@ class FakeFal:
             spec = self._make_file(
                 outcome.file, rec.video_data, outcome.file_size, outcome.bytes_per_s
             )
+            spec.expires_mono = _media_expiry(rec.headers, now)
             if outcome.file != "missing":
                 self._files[name] = spec
             payload = {
@@ -1766,10 +1769,18 @@ class FakeFal:
                 return _json_resp(
                     400, {"detail": "Request is still in progress"}, {"x-fal-request-id": rid}
                 )
-            if now - rec.completed_mono > self.result_retention_s:
+            if now - rec.completed_mono > self._result_retention(rec):
                 return self._not_found(rid)
             resp = _Resp(rec.result_status, rec.result_body, dict(rec.result_headers))
         return resp
+
+    def _result_retention(self, rec: _Req) -> float:
+        """fal keeps a result 1 h (6 min when 10 KB or more) unless payloads are stored; with
+        `X-Fal-Store-IO: 0` nothing is stored, so the short limits apply whatever the knob."""
+        if rec.headers.get("x-fal-store-io") != "0":
+            return self.result_retention_s
+        short = 360.0 if len(rec.result_body) >= 10_000 else 3600.0
+        return min(self.result_retention_s, short)
 
     def _cancel(self, rid: str, prefix: str) -> _Resp:
         headers = {"x-fal-request-id": rid}
@@ -1793,6 +1804,8 @@ class FakeFal:
         with self._lock:
             spec = self._files.get(name)
         if spec is None or spec.mode == "missing":
+            return _Resp(404, b"Not Found", {"Content-Type": "text/plain"})
+        if spec.expires_mono is not None and time.monotonic() >= spec.expires_mono:
             return _Resp(404, b"Not Found", {"Content-Type": "text/plain"})
         size = spec.size
         rng = _parse_range(headers.get("range"), size)
@@ -1889,6 +1902,21 @@ class FakeFal:
             with self._cond:
                 when = time.monotonic() + float(self.webhook_retry_delay_s) * (2 ** (attempt - 1))
                 self._push(when, "deliver", (rid, url, body, attempt + 1, copy))
+
+
+def _media_expiry(headers: dict[str, str], now: float) -> float | None:
+    """When generated media expires under the submit's X-Fal-Object-Lifecycle-Preference
+    (`{"expiration_duration_seconds": N}`; null or absent: fal's default, never here)."""
+    raw = headers.get("x-fal-object-lifecycle-preference")
+    if not raw:
+        return None
+    try:
+        seconds = json.loads(raw).get("expiration_duration_seconds")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    return now + max(0.0, float(seconds))
 
 
 def _file_chunks(spec: _File, start: int, stop: int, piece: int) -> Iterator[bytes]:

@@ -461,6 +461,35 @@ def test_result_retention_expiry_is_404(fake, fal, client, monkeypatch):
     assert info.value.status_code == 404
 
 
+def test_without_stored_payloads_a_large_result_is_kept_six_minutes(fake, fal, client):
+    big = Outcome.success(result_body={"video": {"url": "https://x/v.mp4"}, "pad": "x" * 20_000})
+    fake.plan_outcomes(big, big)
+    kept = client.submit(APP, {"prompt": "stored"})
+    private = client.submit(APP, {"prompt": "private"}, headers={"X-Fal-Store-IO": "0"})
+    for handle in (kept, private):
+        assert fake.wait_completed(handle.request_id)
+    with fake._lock:  # as if seven minutes had passed
+        for handle in (kept, private):
+            fake._reqs[handle.request_id].completed_mono -= 420
+    assert kept.get()["pad"]
+    with pytest.raises(fal.FalClientHTTPError) as info:
+        private.get()
+    assert info.value.status_code == 404
+
+
+def test_media_lifetime_header_expires_the_output_file(fake, client):
+    lifetime = json.dumps({"expiration_duration_seconds": 0})
+    handle = client.submit(
+        APP, {"prompt": "short-lived"}, headers={"X-Fal-Object-Lifecycle-Preference": lifetime}
+    )
+    url = handle.get()["video"]["url"]
+    with _https(fake) as http:
+        assert http.get(url).status_code == 404
+    url = client.submit(APP, {"prompt": "default"}).get()["video"]["url"]
+    with _https(fake) as http:
+        assert http.get(url).status_code == 200
+
+
 # ------------------------------------------------------------------------------------ files
 def test_video_downloads_opens_with_pyav_and_range(fake, client):
     handle = client.submit(APP, {"prompt": "download"})

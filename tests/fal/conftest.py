@@ -12,7 +12,7 @@ from generation.backends import fal as fal_backend
 from generation.models import Generation, State
 from tests.factories import GenerationFactory
 from tests.fakefal import FakeFal, configure_fal_client_env
-from tests.media.conftest import moto_endpoint, s3, storage  # noqa: F401 - shared fixtures
+from tests.media.conftest import fetch_options, moto_endpoint, s3, storage  # noqa: F401 - shared fixtures
 from workflows import fal_webhooks
 from workflows.tracking import track_once
 

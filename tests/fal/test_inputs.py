@@ -275,3 +275,164 @@ def test_pikascenes_sends_every_image_in_order(
     track_until_terminal(django_capture_on_commit_callbacks)
     generation.refresh_from_db()
     assert generation.state == State.SUCCEEDED, generation.error_message
+
+
+COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+
+
+def _api(user):
+    from api.models import Scope
+    from api.services import apikey_create
+    from tests.api.conftest import client_with
+
+    return client_with(apikey_create(user=user, name="script", scopes=list(Scope.values))[1])
+
+
+def _colour(data: bytes) -> tuple:
+    """Which of COLOURS the image is (stored images are re-encoded, so not to the unit)."""
+    import io
+
+    from PIL import Image
+
+    pixel = Image.open(io.BytesIO(data)).convert("RGB").getpixel((5, 5))
+    return min(COLOURS, key=lambda c: sum(abs(a - b) for a, b in zip(c, pixel, strict=True)))
+
+
+@pytest.mark.parametrize("form_name", ["image", "images"])
+def test_api_pikascenes_with_three_uploads_sends_all_three_in_order(
+    fake_fal, user, form_name, django_capture_on_commit_callbacks
+):
+    files = [upload(f"{i}.png", png_bytes(colour=c)) for i, c in enumerate(COLOURS)]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _api(user).post(
+            "/api/v1/generations",
+            {"endpoint": SCENES, "prompt": "a picnic", "resolution": "720p", form_name: files},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.json()
+    generation = Generation.objects.get()
+    assert generation.state == State.IN_QUEUE, generation.error_message
+    stored = stored_bytes(generation)
+    assert [_colour(data) for data in stored] == COLOURS, "stored in the order given"
+
+    (submit,) = fake_fal.submits()
+    urls = submit.json["image_urls"]
+    assert len(urls) == 3
+    fetched = fake_fal.input_fetches
+    assert [f.field for f in fetched] == ["image_urls[0]", "image_urls[1]", "image_urls[2]"]
+    assert [f.url for f in fetched] == urls
+    assert [f.sha256 for f in fetched] == [sha256(data) for data in stored], "fal got them in order"
+
+
+ADDITIONS = "fal-ai/pika/v2/pikadditions"
+SWAPS = "fal-ai/pika/v2/pikaswaps"
+
+
+@pytest.fixture
+def video_link(fake_fal, fetch_options):
+    """An https link to a real MP4, served by a host the test lets safe_fetch reach."""
+    from tests.fakefal import default_mp4
+
+    fetch_options.update(
+        ip_check=lambda ip: None, allowed_ports={fake_fal.port}, verify=fake_fal.ca_bundle_path
+    )
+    return fake_fal.add_file("input-clip.mp4", default_mp4())
+
+
+def _sent_video(fake_fal, generation):
+    (submit,) = fake_fal.submits()
+    fetched = {f.field: f for f in fake_fal.input_fetches}
+    video = fetched["video_url"]
+    assert video.url == submit.json["video_url"] and video.ok
+    (item,) = generation.inputs.filter(kind="video")
+    with default_storage.open(item.file.name, "rb") as stream:
+        assert video.sha256 == sha256(stream.read()), "fal read our stored copy"
+    assert (item.content_type, item.width, item.height) == ("video/mp4", 320, 180)
+    return submit
+
+
+def test_api_pikadditions_with_a_video_link_and_an_image(
+    fake_fal, fetch_options, video_link, user, storage, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _api(user).post(
+            "/api/v1/generations",
+            {
+                "endpoint": ADDITIONS,
+                "prompt": "a cat walks in",
+                "video_url": video_link,
+                "image": upload("cat.png", png_bytes()),
+            },
+            format="multipart",
+        )
+    assert response.status_code == 201, response.json()
+    generation = Generation.objects.get()
+    assert generation.state == State.IN_QUEUE, generation.error_message
+    submit = _sent_video(fake_fal, generation)
+    assert submit.json["video_url"] != video_link, "our copy, not the user's link"
+    assert "image_url" in submit.json
+    track_until_terminal(django_capture_on_commit_callbacks)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+
+
+def test_api_pikaswaps_with_an_uploaded_video(
+    fake_fal, user, settings, django_capture_on_commit_callbacks
+):
+    from generation import catalogue
+    from tests.fakefal import default_mp4
+
+    settings.FAL_PRICE_OVERRIDES = '{"fal-ai/pika/v2/pikaswaps": {"*": {"*": "0.50"}}}'
+    catalogue._price_overrides.cache_clear()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = _api(user).post(
+                "/api/v1/generations",
+                {
+                    "endpoint": SWAPS,
+                    "modify_region": "the red car",
+                    "prompt": "a blue bus",
+                    "video": upload("clip.mp4", default_mp4(), "video/mp4"),
+                },
+                format="multipart",
+            )
+    finally:
+        catalogue._price_overrides.cache_clear()
+    assert response.status_code == 201, response.json()
+    generation = Generation.objects.get()
+    submit = _sent_video(fake_fal, generation)
+    assert submit.json["modify_region"] == "the red car"
+    assert "image_url" not in submit.json
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        ({"video_url": "https://127.0.0.1/clip.mp4"}, "video_url", ""),
+        ({"video_url": "http://example.com/clip.mp4"}, "video_url", ""),
+        ({"video": upload("x.mp4", png_bytes(), "video/mp4")}, "video", "MP4"),
+        ({}, "video", "needs an input video"),
+    ],
+)
+def test_api_bad_input_videos_are_refused_naming_the_field(
+    fake_fal, user, payload, field, fragment
+):
+    body = {"endpoint": ADDITIONS, "image": upload("cat.png", png_bytes()), **payload}
+    response = _api(user).post("/api/v1/generations", body, format="multipart")
+    assert response.status_code == 400, response.json()
+    assert fragment in response.json()["errors"][field]
+    assert not Generation.objects.exists() and fake_fal.submits() == []
+
+
+def test_api_input_video_over_the_length_cap_is_refused(fake_fal, user, settings):
+    from tests.fakefal import default_mp4
+
+    settings.INPUT_VIDEO_MAX_SECONDS = 0
+    body = {
+        "endpoint": ADDITIONS,
+        "image": upload("cat.png", png_bytes()),
+        "video": upload("clip.mp4", default_mp4(), "video/mp4"),
+    }
+    response = _api(user).post("/api/v1/generations", body, format="multipart")
+    assert response.status_code == 400
+    assert "the limit is 0 s" in response.json()["errors"]["video"]

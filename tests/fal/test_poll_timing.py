@@ -35,6 +35,7 @@ def test_a_running_job_is_not_polled_again_until_jobs_like_it_ended(
     fake_fal, user, django_capture_on_commit_callbacks, settings, monkeypatch
 ):
     settings.TRACK_POLL_DUE_SECONDS = 0.2
+    settings.TRACK_POLL_LONE_SECONDS = 0  # the schedule by history, without the poll budget
     recent_runs(user, seconds=1.0)
     monkeypatch.setattr(fake_fal, "inference_time", 1.2)
     generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)

@@ -7,6 +7,7 @@ from generation import catalogue
 from generation.catalogue import validate_input
 
 T2V = "fal-ai/pika/v2.2/text-to-video"
+V25 = "fal-ai/pika/v2.5/text-to-video"
 I2V = "fal-ai/pika/v2.2/image-to-video"
 
 
@@ -23,6 +24,8 @@ def test_every_endpoint_of_the_protocol_is_catalogued():
         "fal-ai/pika/v2/turbo/image-to-video",
         "fal-ai/pika/v1.5/pikaffects",
         "fal-ai/pika/v2/pikadditions",
+        "fal-ai/pika/v2/pikaswaps",
+        "fal-ai/pika/v2.5/text-to-video",
     }
 
 
@@ -106,6 +109,9 @@ def test_duration_accepts_numeric_strings():
             "Melt",
         ),
         ("fal-ai/pika/v2/pikadditions", {}, {"image_count": 1}, "video", "needs an input video"),
+        ("fal-ai/pika/v2/pikaswaps", {}, {}, "video", "needs an input video"),
+        (V25, {"prompt": "x", "aspect_ratio": "16:9"}, {}, "aspect_ratio", "does not take"),
+        (V25, {"prompt": "x", "resolution": "4k"}, {}, "resolution", "480p, 720p, 1080p"),
         ("fal-ai/pika/v9/nothing", {}, {}, "endpoint", "Unknown endpoint"),
     ],
 )
@@ -147,20 +153,108 @@ def test_credit_price_rounds_up_with_markup_settings(settings):
     assert catalogue.credits_for_usd(Decimal("0.20")) == 5
 
 
-def test_price_overrides_replace_estimates(settings):
-    settings.FAL_PRICE_OVERRIDES = '{"fal-ai/pika/v2.2/text-to-video": {"720p": {"10": "0.35"}}}'
-    catalogue._price_overrides.cache_clear()
-    try:
-        valid = validate_input(T2V, {"prompt": "x", "duration": 10})
-        price = catalogue.price_of(valid)
-        assert (price.usd, price.confirmed) == (Decimal("0.35"), True)
-    finally:
+@pytest.fixture
+def overrides(settings):
+    def set_overrides(value: str) -> None:
+        settings.FAL_PRICE_OVERRIDES = value
         catalogue._price_overrides.cache_clear()
 
+    yield set_overrides
+    catalogue._price_overrides.cache_clear()
 
-def test_every_endpoint_has_a_positive_price_for_its_defaults():
+
+def test_price_overrides_replace_estimates(overrides):
+    overrides('{"fal-ai/pika/v2.2/text-to-video": {"720p": {"10": "0.35"}}}')
+    valid = validate_input(T2V, {"prompt": "x", "duration": 10})
+    price = catalogue.price_of(valid)
+    assert (price.usd, price.confirmed) == (Decimal("0.35"), True)
+    # The cells the override leaves out keep the catalogue's price.
+    assert catalogue.price_of(validate_input(T2V, {"prompt": "x"})).usd == Decimal("0.20")
+
+
+def test_every_endpoint_has_a_positive_price_for_its_defaults_or_is_unpublished():
+    unpublished = set()
     for endpoint in catalogue.endpoints():
         resolution = endpoint.default("resolution") or "720p"
         duration = endpoint.default("duration") or 5
+        if endpoint.price.rule == "unpublished":
+            unpublished.add(endpoint.id)
+            with pytest.raises(catalogue.PriceUnknown):
+                catalogue.fal_price_usd(endpoint, resolution, duration)
+            continue
         usd, _ = catalogue.fal_price_usd(endpoint, resolution, duration)
         assert usd > 0, endpoint.id
+        assert endpoint.price.source, endpoint.id
+    assert unpublished == {"fal-ai/pika/v2.5/text-to-video", "fal-ai/pika/v2/pikaswaps"}
+
+
+FRAMES = "fal-ai/pika/v2.2/pikaframes"
+
+
+def _frames(resolution: str, *seconds: int):
+    transitions = [{"duration": s} for s in seconds]
+    return validate_input(
+        FRAMES,
+        {"resolution": resolution, "transitions": transitions},
+        image_count=len(seconds) + 1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("resolution", "seconds", "usd"),
+    [
+        # 5 s is the minimum billed, so 2 s + 1 s cost as much as 5 s.
+        ("720p", (2, 1), "0.20"),
+        ("720p", (5,), "0.20"),
+        ("720p", (3, 4), "0.28"),
+        ("720p", (5, 5, 5, 10), "1.00"),
+        ("1080p", (2, 1), "0.30"),
+        ("1080p", (5,), "0.30"),
+        ("1080p", (3, 4), "0.42"),
+        ("1080p", (5, 5, 5, 10), "1.50"),
+    ],
+)
+def test_pikaframes_is_billed_per_second_with_a_5_second_minimum(resolution, seconds, usd):
+    valid = _frames(resolution, *seconds)
+    assert valid.duration == sum(seconds)
+    price = catalogue.price_of(valid)
+    assert price.usd == Decimal(usd)
+    assert price.confirmed is True
+    assert price.credits == catalogue.credits_for_usd(Decimal(usd))
+
+
+def test_a_per_second_override_replaces_the_rate(overrides):
+    overrides('{"fal-ai/pika/v2.2/pikaframes": {"per_second": {"1080p": "0.05"}}}')
+    assert catalogue.price_of(_frames("1080p", 3, 4)).usd == Decimal("0.35")
+    assert catalogue.price_of(_frames("1080p", 2)).usd == Decimal("0.25")  # minimum kept
+    assert catalogue.price_of(_frames("720p", 3, 4)).usd == Decimal("0.28")  # not overridden
+
+
+def test_a_per_video_override_of_a_per_second_endpoint_prices_whole_videos(overrides):
+    overrides('{"fal-ai/pika/v2.2/pikaframes": {"720p": {"*": "0.10"}}}')
+    assert catalogue.price_of(_frames("720p", 10, 10)).usd == Decimal("0.10")
+
+
+def test_unpublished_price_is_refused_until_an_override_prices_it(overrides):
+    valid = validate_input(V25, {"prompt": "x", "resolution": "480p"})
+    assert valid.arguments == {
+        "prompt": "x",
+        "negative_prompt": "ugly, bad, terrible",
+        "resolution": "480p",
+        "duration": 5,
+    }
+    with pytest.raises(catalogue.PriceUnknown, match="FAL_PRICE_OVERRIDES prices it"):
+        catalogue.price_of(valid)
+    assert not catalogue.is_priced(catalogue.get_endpoint(V25))
+    overrides('{"fal-ai/pika/v2.5/text-to-video": {"*": {"5": "0.25", "10": "0.50"}}}')
+    assert catalogue.price_of(valid).usd == Decimal("0.25")
+    assert catalogue.is_priced(catalogue.get_endpoint(V25))
+
+
+def test_bad_price_data_is_a_configuration_error():
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="source"):
+        catalogue._price_rule("x", {"rule": "per_video", "usd": {"*": {"*": "1"}}})
+    with pytest.raises(ImproperlyConfigured, match="rule"):
+        catalogue._price_rule("x", {"rule": "per_block", "source": "s"})

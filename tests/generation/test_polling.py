@@ -31,6 +31,7 @@ def poll_settings(settings):
     settings.TRACK_POLL_MAX_SECONDS = 5.0
     settings.TRACK_POLL_DUE_SECONDS = 2.0
     settings.TRACK_POLL_WITH_WEBHOOK_SECONDS = 15.0
+    settings.TRACK_POLL_LONE_SECONDS = 0  # the schedule itself; the budget is tested below
     return settings
 
 
@@ -124,3 +125,58 @@ def test_retry_delay_backs_off_exponentially_with_jitter():
         for _ in range(20):
             seconds = polling.retry_delay(attempt).total_seconds()
             assert ceiling / 2 <= seconds <= ceiling
+
+
+@pytest.fixture
+def budget(poll_settings):
+    poll_settings.TRACK_POLL_LONE_SECONDS = 0.75
+    poll_settings.TRACK_POLL_BUDGET_PER_SECOND = 20.0
+    return poll_settings
+
+
+def _running(user, *, seconds_ago: float = 1.0, polls: int = 10):
+    """A job seen running a while ago, polled often enough that its back-off is at the cap."""
+    started = timezone.now() - timedelta(seconds=seconds_ago)
+    job = GenerationFactory(user=user, state=State.IN_PROGRESS, in_progress_at=started, polls=polls)
+    return job, started
+
+
+def test_a_lone_job_is_polled_often_whatever_its_history_says(user, budget):
+    finished_runs(user, [60.0] * 6)  # jobs like it ran a minute
+    job, started = _running(user)
+    now = timezone.now()
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=started, webhook=False)
+    assert at == now + timedelta(seconds=0.75), "not at started + 60 s"
+    queued = GenerationFactory(user=user, state=State.IN_QUEUE, polls=10)
+    at = polling.next_poll_at(queued, stage="in_queue", now=now, started_at=None, webhook=False)
+    assert at == now + timedelta(seconds=0.75), "not after the 5 s back-off"
+
+
+def test_with_many_in_flight_each_gets_its_share_of_the_budget(user, budget):
+    for _ in range(39):
+        GenerationFactory(user=user, state=State.IN_QUEUE)
+    job, started = _running(user)  # 40 in flight: 20 polls a second, 2 s each
+    now = timezone.now()
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=started, webhook=False)
+    assert at == now + timedelta(seconds=2.0)
+    # A plan sooner than the budget's is kept.
+    fresh, started = _running(user, polls=0)
+    at = polling.next_poll_at(
+        fresh, stage="in_progress", now=now, started_at=started, webhook=False
+    )
+    assert at == now + polling.poll_delay(1)
+
+
+def test_the_in_flight_count_is_one_query_per_while(user, budget, django_assert_num_queries):
+    GenerationFactory(user=user, state=State.IN_QUEUE)
+    with django_assert_num_queries(1):
+        assert polling.in_flight_count() == 1
+        GenerationFactory.build(user=user)
+        assert polling.in_flight_count() == 1
+
+
+def test_with_a_webhook_coming_the_budget_does_not_apply(user, budget):
+    job, started = _running(user)
+    now = timezone.now()
+    at = polling.next_poll_at(job, stage="in_progress", now=now, started_at=started, webhook=True)
+    assert at == now + timedelta(seconds=15.0)
