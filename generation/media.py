@@ -316,8 +316,12 @@ def _output_move(generation_id, rename, *, hidden: bool) -> None:
         for field, name in row.items()
         if name and name.startswith(HIDDEN_PREFIX) == hidden
     }
-    for old, new in moves.values():
-        _move_file(old, new)
+    for field, (old, new) in list(moves.items()):
+        try:
+            _move_file(old, new)
+        except FileNotFoundError:  # gone already (the retention job): nothing to hide or keep
+            log.warning("generation %s: %s is not stored, so not moved", generation_id, old)
+            del moves[field]
     if moves:
         Generation.objects.filter(
             pk=generation_id, **{f: old for f, (old, _) in moves.items()}

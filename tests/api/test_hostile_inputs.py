@@ -212,7 +212,7 @@ def test_admin_credit_grant_refuses(admin_client, user, what, change, field):
     ],
 )
 @pytest.mark.parametrize(
-    "changelist", ["billing/ledgerentry", "generation/generation", "moderation/auditentry"]
+    "changelist", ["billing/ledgerentry", "generation/generation", "core/auditentry"]
 )
 def test_admin_date_hierarchy_survives_odd_dates(admin_client, changelist, query):
     response = admin_client.get(f"/admin/{changelist}/?{query}")
