@@ -32,7 +32,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class ApiKeySchema(OpenApiAuthenticationExtension):
-    target_class = "api.authentication.ApiKeyAuthentication"
+    target_class = "restapi.authentication.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):

@@ -74,6 +74,7 @@ def test_each_decision_takes_at_most_three_clicks(desk):
     click("text=Reported outputs")
     click(_button(to_take_down, "take_down"))
     # Keyboard only: Confirm has the focus when the page opens, so Enter decides.
+    page.wait_for_function("document.activeElement && document.activeElement.type === 'submit'")
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert click.count == 2
