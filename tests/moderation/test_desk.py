@@ -147,3 +147,11 @@ def test_a_preview_whose_file_is_gone_is_a_404_not_a_500(moderator_client, user)
     output = _succeeded(user)  # its files were never written
     response = moderator_client.get(reverse("moderation_media", args=[output.pk, "poster"]))
     assert response.status_code == 404
+
+
+def test_a_blocked_page_offers_no_retry_of_the_same_prompt(moderator_client, alice_client, post, user):
+    held = make_held(user)
+    post(moderator_client, decide_url("held", held, "reject"), {"category": "hate"})
+    page = alice_client.get(held.get_absolute_url()).content.decode()
+    assert "Not available." in page
+    assert "Try again" not in page and "Copy settings" not in page and "Cancel" not in page
