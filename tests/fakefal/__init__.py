@@ -24,17 +24,17 @@ from collections.abc import Callable
 from typing import Any
 
 from .certs import CertFiles, get_cert_files, make_self_signed_cert
-from .server import (
+from .records import (
     DEFAULT_INFRA_STATUS,
     FILE_MODES,
     INJECTABLE,
-    FakeFal,
     InputFetch,
     Outcome,
     RecordedRequest,
     UploadedFile,
     WebhookDelivery,
 )
+from .server import FakeFal
 from .video import default_mp4, make_mp4
 
 __all__ = [
