@@ -135,6 +135,11 @@ def run(args) -> dict:
             env["DATABASE_URL"] = stack.enter_context(throwaway_postgres(args.pg_admin_url, tag))
             env["REDIS_URL"] = args.redis_url
         env.update(item.split("=", 1) for item in args.env)
+        # This process reads the database too: the same one as the processes it starts, never
+        # a DATABASE_URL / REDIS_URL it inherited (the PostgreSQL test run's, say).
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            if name not in env:
+                os.environ.pop(name, None)
         os.environ.update(env)
         for command in (["migrate", "-v", "0"],):  # also creates the cache table
             subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
