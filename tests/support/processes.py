@@ -1,10 +1,11 @@
 """Run the product's real processes (qcluster, tracker) against the test database."""
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -59,13 +60,16 @@ def running(*commands: list[str], env: dict[str, str], log_dir: Path):
         yield [proc for proc, _ in processes]
     finally:
         for proc, _ in processes:
-            proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
         for proc, log in processes:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            # Whatever the command forked (qcluster's workers) goes too, even when a test killed
+            # the command itself: left alone, they would outlive the test run.
+            _signal_group(proc, signal.SIGKILL)
             log.seek(0)
             output = log.read().decode(errors="replace")
             log.close()
@@ -107,3 +111,9 @@ def holding_file(pids: list[int], match) -> list[int]:
         if any(match(target) for target in targets):
             holders.append(pid)
     return holders
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    """Signal the process group each command leads (start_new_session)."""
+    with suppress(ProcessLookupError, PermissionError):  # the whole group has exited
+        os.killpg(proc.pid, signum)
