@@ -149,7 +149,9 @@ def test_a_preview_whose_file_is_gone_is_a_404_not_a_500(moderator_client, user)
     assert response.status_code == 404
 
 
-def test_a_blocked_page_offers_no_retry_of_the_same_prompt(moderator_client, alice_client, post, user):
+def test_a_blocked_page_offers_no_retry_of_the_same_prompt(
+    moderator_client, alice_client, post, user
+):
     held = make_held(user)
     post(moderator_client, decide_url("held", held, "reject"), {"category": "hate"})
     page = alice_client.get(held.get_absolute_url()).content.decode()
