@@ -67,28 +67,7 @@ def tracker(settings):
 
 @pytest.fixture
 def demo_user():
-    from django.db import connection
-
-    user = user_ensure_demo(email=settings.DEMO_EMAIL, password=settings.DEMO_PASSWORD)
-    # The test's own session, read before Playwright starts: the teardown below may run in
-    # another context (Playwright's sync API), with another connection, and must spare this one
-    # (killing it broke every later test of the worker on PostgreSQL).
-    main_pid = None
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            main_pid = cursor.fetchone()[0]
-    yield user
-    # The live server's request threads can leave a PostgreSQL session behind, which would stop
-    # pytest-django from dropping the test database at the end of the run.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND pid <> %s",
-                [main_pid],
-            )
+    return user_ensure_demo(email=settings.DEMO_EMAIL, password=settings.DEMO_PASSWORD)
 
 
 def test_demo_user_generates_and_sees_a_video(
