@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Case, Count, F, IntegerField, Value, When
+from django.db.models import Case, Count, F, IntegerField, Subquery, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -224,6 +224,11 @@ def _hold_update(quote: Quote, *, now: dt.datetime, takes_slot: bool) -> tuple[s
     return sql, params
 
 
+# A render's slot in flight freed, never below zero: a counter that drifted is put right by
+# counters_repair, not by refusing to finish a render.
+ONE_SLOT_LESS = Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField())
+
+
 # --- Settlement ---------------------------------------------------------------------------------
 
 
@@ -242,13 +247,7 @@ def credits_settle(*, generation_id, state: str, frees_slot: bool = True) -> str
     )
     if settled.exists():
         return "already settled"
-    # Never below zero: a counter that drifted is put right by counters_repair, not by
-    # refusing to finish a render.
-    counters = (
-        {"in_flight": Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField())}
-        if frees_slot
-        else {}
-    )
+    counters = {"in_flight": ONE_SLOT_LESS} if frees_slot else {}
     if state == State.SUCCEEDED:
         done = ledger_apply(
             account_id=hold.account_id,
@@ -312,34 +311,25 @@ def slot_take(*, generation_id) -> bool:
     """A held generation was approved: it takes its slot in flight now (in the approval's
     transaction). Not refused when the plan's slots are full: the moderator's decision stands,
     and the slot frees when it ends. False if it holds no credits (made by a test factory)."""
-    account_id = (
-        LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id))
-        .values_list("account_id", flat=True)
-        .first()
-    )
-    if account_id is None:
-        return False
-    CreditAccount.objects.filter(pk=account_id).update(
-        in_flight=F("in_flight") + 1, updated_at=timezone.now()
-    )
-    return True
+    return _slot_move(generation_id, F("in_flight") + 1)
 
 
 def slot_free(*, generation_id) -> bool:
     """A submitted generation went back to a moderator (workflows.output_holds): its slot in
     flight is freed while it waits; its credits stay held."""
-    account_id = (
-        LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id))
-        .values_list("account_id", flat=True)
-        .first()
+    return _slot_move(generation_id, ONE_SLOT_LESS)
+
+
+def _slot_move(generation_id, in_flight) -> bool:
+    """One UPDATE of the account whose hold names this generation."""
+    holder = LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id)).values(
+        "account_id"
+    )[:1]
+    return bool(
+        CreditAccount.objects.filter(pk=Subquery(holder)).update(
+            in_flight=in_flight, updated_at=timezone.now()
+        )
     )
-    if account_id is None:
-        return False
-    CreditAccount.objects.filter(pk=account_id).update(
-        in_flight=Greatest(F("in_flight") - 1, Value(0), output_field=IntegerField()),
-        updated_at=timezone.now(),
-    )
-    return True
 
 
 def in_flight_truth(account: CreditAccount) -> int:

@@ -147,6 +147,13 @@ class DecisionForm(forms.Form):
             del self.fields["category"]
 
 
+SUSPEND_OWNER = (
+    "Suspend the owner",
+    False,
+    "They cannot start videos or use API keys until unsuspended.",
+)
+
+
 class Decisions:
     """Buttons for each decision on every row of a queue and on each item's page, each opening
     a one-form page: from the admin index, a decision is three clicks (the queue, the button,
@@ -190,9 +197,17 @@ class Decisions:
         label, with_category, help_text = self.decisions[decision]
         form = DecisionForm(request.POST or None, with_category=with_category)
         if request.method == "POST" and form.is_valid():
-            done = self.decide(
-                generation, decision=decision, request=request, data=form.cleaned_data
-            )
+            if decision == "suspend":  # the same on every queue: the item's owner
+                done = services.user_suspend(
+                    user=generation.user,
+                    actor=request.user,
+                    reason=form.cleaned_data["note"],
+                    request=request,
+                )
+            else:
+                done = self.decide(
+                    generation, decision=decision, request=request, data=form.cleaned_data
+                )
             if done:
                 self.message_user(request, f"{label}: done.", messages.SUCCESS)
             else:
@@ -283,11 +298,7 @@ class HeldGenerationAdmin(Decisions, _GenerationQueue):
             "It is blocked and its credits are released; the owner sees the policy's "
             "explanation and your message. A confirmed violation.",
         ),
-        "suspend": (
-            "Suspend the owner",
-            False,
-            "They cannot start videos or use API keys until unsuspended.",
-        ),
+        "suspend": SUSPEND_OWNER,
     }
 
     def decide(self, generation, *, decision, request, data):
@@ -308,9 +319,7 @@ class HeldGenerationAdmin(Decisions, _GenerationQueue):
                 message=data["message"],
                 request=request,
             )
-        return services.user_suspend(
-            user=generation.user, actor=request.user, reason=data["note"], request=request
-        )
+        raise ValueError(decision)
 
     list_filter = [
         "moderation_case__category",
@@ -398,11 +407,7 @@ class ReportedGenerationAdmin(Decisions, _GenerationQueue):
             "is told and it counts as a confirmed violation.",
         ),
         "dismiss": ("Dismiss the reports", False, "The reports close; the video stays up."),
-        "suspend": (
-            "Suspend the owner",
-            False,
-            "They cannot start videos or use API keys until unsuspended.",
-        ),
+        "suspend": SUSPEND_OWNER,
     }
 
     def decide(self, generation, *, decision, request, data):
@@ -424,9 +429,7 @@ class ReportedGenerationAdmin(Decisions, _GenerationQueue):
                     request=request,
                 )
             )
-        return services.user_suspend(
-            user=generation.user, actor=request.user, reason=data["note"], request=request
-        )
+        raise ValueError(decision)
 
     list_filter = ["reports__reason", "state"]
     actions = ["take_down", "dismiss_reports", "suspend_owner"]

@@ -86,28 +86,21 @@ def held_approve(
     # A held output (rendered and stored, see output_hold) is shown; a held request is sent.
     rendered = Generation.objects.filter(pk=generation.pk).exclude(output="").exists()
     with transaction.atomic():
-        if rendered:
-            moved = generation_move(
-                generation_id=generation.pk,
-                to=State.SUCCEEDED,
-                actor=Actor(user=moderator, request=request),
-                audit=AuditAction.APPROVE,
-                reason=note,
-                sources=[State.HELD],
-                where={"output__gt": ""},
-            )
-        else:
-            # Due at once: the tracker submits it (pipeline.enqueue_submit).
-            moved = generation_move(
-                generation_id=generation.pk,
-                to=State.QUEUED,
-                actor=Actor(user=moderator, request=request),
-                audit=AuditAction.APPROVE,
-                reason=note,
-                sources=[State.HELD],
-                where={"output": ""},
-                next_check_at=timezone.now(),
-            )
+        # A held output is shown (succeeded); a held request is due at once: the tracker
+        # submits it (pipeline.enqueue_submit).
+        target = (
+            {"to": State.SUCCEEDED, "where": {"output__gt": ""}}
+            if rendered
+            else {"to": State.QUEUED, "where": {"output": ""}, "next_check_at": timezone.now()}
+        )
+        moved = generation_move(
+            generation_id=generation.pk,
+            actor=Actor(user=moderator, request=request),
+            audit=AuditAction.APPROVE,
+            reason=note,
+            sources=[State.HELD],
+            **target,
+        )
         if not moved:
             return False
         ModerationCase.objects.filter(generation_id=generation.pk).update(
