@@ -54,6 +54,7 @@ LOSSES = (
     "webhooks_missing",
     "webhooks_doubled",
     "webhooks_wrong_event",
+    "allowance_not_returned",
 )
 
 
@@ -76,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--drop-rate", type=float, default=0.15, help="fal webhooks never sent")
     parser.add_argument("--dup-rate", type=float, default=0.15, help="fal webhooks sent twice")
+    parser.add_argument(
+        "--fail-rate",
+        type=float,
+        default=0.05,
+        help="share of generations fal fails (half a 422, half request timeouts on every "
+        "attempt, which we retry until we give up)",
+    )
+    parser.add_argument(
+        "--cancel-rate", type=float, default=0.05, help="share canceled by their owner"
+    )
     parser.add_argument("--queue", type=float, default=0.5, help="s a job waits in fal's queue")
     parser.add_argument("--inference", type=float, default=3.0, help="s a job runs at fal")
     parser.add_argument(
@@ -202,7 +213,12 @@ def run(args) -> dict:
         ]
         for killer in killers:
             killer.start()
-        ids, refused = create_generations(users, args, receiver.url, started_at, rng)
+        cancels: list = []
+        canceller = threading.Thread(target=cancel_some, args=(cancels,), daemon=True)
+        canceller.start()
+        ids, refused = create_generations(users, args, receiver.url, started_at, rng, cancels)
+        cancels.append(None)  # no more
+        canceller.join()
         for killer in killers:
             killer.join()
         last_kill = max((kill["restarted_at"] for kill in kills), default=started_at)
@@ -224,6 +240,8 @@ def run(args) -> dict:
             "ambiguous_rate": args.ambiguous_rate,
             "drop_rate": args.drop_rate,
             "dup_rate": args.dup_rate,
+            "fail_rate": args.fail_rate,
+            "cancel_rate": args.cancel_rate,
             "queue_s": args.queue,
             "inference_s": args.inference,
             "rate": args.rate,
@@ -440,9 +458,12 @@ def make_users(count: int) -> list:
     return users
 
 
-def create_generations(users, args, webhook_url: str, started_at: float, rng) -> tuple[list, int]:
+def create_generations(
+    users, args, webhook_url: str, started_at: float, rng, cancels: list
+) -> tuple[list, int]:
     """N creates at `rate` per second: previews (free while the day's allowance lasts, then
-    paid) and paid 1080p renders, each subscribed to its webhooks (every event)."""
+    paid) and paid 1080p renders, each subscribed to its webhooks (every event). A share
+    carries the fake's markers for a job fal fails; a share is put on `cancels` (when, id)."""
     from core.errors import InputError
     from workflows.generations import generation_create
 
@@ -452,12 +473,16 @@ def create_generations(users, args, webhook_url: str, started_at: float, rng) ->
         if due > time.time():
             time.sleep(due - time.time())
         hd = rng.random() < 0.4
+        # tests/fakefal's prompt markers: fal answers 422, or times out on every attempt.
+        marker = ""
+        if rng.random() < args.fail_rate:
+            marker = rng.choice([" fail-422", " fail-timeout"])
         try:
             generation = generation_create(
                 user=users[index % len(users)],
                 endpoint_id=ENDPOINT,
                 inputs={
-                    "prompt": f"a paper boat on a quiet river, take {index}",
+                    "prompt": f"a paper boat on a quiet river, take {index}{marker}",
                     "resolution": "1080p" if hd else "720p",
                     "duration": 5,
                     "aspect_ratio": "16:9",
@@ -470,7 +495,35 @@ def create_generations(users, args, webhook_url: str, started_at: float, rng) ->
             print(f"create {index} refused: {exc}", file=sys.stderr)
             continue
         ids.append(generation.pk)
+        if rng.random() < args.cancel_rate:
+            cancels.append((time.time() + rng.uniform(0, 6), generation.pk))
     return ids, refused
+
+
+def cancel_some(cancels: list) -> None:
+    """The owners who press Cancel a few seconds after creating (the real cancel service)."""
+    from django.db import close_old_connections
+
+    from generation.models import Generation
+    from workflows.generations import generation_cancel
+    from workflows.lifecycle import Actor
+
+    done = 0
+    while True:
+        if done == len(cancels):
+            time.sleep(0.05)
+            continue
+        item = cancels[done]
+        if item is None:
+            break
+        done += 1
+        when, pk = item
+        if when > time.time():
+            time.sleep(when - time.time())
+        close_old_connections()
+        generation = Generation.objects.select_related("user").get(pk=pk)
+        generation_cancel(generation=generation, actor=Actor(user=generation.user))
+    close_old_connections()
 
 
 def wait_for(done, limit: float, every: float = 0.5) -> float | None:
@@ -509,6 +562,7 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
     from api.models import WebhookDelivery
     from api.webhooks import EVENT_FOR_STATE
     from billing.holds import in_flight_truth
+    from billing.limits import today
     from billing.models import CreditAccount, LedgerEntry
     from generation.models import TERMINAL, Generation, State
 
@@ -531,8 +585,16 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
             captures_missing += 1
         if row["state"] in TERMINAL and row["state"] != State.SUCCEEDED and not kinds["release"]:
             refunds_missing += 1
-    ledger_mismatch = in_flight_drift = 0
+    ledger_mismatch = in_flight_drift = allowance_wrong = 0
+    free_kept = collections.Counter(
+        row["user_id"]
+        for row in rows.values()
+        if row["free_preview"] and row["state"] != State.FAILED
+    )
     for account in CreditAccount.objects.filter(user__email__startswith="chaos"):
+        # A free preview that failed gives its allowance back (billing.holds.credits_settle).
+        if account.usage_day == today():
+            allowance_wrong += abs(account.free_today - free_kept[account.user_id])
         sums = LedgerEntry.objects.filter(account=account).aggregate(
             monthly=Sum("monthly"), purchased=Sum("purchased")
         )
@@ -580,7 +642,14 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
     jobs = collections.Counter(
         request["seed"] - 10**6 for request in fal["requests"] if request["seed"] is not None
     )
-    per_generation = [jobs.get(index, 0) for index in range(len(ids))]
+    # fal bills what it ran, not its own 5xx failures (fal-protocol.md): a retry after a
+    # request timeout is a new job but not a second payment.
+    billed = collections.Counter(
+        request["seed"] - 10**6
+        for request in fal["requests"]
+        if request["seed"] is not None and request["outcome"] != "infra_error"
+    )
+    per_generation = [jobs.get(row["seed"] - 10**6, 0) for row in rows.values()]
     return {
         "states": dict(states),
         "not_terminal": sum(n for state, n in states.items() if state not in TERMINAL),
@@ -591,6 +660,7 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
         "captures_missing": captures_missing,
         "ledger_mismatch_accounts": ledger_mismatch,
         "in_flight_drift_accounts": in_flight_drift,
+        "allowance_not_returned": allowance_wrong,
         "duplicate_output_files": duplicates,
         "orphan_output_files": orphans,
         "webhooks_expected": len(expected),
@@ -601,7 +671,8 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
         "outbox": dict(outbox),
         "fal_jobs": sum(per_generation),
         "fal_jobs_per_generation": sum(per_generation) / max(len(per_generation), 1),
-        "generations_with_extra_fal_jobs": sum(1 for count in per_generation if count > 1),
+        "generations_paid_twice_at_fal": sum(1 for count in billed.values() if count > 1),
+        "extra_paid_fal_jobs": sum(count - 1 for count in billed.values() if count > 1),
         "fal_jobs_not_ours": sum(jobs.values()) - sum(per_generation),
         "fal_chaos": fal["chaos"],
         "fal_webhook_posts": fal["webhook_posts"],
@@ -626,9 +697,10 @@ def print_table(f: dict) -> None:
             "fake fal",
             f"{settings['error_rate']:.0%} of queue calls fail, {settings['ambiguous_rate']:.0%} "
             f"of submits ambiguous, webhooks {settings['drop_rate']:.0%} dropped / "
-            f"{settings['dup_rate']:.0%} doubled; {settings['queue_s']:g} s queue + "
-            f"{settings['inference_s']:g} s run",
+            f"{settings['dup_rate']:.0%} doubled, {settings['fail_rate']:.0%} of jobs failed; "
+            f"{settings['queue_s']:g} s queue + {settings['inference_s']:g} s run",
         ),
+        ("canceled by owners", f"{settings['cancel_rate']:.0%} asked"),
         (
             "SIGKILLs",
             f"cluster {kills['cluster']}, tracker {kills['tracker']} at "
@@ -642,6 +714,7 @@ def print_table(f: dict) -> None:
         ("captures missing", f["captures_missing"]),
         ("ledger sum ≠ cached balance (accounts)", f["ledger_mismatch_accounts"]),
         ("in_flight counter drift (accounts)", f["in_flight_drift_accounts"]),
+        ("free previews' allowance not given back", f["allowance_not_returned"]),
         ("duplicate output files", f["duplicate_output_files"]),
         ("orphan output files", f["orphan_output_files"]),
         ("our webhooks missing", f"{f['webhooks_missing']} of {f['webhooks_expected']}"),
@@ -651,7 +724,8 @@ def print_table(f: dict) -> None:
         (
             "fal jobs per generation",
             f"{f['fal_jobs_per_generation']:.3f} ({f['fal_jobs']} jobs; "
-            f"{f['generations_with_extra_fal_jobs']} generations paid at fal more than once)",
+            f"{f['generations_paid_twice_at_fal']} generations paid at fal more than once, "
+            f"{f['extra_paid_fal_jobs']} extra paid jobs)",
         ),
         ("fal faults injected", ", ".join(f"{k} {v}" for k, v in sorted(f["fal_chaos"].items()))),
         ("submits per row (attempts)", f["attempts"]),

@@ -16,6 +16,7 @@ def serve(pipe, options: dict) -> None:
                     "seed": request["arguments"].get("seed"),
                     "state": request["state"],
                     "cancelled": request["cancelled"],
+                    "outcome": request["outcome"].kind,
                 }
             )
         pipe.send(
