@@ -104,7 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
     )
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a tiny run for the test suite: --n 20 --kills 1, 20 creates/s, 0.2 s queue + 1 s "
+        "run, 10 %% failed and 10 %% canceled (explicit options still win)",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        given = {item.split("=", 1)[0] for item in (sys.argv[1:] if argv is None else argv)}
+        smoke = {"n": 20, "kills": 1, "rate": 20.0, "queue": 0.2, "inference": 1.0}
+        smoke |= {"fail_rate": 0.1, "cancel_rate": 0.1}
+        for name, value in smoke.items():
+            if f"--{name.replace('_', '-')}" not in given:
+                setattr(args, name, value)
     if not (args.database_url or "").startswith("postgres"):
         args.database_url = DEFAULT_DATABASE_URL
     args.redis_url = args.redis_url or DEFAULT_REDIS_URL
@@ -564,6 +577,7 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
     from billing.holds import in_flight_truth
     from billing.limits import today
     from billing.models import CreditAccount, LedgerEntry
+    from core.models import AuditAction, AuditEntry
     from generation.models import TERMINAL, Generation, State
 
     rows = {row["id"]: row for row in Generation.objects.filter(pk__in=ids).values()}
@@ -678,6 +692,21 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
         "fal_webhook_posts": fal["webhook_posts"],
         "fake_errors": fal["errors"],
         "attempts": dict(collections.Counter(row["attempts"] for row in rows.values())),
+        # Jobs that failed though fal was not told to fail them: the faults alone ended them.
+        "failed_by_faults_alone": sum(
+            1
+            for row in rows.values()
+            if row["state"] == State.FAILED and "fail-" not in row["prompt"]
+        ),
+        # The retries and repairs the audit log names (workflows.lifecycle writes them).
+        "retries_by_cause": dict(
+            collections.Counter(
+                f"{entry['actor_repr']}: {entry['reason'].split(':')[0]}"
+                for entry in AuditEntry.objects.filter(
+                    action=AuditAction.GENERATION_RETRY, target_id__in=[str(pk) for pk in ids]
+                ).values("actor_repr", "reason")
+            )
+        ),
         "error_codes": dict(
             collections.Counter(row["error_code"] for row in rows.values() if row["error_code"])
         ),
@@ -729,6 +758,8 @@ def print_table(f: dict) -> None:
         ),
         ("fal faults injected", ", ".join(f"{k} {v}" for k, v in sorted(f["fal_chaos"].items()))),
         ("submits per row (attempts)", f["attempts"]),
+        ("retries (who: why)", f["retries_by_cause"]),
+        ("failed by the faults alone", f["failed_by_faults_alone"]),
         ("error codes", f["error_codes"] or "none"),
         ("wall time", f"{f['elapsed_s']:.0f} s, load average {f['load_average'][0]:.1f}"),
         ("LOSSES (target 0)", f["losses"]),
