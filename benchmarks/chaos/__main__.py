@@ -324,6 +324,7 @@ class Receiver:
                             "webhook_id": self.headers.get("webhook-id"),
                             "type": payload.get("type"),
                             "generation": (payload.get("data") or {}).get("id"),
+                            "at": time.time(),
                         }
                     )
                 self.send_response(204)
@@ -641,9 +642,14 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
     }
     seen = collections.defaultdict(set)
     posts = collections.Counter()
+    first_post: dict[str, float] = {}
+    resent_after = []  # s between a webhook-id's first POST and each repeat
     for item in received:
         seen[(item["generation"], item["type"])].add(item["webhook_id"])
         posts[(item["generation"], item["type"])] += 1
+        if item["webhook_id"] in first_post:
+            resent_after.append(round(item["at"] - first_post[item["webhook_id"]], 1))
+        first_post.setdefault(item["webhook_id"], item["at"])
     missing = len(expected - seen.keys())
     doubled = sum(1 for ids_ in seen.values() if len(ids_) > 1)
     wrong = len(seen.keys() - expected)
@@ -682,6 +688,14 @@ def books(ids: list, media_root: Path, received: list[dict], fal: dict) -> dict:
         "webhooks_doubled": doubled,
         "webhooks_wrong_event": wrong,
         "webhooks_resent_same_id": resent,
+        "webhooks_resent_after_s": resent_after,
+        "webhook_attempts": dict(
+            collections.Counter(
+                WebhookDelivery.objects.filter(generation_id__in=ids).values_list(
+                    "attempts", flat=True
+                )
+            )
+        ),
         "outbox": dict(outbox),
         "fal_jobs": sum(per_generation),
         "fal_jobs_per_generation": sum(per_generation) / max(len(per_generation), 1),
@@ -749,7 +763,11 @@ def print_table(f: dict) -> None:
         ("our webhooks missing", f"{f['webhooks_missing']} of {f['webhooks_expected']}"),
         ("our webhooks doubled (distinct ids)", f["webhooks_doubled"]),
         ("our webhooks for a wrong state", f["webhooks_wrong_event"]),
-        ("  re-sent with the same id", f["webhooks_resent_same_id"]),
+        (
+            "  re-sent with the same id",
+            f"{f['webhooks_resent_same_id']} (after s: {f['webhooks_resent_after_s']}; "
+            f"attempts per delivery {f['webhook_attempts']})",
+        ),
         (
             "fal jobs per generation",
             f"{f['fal_jobs_per_generation']:.3f} ({f['fal_jobs']} jobs; "
