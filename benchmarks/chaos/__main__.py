@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
     )
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--logs", help="keep the processes' logs in this directory")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -242,6 +243,10 @@ def run(args) -> dict:
         fal = fake["stop"]()
         figures = books(ids, scratch / "media", receiver.received(), fal)
         procs.check_logs()
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for path in scratch.glob("*.log"):
+                shutil.copy(path, args.logs)
 
     figures.update(
         n=args.n,
