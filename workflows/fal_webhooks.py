@@ -123,11 +123,13 @@ def fal_webhook(request):
     if generation_id is None:
         # Not ours (or long gone): acknowledge so fal stops retrying.
         return HttpResponse(status=204)
-    record_webhook(generation_id=generation_id, body=body)
+    record_webhook(generation_id=generation_id, body=body, request_id=request_id)
     return HttpResponse(status=204)
 
 
-def record_webhook(*, generation_id, body: dict) -> None:
+def record_webhook(*, generation_id, body: dict, request_id: str) -> None:
+    """What fal says of `request_id` moves the row only while it waits on that request: a
+    late or repeated webhook about an earlier attempt leaves a retry alone (pipeline)."""
     if body.get("status") == "OK":
         try:
             completed = parse_output(body.get("payload"))
@@ -138,6 +140,7 @@ def record_webhook(*, generation_id, body: dict) -> None:
                 code="malformed_result",
                 message=detail,
                 actor=FAL_WEBHOOK,
+                request_id=request_id,
             )
             return
         pipeline.generation_complete_at_provider(
@@ -145,6 +148,7 @@ def record_webhook(*, generation_id, body: dict) -> None:
             metrics={},
             output_url=completed.video_url,
             actor=FAL_WEBHOOK,
+            request_id=request_id,
         )
         return
     payload = body.get("payload") or {}
@@ -158,6 +162,7 @@ def record_webhook(*, generation_id, body: dict) -> None:
                 code=error.code,
                 message=error.message,
                 actor=FAL_WEBHOOK,
+                request_id=request_id,
             )
         else:
             pipeline.generation_fail(
@@ -165,11 +170,16 @@ def record_webhook(*, generation_id, body: dict) -> None:
                 code=error.code,
                 message=error.message,
                 actor=FAL_WEBHOOK,
+                request_id=request_id,
             )
         return
     message = _describe(detail) or str(body.get("error") or "fal reported an error")
     pipeline.generation_fail(
-        generation_id=generation_id, code="provider_error", message=message, actor=FAL_WEBHOOK
+        generation_id=generation_id,
+        code="provider_error",
+        message=message,
+        actor=FAL_WEBHOOK,
+        request_id=request_id,
     )
 
 

@@ -144,22 +144,54 @@ def _wait_for_provider(generation_id, *, actor: Actor, now) -> None:
     )
 
 
-def _failed(generation_id, exc: ProviderError, *, actor: Actor) -> None:
+def _failed(
+    generation_id, exc: ProviderError, *, actor: Actor, request_id: str | None = None
+) -> None:
     if exc.retryable:
         generation_retry_or_fail(
-            generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+            generation_id=generation_id,
+            code=exc.code,
+            message=exc.message,
+            actor=actor,
+            request_id=request_id,
         )
     else:
         generation_fail(
-            generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+            generation_id=generation_id,
+            code=exc.code,
+            message=exc.message,
+            actor=actor,
+            request_id=request_id,
         )
 
 
-def generation_retry_or_fail(*, generation_id, code: str, message: str, actor: Actor) -> bool:
+# A row waits on the provider request it records only in these states.
+AT_PROVIDER = (State.IN_QUEUE, State.IN_PROGRESS)
+
+
+def _about_request(request_id: str | None, sources=None) -> dict:
+    """generation_move's `sources` and `where` for news about provider request `request_id`
+    (a poll's answer, fal's webhook): it moves the row only while the row waits on that very
+    request. A retried row, queued or being submitted again, still records its earlier
+    request; late news about that one (a slow poll, a delayed or repeated webhook) must not
+    move the new attempt, which would abandon a job fal runs and bills and spend an attempt.
+    None: news about no request (a submit's own failure), moved as `sources` say."""
+    if request_id is None:
+        return {"sources": sources}
+    return {
+        "sources": [state for state in (sources or AT_PROVIDER) if state in AT_PROVIDER],
+        "where": {"provider_request_id": request_id},
+    }
+
+
+def generation_retry_or_fail(
+    *, generation_id, code: str, message: str, actor: Actor, request_id: str | None = None
+) -> bool:
     """After an infrastructure failure: queue the job again with back-off, or give up.
 
     `attempts` counts submissions, so however the failure was reported (a submit error, a
     failed status, a webhook) the job is sent at most GENERATION_MAX_ATTEMPTS times.
+    request_id: the provider request the failure is about (_about_request).
     """
     attempts = Generation.objects.values_list("attempts", flat=True).get(pk=generation_id)
     if attempts >= settings.GENERATION_MAX_ATTEMPTS:
@@ -168,13 +200,14 @@ def generation_retry_or_fail(*, generation_id, code: str, message: str, actor: A
             code=code,
             message=f"{message} (gave up after {attempts} attempts)",
             actor=actor,
+            request_id=request_id,
         )
     requeued = generation_move(
         generation_id=generation_id,
         to=State.QUEUED,
         actor=actor,
         reason=f"{code}: {message}"[:2000],
-        sources=[State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS],
+        **_about_request(request_id, [State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS]),
         next_check_at=timezone.now() + retry_delay(attempts),
         queue_position=None,
         error_code=code,
@@ -192,7 +225,9 @@ def generation_fail(
     message: str,
     actor: Actor,
     sources: list[str] | None = None,
+    request_id: str | None = None,
 ) -> bool:
+    """request_id: the provider request the failure is about (_about_request)."""
     if code == "content_policy":
         # The provider refused under its content policy (fal's content_policy_violation):
         # held for a moderator like a flagged prompt, its credits still held.
@@ -200,7 +235,7 @@ def generation_fail(
             generation_id=generation_id,
             decision=provider_refusal(message),
             actor=actor,
-            sources=sources,
+            **_about_request(request_id, sources),
             error_code=code,
             error_message=message[:2000],
         )
@@ -209,7 +244,7 @@ def generation_fail(
         to=State.FAILED,
         actor=actor,
         reason=f"{code}: {message}"[:2000],
-        sources=sources,
+        **_about_request(request_id, sources),
         error_code=code,
         error_message=message[:2000],
     )
@@ -228,16 +263,23 @@ def generation_poll(
     """
     if generation is None:
         generation = Generation.objects.get(pk=generation_id)
-    if generation.state not in (State.IN_QUEUE, State.IN_PROGRESS):
+    if generation.state not in AT_PROVIDER:
         return
     backend = get_backend(generation.backend)
     now = timezone.now()
+    # Every write below is about this request: if the row was sent again meanwhile (a webhook
+    # queued a retry while this poll waited on fal), the answer moves nothing.
+    request_id = generation.provider_request_id
     try:
         progress = backend.status(generation)
     except ProviderError as exc:
         if not exc.retryable:
             generation_fail(
-                generation_id=generation_id, code=exc.code, message=exc.message, actor=actor
+                generation_id=generation_id,
+                code=exc.code,
+                message=exc.message,
+                actor=actor,
+                request_id=request_id,
             )
             return
         _poll_again_later(generation, now)
@@ -251,7 +293,9 @@ def generation_poll(
         webhook=webhook_url_for(generation) is not None,
     )
     if progress.stage == "in_queue":
-        Generation.objects.filter(pk=generation_id, state=State.IN_QUEUE).update(
+        Generation.objects.filter(
+            pk=generation_id, state=State.IN_QUEUE, provider_request_id=request_id
+        ).update(
             queue_position=progress.queue_position,
             polls=generation.polls + 1,
             next_check_at=next_check,
@@ -262,12 +306,15 @@ def generation_poll(
             generation_id=generation_id,
             to=State.IN_PROGRESS,
             actor=actor,
+            where={"provider_request_id": request_id},
             queue_position=None,
             **polled,
         )
         if not started:
             # Running already (or a webhook moved it meanwhile: the state guard then loses).
-            Generation.objects.filter(pk=generation_id, state=State.IN_PROGRESS).update(**polled)
+            Generation.objects.filter(
+                pk=generation_id, state=State.IN_PROGRESS, provider_request_id=request_id
+            ).update(**polled)
     else:
         output_url = ""
         if not progress.error or not _is_retry_or_cancel(progress.error_type):
@@ -281,7 +328,7 @@ def generation_poll(
                 if exc.retryable and not progress.error:
                     _poll_again_later(generation, now)
                 else:
-                    _failed(generation_id, exc, actor=actor)
+                    _failed(generation_id, exc, actor=actor, request_id=request_id)
                 return
         generation_complete_at_provider(
             generation_id=generation_id,
@@ -290,14 +337,17 @@ def generation_poll(
             error_type=progress.error_type,
             output_url=output_url,
             actor=actor,
+            request_id=request_id,
         )
 
 
 def _poll_again_later(generation: Generation, now) -> None:
     """The provider did not answer usefully: ask again after a back-off, state unchanged."""
-    Generation.objects.filter(pk=generation.pk, state=generation.state).update(
-        polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1)
-    )
+    Generation.objects.filter(
+        pk=generation.pk,
+        state=generation.state,
+        provider_request_id=generation.provider_request_id,
+    ).update(polls=generation.polls + 1, next_check_at=now + retry_delay(generation.polls + 1))
 
 
 def _is_retry_or_cancel(error_type: str | None) -> bool:
@@ -312,8 +362,11 @@ def generation_complete_at_provider(
     error_type: str | None = None,
     output_url: str = "",
     actor: Actor,
+    request_id: str | None = None,
 ) -> None:
-    """The provider says the request is finished (from a poll or a webhook)."""
+    """The provider says the request is finished (from a poll or a webhook). request_id: the
+    request it speaks of; the row moves only while it waits on that one (_about_request)."""
+    about = _about_request(request_id)
     if error:
         if error_type == "canceled":
             generation_move(
@@ -321,10 +374,15 @@ def generation_complete_at_provider(
                 to=State.CANCELED,
                 actor=actor,
                 reason="Canceled at the provider",
+                **about,
             )
         elif is_infrastructure_error(error_type):
             generation_retry_or_fail(
-                generation_id=generation_id, code=error_type, message=error, actor=actor
+                generation_id=generation_id,
+                code=error_type,
+                message=error,
+                actor=actor,
+                request_id=request_id,
             )
         else:
             generation_fail(
@@ -332,6 +390,7 @@ def generation_complete_at_provider(
                 code=error_type or "provider_error",
                 message=error,
                 actor=actor,
+                request_id=request_id,
             )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
@@ -340,6 +399,7 @@ def generation_complete_at_provider(
         generation_id=generation_id,
         to=State.FINALIZING,
         actor=actor,
+        **about,
         provider_metrics=metrics or {},
         inference_seconds=inference if isinstance(inference, int | float) else None,
         queue_position=None,

@@ -26,11 +26,13 @@ from typing import Any
 from .certs import CertFiles, get_cert_files, make_self_signed_cert
 from .records import (
     DEFAULT_INFRA_STATUS,
+    FAL_TRANSIENT_ERRORS,
     FILE_MODES,
     INJECTABLE,
     InputFetch,
     Outcome,
     RecordedRequest,
+    TransientError,
     UploadedFile,
     WebhookDelivery,
 )
@@ -39,6 +41,7 @@ from .video import default_mp4, make_mp4
 
 __all__ = [
     "DEFAULT_INFRA_STATUS",
+    "FAL_TRANSIENT_ERRORS",
     "FILE_MODES",
     "INJECTABLE",
     "CertFiles",
@@ -46,6 +49,7 @@ __all__ = [
     "InputFetch",
     "Outcome",
     "RecordedRequest",
+    "TransientError",
     "UploadedFile",
     "WebhookDelivery",
     "configure_fal_client_env",

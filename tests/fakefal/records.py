@@ -42,6 +42,33 @@ _DEFAULT_INFRA_DETAIL: dict[str, str] = {
 FILE_MODES = ("mp4", "octet_stream", "html", "not_video", "huge", "truncated", "missing")
 
 
+@dataclass(frozen=True)
+class TransientError:
+    """One kind of transient failure of a queue call, as fal answers it (``fail_next`` args)."""
+
+    status: int
+    mode: str = "fal"  # fal | ingress | disconnect (see FakeFal.fail_next)
+    error_type: str | None = None
+    detail: str | None = None
+
+
+#: What ``transient_error_rate`` picks from, evenly: the transient answers fal's queue gives
+#: (fal-protocol.md "Errors and built-in retries"): its own 503 and 500 with an error_type and
+#: ``x-fal-request-id``, a 429, the ingress's nginx 502/503/504 pages, and a dropped connection.
+FAL_TRANSIENT_ERRORS: tuple[TransientError, ...] = (
+    TransientError(503, "fal", "runner_scheduling_failure"),
+    TransientError(500, "fal", "internal_error"),
+    TransientError(429, "fal", None, "Too many requests: concurrent request limit reached"),
+    TransientError(502, "ingress"),
+    TransientError(503, "ingress"),
+    TransientError(504, "ingress"),
+    TransientError(0, "disconnect"),
+)
+
+#: The queue calls ``transient_error_rate`` applies to.
+TRANSIENT_KINDS = ("submit", "status", "status_stream", "result", "cancel")
+
+
 #: Calls ``fail_next`` can break: the queue calls, and the four steps of fal's uploads.
 INJECTABLE = (
     "submit",

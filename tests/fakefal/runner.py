@@ -212,12 +212,22 @@ class Runner:
         if send_webhook and self._drop_next_webhooks > 0:
             self._drop_next_webhooks -= 1
             send_webhook = False
+        if send_webhook and self._roll(self.webhook_drop_rate):
+            self.chaos_counts["webhook dropped"] += 1
+            send_webhook = False
         if send_webhook and not self.drop_webhooks:
             when = now + max(0.0, float(self.webhook_delay_s))
-            for copy in range(1, max(1, int(self.webhook_duplicates)) + 1):
+            copies = max(1, int(self.webhook_duplicates))
+            for copy in range(1, copies + 1):
                 self._push(
                     when, "deliver", (rec.rid, rec.webhook_url, rec.webhook_payload, 1, copy)
                 )
+            if self._roll(self.webhook_duplicate_rate):
+                # fal delivered it again although we answered: the same body, a little later.
+                self.chaos_counts["webhook duplicated"] += 1
+                again = when + self._chaos_random.uniform(0.0, 1.0)
+                delivery = (rec.rid, rec.webhook_url, rec.webhook_payload, 1, copies + 1)
+                self._push(again, "deliver", delivery)
 
 
 def _media_expiry(headers: dict[str, str], now: float) -> float | None:

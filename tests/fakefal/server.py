@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import random
 import ssl
 import threading
 import uuid
@@ -54,10 +55,13 @@ from .certs import get_cert_files
 from .queueing import QueueSimulation
 from .records import (
     _DEFAULT_INFRA_DETAIL,
+    FAL_TRANSIENT_ERRORS,
     INJECTABLE,
+    TRANSIENT_KINDS,
     InputFetch,
     Outcome,
     RecordedRequest,
+    TransientError,
     UploadedFile,
     WebhookDelivery,
     _File,
@@ -105,6 +109,13 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         webhook_workers: int = 8,
         webhook_sender: Callable[[str, dict[str, str], bytes], int] | None = None,
         webhook_on_cancel: bool = True,
+        # chaos: random faults at given rates (see README "Chaos")
+        transient_error_rate: float = 0.0,
+        transient_errors: Iterable[TransientError] = FAL_TRANSIENT_ERRORS,
+        ambiguous_submit_rate: float = 0.0,
+        webhook_drop_rate: float = 0.0,
+        webhook_duplicate_rate: float = 0.0,
+        chaos_seed: int | None = None,
         # inputs
         fetch_inputs: bool = False,
         input_fetch_timeout_s: float = 10.0,
@@ -147,6 +158,14 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         self.webhook_workers = webhook_workers
         self.webhook_sender = webhook_sender
         self.webhook_on_cancel = webhook_on_cancel
+        self.transient_error_rate = transient_error_rate
+        self.transient_errors = tuple(transient_errors)
+        self.ambiguous_submit_rate = ambiguous_submit_rate
+        self.webhook_drop_rate = webhook_drop_rate
+        self.webhook_duplicate_rate = webhook_duplicate_rate
+        self._chaos_random = random.Random(chaos_seed)
+        # What the chaos knobs did, by kind: "submit 503 ingress", "webhook dropped", ...
+        self.chaos_counts: collections.Counter[str] = collections.Counter()
         self.fetch_inputs = fetch_inputs
         self.input_fetch_timeout_s = input_fetch_timeout_s
         self.file_bytes_per_s = file_bytes_per_s
@@ -354,6 +373,7 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
             for queue in self._injections.values():
                 queue.clear()
             self._drop_next_webhooks = 0
+            self.chaos_counts.clear()
             self._uploads.clear()
             self._input_fetches.clear()
         with self._recorded_lock:
@@ -436,11 +456,22 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         with self._lock:
             queue = self._injections[queue_kind]
             injection = queue.popleft() if queue else None
+            if injection is None:
+                injection = self._chaos_injection(kind)
         if injection is not None:
             return kind, rid, self._injected(injection, rid)
 
         if kind == "submit":
             rid, resp = self._submit(segments, query, headers, body)
+            with self._lock:
+                lost = resp.status == 200 and self._roll(self.ambiguous_submit_rate)
+                if lost:
+                    self.chaos_counts["submit accepted, answer lost"] += 1
+            if lost:
+                # fal queued (and will bill) the job, but its answer never reaches the client:
+                # the ambiguous submit of fal-protocol.md "Errors and built-in retries".
+                resp = _Resp(0)
+                resp.drop = True
             return kind, rid, resp
         assert rid is not None
         if kind == "status":
@@ -450,6 +481,21 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         if kind == "result":
             return kind, rid, self._result(rid, prefix)
         return kind, rid, self._cancel(rid, prefix)
+
+    def _roll(self, rate: float) -> bool:
+        """True with probability `rate` (the fake's own seeded random). Caller holds the lock."""
+        return rate > 0 and self._chaos_random.random() < rate
+
+    def _chaos_injection(self, kind: str) -> _Injection | None:
+        """A random transient error for this queue call (``transient_error_rate``). Locked."""
+        if kind not in TRANSIENT_KINDS or not self.transient_errors:
+            return None
+        if not self._roll(self.transient_error_rate):
+            return None
+        error = self._chaos_random.choice(self.transient_errors)
+        self.chaos_counts[" ".join(filter(None, [kind, str(error.status or ""), error.mode]))] += 1
+        detail = error.detail or _DEFAULT_INFRA_DETAIL.get(error.error_type or "", "Unavailable")
+        return _Injection(error.status, error.error_type, detail, error.mode)
 
     def _check_key(self, headers: dict[str, str]) -> _Resp | None:
         """None if the request carries an accepted ``Authorization: Key ...``, else the 401."""

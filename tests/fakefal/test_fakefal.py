@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import json
+import random
 import threading
 import time
 
@@ -19,7 +20,13 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tests.fakefal import FakeFal, Outcome, configure_fal_client_env, verify_webhook
+from tests.fakefal import (
+    FakeFal,
+    Outcome,
+    TransientError,
+    configure_fal_client_env,
+    verify_webhook,
+)
 
 APP = "fal-ai/pika/v2.2/text-to-video"
 
@@ -338,6 +345,74 @@ def test_submit_errors_and_client_internal_retries(fake, fal, client, monkeypatc
     fake.fail_next_submits(1, mode="disconnect")
     client.submit(APP, {"prompt": "x"})
     assert [r.status for r in fake.submits()] == [0, 200]
+
+
+def test_transient_error_rate_answers_a_share_of_queue_calls_as_fal_would(
+    fake, fal, client, monkeypatch
+):
+    handle = client.submit(APP, {"prompt": "x"})
+    monkeypatch.setattr(fake, "_chaos_random", random.Random(7))
+    monkeypatch.setattr(fake, "transient_error_rate", 0.3)
+    answers = []
+    with _https(fake) as http:
+        for _ in range(100):
+            try:
+                answers.append(http.get(handle.status_url, headers={"Authorization": "Key k:s"}))
+            except httpx.TransportError:
+                answers.append(None)  # the dropped connection
+    failed = [a for a in answers if a is None or a.status_code not in (200, 202)]
+    # Seeded: the same share every run, counted by kind; each failure is one of fal's kinds.
+    assert 15 < len(failed) < 45
+    assert sum(fake.chaos_counts.values()) == len(failed)
+    assert set(fake.chaos_counts) <= {
+        "status 503 fal", "status 500 fal", "status 429 fal", "status 502 ingress",
+        "status 503 ingress", "status 504 ingress", "status disconnect",
+    }  # fmt: skip
+    for answer in filter(None, failed):
+        if answer.status_code in (502, 503, 504) and "nginx" in answer.text:
+            assert "x-fal-request-id" not in answer.headers  # fal_client retries these
+        else:
+            assert answer.headers["x-fal-request-id"] == handle.request_id
+
+    # The real client sees them as fal's errors (or transport errors), never as answers.
+    monkeypatch.setattr(fake, "transient_error_rate", 1.0)
+    monkeypatch.setattr(
+        fake, "transient_errors", (TransientError(503, "fal", "runner_disconnected"),)
+    )
+    with pytest.raises(fal.FalClientHTTPError) as info:
+        client.submit(APP, {"prompt": "y"})
+    assert info.value.status_code == 503 and info.value.error_type == "runner_disconnected"
+    assert fake.submits()[-1].request_id is None  # nothing was queued
+
+
+def test_ambiguous_submit_queues_the_job_but_loses_the_answer(fake, monkeypatch):
+    monkeypatch.setattr(fake, "ambiguous_submit_rate", 1.0)
+    before = set(fake.request_ids())
+    with _https(fake) as http, pytest.raises(httpx.TransportError):
+        http.post(
+            f"{fake.base_url}/{APP}", json={"prompt": "x"}, headers={"Authorization": "Key k:s"}
+        )
+    (queued,) = set(fake.request_ids()) - before
+    assert fake.wait_completed(queued)  # it runs (and fal bills it) all the same
+    assert fake.chaos_counts["submit accepted, answer lost"] == 1
+    assert fake.submits()[-1].status == 0 and fake.submits()[-1].request_id == queued
+
+
+def test_webhook_drop_and_duplicate_rates(fake, client, receiver, monkeypatch):
+    monkeypatch.setattr(fake, "webhook_drop_rate", 1.0)
+    dropped = client.submit(APP, {"prompt": "drop"}, webhook_url=receiver.url)
+    assert fake.wait_completed(dropped.request_id)
+    time.sleep(0.1)
+    assert receiver.hits == [] and fake.chaos_counts["webhook dropped"] == 1
+
+    monkeypatch.setattr(fake, "webhook_drop_rate", 0.0)
+    monkeypatch.setattr(fake, "webhook_duplicate_rate", 1.0)
+    twice = client.submit(APP, {"prompt": "dup"}, webhook_url=receiver.url)
+    hits = receiver.wait(2)
+    assert [json.loads(body)["request_id"] for _, body in hits] == [twice.request_id] * 2
+    assert hits[0][1] == hits[1][1]
+    assert [d.copy for d in fake.wait_for_webhooks(2)] == [1, 2]
+    assert fake.chaos_counts["webhook duplicated"] == 1
 
 
 def test_status_failure_injection(fake, fal, client):
