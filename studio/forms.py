@@ -198,3 +198,11 @@ class GenerateForm(forms.Form):
                 for n in range(1, min(max(image_count - 1, 1), MAX_TRANSITIONS) + 1)
             ]
         return inputs
+
+
+class SettingsForm(forms.Form):
+    notify_by_email = forms.BooleanField(
+        required=False,
+        label="Email me when a video is ready or could not be made",
+        help_text="Clips made with an API key are announced by your webhooks instead.",
+    )

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
+from accounts.services import user_notifications_set
 from billing.hd import hd_version
 from core.errors import InputError
 from core.problems import problem_json
@@ -28,7 +29,7 @@ from workflows.generations import (
 from workflows.lifecycle import Actor
 
 from . import selectors
-from .forms import MAX_TRANSITIONS, GenerateForm
+from .forms import MAX_TRANSITIONS, GenerateForm, SettingsForm
 
 
 def home(request):
@@ -256,6 +257,23 @@ def draft_image(request, token: str):
     response = HttpResponse(drafts.draft_read(draft), content_type=draft["type"])
     response["Cache-Control"] = "private, max-age=600"
     return response
+
+
+@login_required
+def account_settings(request):
+    """The creator's settings: email notifications, and links to allauth's email and password
+    pages."""
+    form = SettingsForm(
+        request.POST if request.method == "POST" else None,  # an unticked box sends nothing
+        initial={"notify_by_email": request.user.notify_by_email},
+    )
+    if request.method == "POST" and form.is_valid():
+        user_notifications_set(
+            user=request.user, notify_by_email=form.cleaned_data["notify_by_email"]
+        )
+        messages.success(request, "Saved.")
+        return redirect("account_settings")
+    return render(request, "account/settings.html", {"form": form})
 
 
 def _own_generation(request, pk) -> Generation:
