@@ -164,10 +164,18 @@
         }
         list.append(li);
       });
+    }
+    let touched = false; // until then the server's words stand ("Your image is kept")
+    function describe() {
+      if (!touched && items.length) return;
       if (items.length) {
         text.textContent = limit > 1
           ? items.length + " of up to " + limit + " images, in this order · drop, paste or pick to add more"
           : "Drop, paste or pick another image to replace it";
+      } else {
+        text.textContent = limit > 1
+          ? "Drop images, paste them, or click to pick · up to " + limit + ", in the order you add them"
+          : "Drop an image, paste it, or click to pick one · JPEG, PNG or WebP";
       }
     }
     function tool(symbol, name, action) {
@@ -185,8 +193,10 @@
       changed();
     }
     function changed() {
+      touched = true;
       sync();
       render();
+      describe();
       showTransitions();
       updatePrice();
     }
@@ -219,6 +229,7 @@
         if (items.length > limit) items = items.slice(-limit);
         sync();
         render();
+        describe();
       },
     };
   })();
