@@ -86,7 +86,8 @@ def _generate_and_play(tab, mode: str) -> float:
     page.wait_for_selector("figure.player video", timeout=90_000)  # the page reloads when done
     page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; v.play(); }")
     page.wait_for_function(
-        "() => { const v = document.querySelector('video'); return v.readyState >= 3 && v.currentTime > 0.2; }",
+        "() => { const v = document.querySelector('video');"
+        " return v.readyState >= 3 && v.currentTime > 0.2; }",
         timeout=30_000,
     )
     elapsed = time.monotonic() - started
