@@ -10,6 +10,7 @@ import re
 import time
 
 import pytest
+from django.core import mail
 
 from billing import services
 from generation import catalogue, media
@@ -112,6 +113,8 @@ def test_text_and_image_modes_play(tabs, creator, tracker, tmp_path):
     tab.page.fill("textarea[name=prompt]", "a red fox trots through snow")
     _generate_and_play(tab, "Text")
     _done(creator, catalogue.DEFAULT_TEXT_ENDPOINT)
+    # The creator is told by email, once (workflows.notifications).
+    assert [m.subject for m in mail.outbox] == ["Promptreel: your video is ready"]
 
     tab.open("/generate/")
     tab.page.check("input[name=mode][value=image]")
