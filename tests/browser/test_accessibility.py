@@ -61,7 +61,10 @@ def signed_in_pages():
     canceled = GenerationFactory(user=user, state=State.CANCELED)
     pages = [
         "/generate/",
-        *(f"/generate/#mode={mode}" for mode in ("image", "scenes", "frames", "effect", "additions")),
+        *(
+            f"/generate/#mode={mode}"
+            for mode in ("image", "scenes", "frames", "effect", "additions")
+        ),
         "/gallery/",
         "/gallery/?q=nothing-matches",
         "/billing/",
