@@ -182,8 +182,16 @@ def generation_settings(generation) -> list[tuple[str, str]]:
     except InputError:
         model = "A retired model"
     rows = [("Model", model)]
-    if generation.arguments.get("pikaffect"):
-        rows.append(("Effect", generation.arguments["pikaffect"]))
+    arguments = generation.arguments
+    if arguments.get("pikaffect"):
+        rows.append(("Effect", arguments["pikaffect"]))
+    if arguments.get("transitions"):
+        lengths = " + ".join(f"{t['duration']} s" for t in arguments["transitions"])
+        rows.append(("Keyframes", f"{len(arguments['transitions']) + 1}, moving {lengths}"))
+    if arguments.get("ingredients_mode"):
+        rows.append(("Ingredients", arguments["ingredients_mode"].title()))
+    if arguments.get("modify_region"):
+        rows.append(("Replaces", arguments["modify_region"]))
     if generation.aspect_ratio:
         rows.append(("Shape", generation.aspect_ratio))
     rows.append(("Length", f"{generation.duration} s"))

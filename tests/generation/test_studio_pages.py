@@ -322,6 +322,8 @@ def test_keyframes_from_the_form_carry_each_transition(alice_client, user):
         {"duration": 3},
     ]
     assert generation.duration == 5
+    page = alice_client.get(generation.get_absolute_url()).content.decode()
+    assert "3, moving 2 s + 3 s" in page  # the video page says it in words
     price = alice_client.get(
         reverse("generate_price"), {"endpoint": FRAMES, "resolution": "720p", "transitions": "2,3"}
     ).json()
