@@ -29,6 +29,10 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("email address", unique=True)
+    # An email when a video made on the site is ready or failed (workflows.notifications).
+    notify_by_email = models.BooleanField(
+        "Email me when a video is ready or could not be made", default=True, db_default=True
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

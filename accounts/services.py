@@ -26,3 +26,9 @@ def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
             reason="Demo account starting credits",
         )
     return user, created
+
+
+def user_notifications_set(*, user: User, notify_by_email: bool) -> None:
+    """The creator's email setting: whether a video's end (ready, failed) is emailed."""
+    User.objects.filter(pk=user.pk).update(notify_by_email=notify_by_email)
+    user.notify_by_email = notify_by_email

@@ -81,8 +81,9 @@ class Endpoint:
 
     @property
     def on_website(self) -> bool:
-        """The website form offers one optional image; multi-image and video inputs are API-only."""
-        return not self.retired and self.media_max <= 1 and self.video_field is None
+        """Every endpoint still served is on the website (studio/forms.py has a field for each
+        kind of input: several ordered images, keyframe transitions, an input video)."""
+        return not self.retired
 
     def choices(self, name: str) -> list:
         return self.fields.get(name, {}).get("choices", [])

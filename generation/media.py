@@ -96,8 +96,17 @@ class InputVideo:
 
 
 # Container formats (as probe.container_format names them; QuickTime files are "mp4" too) a
-# user may give, and how we store them.
-INPUT_VIDEO_FORMATS = {"mp4": ("video/mp4", "mp4")}
+# user may give, and how we store them. Matroska is taken only as WebM (its DocType says so).
+INPUT_VIDEO_FORMATS = {"mp4": ("video/mp4", "mp4"), "webm": ("video/webm", "webm")}
+# Video codecs (FFmpeg's names) an input video may use: what browsers and the models read.
+INPUT_VIDEO_CODECS = {
+    "h264": "H.264",
+    "hevc": "H.265",
+    "vp8": "VP8",
+    "vp9": "VP9",
+    "av1": "AV1",
+    "mpeg4": "MPEG-4",
+}
 
 
 @contextmanager
@@ -137,9 +146,16 @@ def _spool(chunks: Iterable[bytes], path: str, limit: int) -> None:
 def _probed_input(path: str, poster_path: str) -> InputVideo:
     try:
         kind = container_format(path)
+        if kind == "matroska" and _is_webm(path):
+            kind = "webm"
         if kind not in INPUT_VIDEO_FORMATS:
-            raise VideoRejected("The video must be an MP4 or QuickTime (.mov) file.")
+            raise VideoRejected("The video must be an MP4, WebM or QuickTime (.mov) file.")
         info = probe_video(path)
+        if info.codec not in INPUT_VIDEO_CODECS:
+            raise VideoRejected(
+                f"The video is encoded as {info.codec}; use "
+                f"{', '.join(INPUT_VIDEO_CODECS.values())} (most phones and editors export H.264)."
+            )
         extract_poster(path, poster_path, max_width=640)
     except NotAVideo as exc:
         raise VideoRejected(f"The video could not be read: {exc}") from None
@@ -149,6 +165,12 @@ def _probed_input(path: str, poster_path: str) -> InputVideo:
     with open(poster_path, "rb") as poster:
         content_type, extension = INPUT_VIDEO_FORMATS[kind]
         return InputVideo(path, info, content_type, extension, poster.read())
+
+
+def _is_webm(path: str) -> bool:
+    """A Matroska file whose EBML header names the WebM DocType (it comes in the first bytes)."""
+    with open(path, "rb") as handle:
+        return b"\x42\x82\x84webm" in handle.read(64)
 
 
 def disclosure_tags(generation) -> dict[str, str]:

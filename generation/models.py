@@ -158,6 +158,9 @@ class Generation(models.Model):
     # Deleted by its owner: the files are gone, the row stays for the ledger, moderation and
     # audit records that refer to it (generation_delete).
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # When its owner was emailed that it is ready or failed (workflows.notifications): set by
+    # one conditional UPDATE before the send, so no clip is ever announced twice.
+    owner_notified_at = models.DateTimeField(null=True, blank=True)
     poster = models.FileField(upload_to=poster_path, blank=True, max_length=300)
     video_codec = models.CharField(max_length=16, blank=True)
     video_width = models.PositiveIntegerField(null=True, blank=True)

@@ -30,15 +30,23 @@ def studio_endpoints() -> list[dict]:
                 "fields": [
                     *endpoint.fields,
                     *(["image", "image_url"] if endpoint.takes_images else []),
+                    *(["video", "video_url"] if endpoint.video_field else []),
                 ],
+                "images": {"min": endpoint.media_min, "max": endpoint.media_max},
                 "choices": {
                     name: [str(c) for c in endpoint.choices(name)]
-                    for name in ("aspect_ratio", "resolution", "duration", "pikaffect")
+                    for name in (
+                        "aspect_ratio",
+                        "resolution",
+                        "duration",
+                        "pikaffect",
+                        "ingredients_mode",
+                    )
                     if endpoint.choices(name)
                 },
                 "defaults": {
                     name: str(endpoint.default(name))
-                    for name in ("aspect_ratio", "resolution", "duration")
+                    for name in ("aspect_ratio", "resolution", "duration", "ingredients_mode")
                     if endpoint.default(name) is not None
                 },
             }
@@ -60,15 +68,61 @@ def studio_modes() -> list[dict]:
     ]
 
 
-def generate_price(*, user, endpoint_id: str, resolution: str = "", duration: str = "") -> dict:
+def studio_unavailable() -> list[dict]:
+    """Modes and models the catalogue has that the site cannot offer now, and why: retired by
+    the provider, or not priced (fal publishes no price; FAL_PRICE_OVERRIDES can set one)."""
+    offered = {row["id"] for row in studio_endpoints()}
+    rows = []
+    for endpoint in catalogue.endpoints(include_retired=True):
+        if endpoint.id in offered:
+            continue
+        why = (
+            "retired by the provider"
+            if endpoint.retired
+            else "not available yet: the provider has published no price for it"
+        )
+        rows.append({"id": endpoint.id, "label": endpoint_label(endpoint), "why": why})
+    return rows
+
+
+def generate_price(
+    *,
+    user,
+    endpoint_id: str,
+    resolution: str = "",
+    duration: str = "",
+    transitions: list[str] | None = None,
+) -> dict:
     """The price of the current choices for the Generate button, by the code that quotes
     /api/v1/estimate (catalogue prices, billing.holds.estimate): a free preview, the credits,
     or why it is not allowed and what to do instead.
+
+    transitions: Keyframes' lengths in seconds, one per move between keyframes; the length
+    priced is their sum, checked by the catalogue as a create checks it.
     """
     try:
         endpoint = catalogue.get_endpoint(endpoint_id)
     except InputError as exc:
         return _refused(exc.errors["endpoint"])
+    if "transitions" in endpoint.fields:
+        lengths = [
+            t.strip() or str(endpoint.fields["transitions"]["default_duration"])
+            for t in (transitions or [""])
+        ]
+        try:
+            # Keyframes take no required field but the images, so the catalogue's own check
+            # gives the length (and refuses one out of bounds) as a create would.
+            valid = catalogue.validate_input(
+                endpoint.id,
+                {
+                    **({"resolution": resolution} if resolution else {}),
+                    "transitions": [{"duration": seconds} for seconds in lengths],
+                },
+                image_count=len(lengths) + 1,
+            )
+        except InputError as exc:
+            return _refused(" ".join(exc.errors.values()))
+        resolution, duration = valid.resolution, str(valid.duration)
     # An endpoint without the field gets what validate_input gives it: its default, else
     # 720p and 5 s (catalogue._duration_of).
     resolution = resolution or endpoint.default("resolution") or "720p"
@@ -128,8 +182,16 @@ def generation_settings(generation) -> list[tuple[str, str]]:
     except InputError:
         model = "A retired model"
     rows = [("Model", model)]
-    if generation.arguments.get("pikaffect"):
-        rows.append(("Effect", generation.arguments["pikaffect"]))
+    arguments = generation.arguments
+    if arguments.get("pikaffect"):
+        rows.append(("Effect", arguments["pikaffect"]))
+    if arguments.get("transitions"):
+        lengths = " + ".join(f"{t['duration']} s" for t in arguments["transitions"])
+        rows.append(("Keyframes", f"{len(arguments['transitions']) + 1}, moving {lengths}"))
+    if arguments.get("ingredients_mode"):
+        rows.append(("Ingredients", arguments["ingredients_mode"].title()))
+    if arguments.get("modify_region"):
+        rows.append(("Replaces", arguments["modify_region"]))
     if generation.aspect_ratio:
         rows.append(("Shape", generation.aspect_ratio))
     rows.append(("Length", f"{generation.duration} s"))
@@ -156,6 +218,7 @@ GALLERY_STATES = {
 class GalleryFilters:
     state: str = ""
     mode: str = ""
+    model: str = ""
     q: str = ""
 
     @classmethod
@@ -164,9 +227,11 @@ class GalleryFilters:
         shows the gallery."""
         state = query.get("state", "")
         mode = query.get("mode", "")
+        model = query.get("model", "")
         return cls(
             state=state if state in GALLERY_STATES else "",
             mode=mode if mode in {m["value"] for m in studio_modes()} else "",
+            model=model if model in dict(gallery_models()) else "",
             q=" ".join(query.get("q", "").split())[:200],
         )
 
@@ -180,6 +245,19 @@ class GalleryFilters:
     @property
     def modes(self):
         return [(m["value"], m["label"]) for m in studio_modes()]
+
+    @property
+    def models(self):
+        return gallery_models()
+
+
+def gallery_models() -> list[tuple[str, str]]:
+    """The model filter: every catalogued endpoint, retired ones too (old clips use them),
+    in words."""
+    return [
+        (endpoint.id, endpoint_label(endpoint) + (" (retired)" if endpoint.retired else ""))
+        for endpoint in catalogue.endpoints(include_retired=True)
+    ]
 
 
 def gallery_generations(user, filters: GalleryFilters):
@@ -201,8 +279,10 @@ def gallery_generations(user, filters: GalleryFilters):
     if filters.state:
         generations = generations.filter(state__in=GALLERY_STATES[filters.state][1])
     if filters.mode:
-        ids = [e.id for e in catalogue.endpoints() if e.kind == filters.mode]
+        ids = [e.id for e in catalogue.endpoints(include_retired=True) if e.kind == filters.mode]
         generations = generations.filter(endpoint_id__in=ids)
+    if filters.model:
+        generations = generations.filter(endpoint_id=filters.model)
     if filters.q:
         generations = generations.filter(prompt__icontains=filters.q)
     return generations

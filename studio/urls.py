@@ -8,6 +8,7 @@ urlpatterns = [
     path("generate/price/", views.generate_price, name="generate_price"),
     path("generate/draft/<str:token>/", views.draft_image, name="generate_draft"),
     path("gallery/", views.gallery, name="gallery"),
+    path("settings/", views.account_settings, name="account_settings"),
     path("g/<uuid:pk>/", views.detail, name="generation_detail"),
     path("g/<uuid:pk>/status/", views.status, name="generation_status"),
     path("g/<uuid:pk>/delete/", views.delete, name="generation_delete"),

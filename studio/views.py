@@ -1,3 +1,5 @@
+from contextlib import ExitStack
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -8,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
+from accounts.services import user_notifications_set
 from billing.hd import hd_version
 from core.errors import InputError
 from core.problems import problem_json
@@ -26,7 +29,7 @@ from workflows.generations import (
 from workflows.lifecycle import Actor
 
 from . import selectors
-from .forms import GenerateForm
+from .forms import MAX_TRANSITIONS, GenerateForm, SettingsForm
 
 
 def home(request):
@@ -40,66 +43,156 @@ def generate(request):
     remix = _remix_initial(request) if request.method == "GET" else {}
     form = GenerateForm(request.POST or None, request.FILES or None, initial=remix)
     refusal_status = 400
-    draft = None
+    items = _image_items(form, request) if request.method == "POST" else []
     if request.method == "POST" and form.is_valid():
-        draft = drafts.draft_open(user=request.user, token=form.cleaned_data["image_draft"])
-        images = _images_from(form, request, draft)
-        if not form.errors:
-            try:
-                generation = generation_create(
-                    user=request.user,
-                    endpoint_id=form.cleaned_data["endpoint"],
-                    inputs=form.endpoint_inputs(),
-                    images=images,
-                    preset=form.cleaned_data["preset"],
-                    seed=form.cleaned_data["seed"],
-                    request=request,
-                )
-            except InputError as exc:
-                refusal_status = getattr(exc, "http_status", 400)  # 402: not enough credits
-                for name, message in exc.errors.items():
-                    form.add_error(name if name in form.fields else None, message)
-            else:
-                if draft and not request.FILES.get("image"):
-                    drafts.draft_delete(draft)
-                return redirect(generation)
+        endpoint = catalogue.get_endpoint(form.cleaned_data["endpoint"])
+        images = _images_from(form, endpoint, items)
+        with ExitStack() as stack:
+            video = _video_from(form, request, endpoint, stack)
+            if not form.errors:
+                try:
+                    generation = generation_create(
+                        user=request.user,
+                        endpoint_id=endpoint.id,
+                        inputs=form.endpoint_inputs(image_count=len(images)),
+                        images=images,
+                        video=video,
+                        preset=form.cleaned_data["preset"],
+                        seed=form.cleaned_data["seed"],
+                        request=request,
+                    )
+                except InputError as exc:
+                    refusal_status = getattr(exc, "http_status", 400)  # 402: not enough credits
+                    for name, message in exc.errors.items():
+                        form.add_error(_form_field(form, name), message)
+                else:
+                    for kind, value in items:
+                        if kind == "d":
+                            drafts.draft_delete(value[1])
+                    return redirect(generation)
     if request.method == "POST":
-        # An error: keep the image that came with this submit, so that it need not be chosen
-        # again (a browser cannot refill a file input).
-        upload = request.FILES.get("image")
-        token = drafts.draft_save(user=request.user, upload=upload) if upload else None
-        kept = form.data.get("image_draft", "")
-        if token is None and drafts.draft_open(user=request.user, token=kept):
-            token = kept
+        # An error: keep the images that came with this submit, in their order, so that they
+        # need not be chosen again (a browser cannot refill a file input).
+        kept = _kept_tokens(request.user, items)
         form.data = form.data.copy()
-        form.data["image_draft"] = token or ""
+        form.data["image_draft"] = " ".join(kept)
+        form.data["image_order"] = " ".join("d" for _ in kept)
     values = form.data if form.is_bound else remix
     endpoint_id = values.get("endpoint") or form["endpoint"].initial
+    tokens = form.data.get("image_draft", "") if form.is_bound else remix.get("image_draft", "")
     context = {
         "form": form,
         "endpoints": selectors.studio_endpoints(),
         "modes": selectors.studio_modes(),
+        "unavailable": selectors.studio_unavailable(),
         "current_endpoint": endpoint_id,
         "current_mode": next(
             (e["mode"] for e in selectors.studio_endpoints() if e["id"] == endpoint_id), "text"
         ),
-        "draft_token": form.data.get("image_draft", "")
-        if form.is_bound
-        else remix.get("image_draft", ""),
+        "draft_tokens": tokens.split(),
         "price": selectors.generate_price(
             user=request.user,
             endpoint_id=endpoint_id,
             resolution=values.get("resolution", ""),
             duration=values.get("duration", ""),
+            transitions=_transition_seconds(values, len(tokens.split())),
         ),
     }
     status = refusal_status if request.method == "POST" else 200
     return render(request, "generation/generate.html", context, status=status)
 
 
+def _transition_seconds(values, image_count: int) -> list[str]:
+    """The keyframe lengths the page shows (one fewer than the keyframes, at least one)."""
+    count = min(max(image_count - 1, 1), MAX_TRANSITIONS)
+    return [str(values.get(f"t{n}_duration") or "") for n in range(1, count + 1)]
+
+
+def _form_field(form, name: str) -> str | None:
+    """The form field a refusal of the catalogue belongs to: images[2] is the image drop zone,
+    transitions[0].duration the first keyframe's length; None puts it above the form."""
+    if name.startswith("images["):
+        return "image"
+    if name.startswith("transitions["):
+        index = int(name[len("transitions[") : name.index("]")])
+        field = "prompt" if name.endswith(".prompt") else "duration"
+        name = f"t{index + 1}_{field}"
+    return name if name in form.fields else None
+
+
+def _image_items(form, request) -> list[tuple[str, object]]:
+    """The images of this submit in the page's order: ("d", (token, draft)) for one kept from
+    the last submit, ("u", upload) for a new file. `image_order` ("d u d") is how the page
+    interleaved them; without it (no script), kept ones come first."""
+    tokens = form.data.get("image_draft", "").split()
+    uploads = request.FILES.getlist("image")
+    order = form.data.get("image_order", "").split()
+    if sorted(order) != sorted(["d"] * len(tokens) + ["u"] * len(uploads)):
+        order = ["d"] * len(tokens) + ["u"] * len(uploads)
+    tokens_left, uploads_left = iter(tokens), iter(uploads)
+    items = []
+    for kind in order:
+        if kind == "u":
+            items.append(("u", next(uploads_left)))
+            continue
+        token = next(tokens_left)
+        draft = drafts.draft_open(user=request.user, token=token)
+        if draft is not None:  # expired or someone else's: dropped
+            items.append(("d", (token, draft)))
+    return items
+
+
+def _kept_tokens(user, items) -> list[str]:
+    tokens = []
+    for kind, value in items:
+        token = value[0] if kind == "d" else drafts.draft_save(user=user, upload=value)
+        if token:  # an unusable upload is not kept; the form's error says why
+            tokens.append(token)
+    return tokens
+
+
+def _images_from(form, endpoint, items) -> list:
+    """The images for the chosen endpoint: the image link's bytes, or the uploaded and kept
+    images in order (a single-image endpoint takes the last one chosen); errors go onto the
+    form."""
+    link = form.cleaned_data.get("image_url", "")
+    if not endpoint.takes_images:
+        return []
+    if link and any(kind == "u" for kind, _ in items):
+        form.add_error("image_url", "Give an image file or an image link, not both.")
+        return []
+    if link:  # it replaces an image kept from the last submit
+        try:
+            return [media.fetch_image_url(link)]
+        except FetchRefused as exc:
+            form.add_error("image_url", str(exc))
+            return []
+    images = [drafts.draft_read(value[1]) if kind == "d" else value for kind, value in items]
+    if endpoint.media_max == 1:
+        return images[-1:]
+    return images
+
+
+def _video_from(form, request, endpoint, stack):
+    """The input video (an upload or a link), spooled and probed by generation.media as the
+    API's is, for the length of `stack`; None when there is none. Refusals go onto the form."""
+    upload = request.FILES.get("video")
+    link = form.cleaned_data.get("video_url", "")
+    if endpoint.video_field is None or not (upload or link):
+        return None
+    if upload and link:
+        form.add_error("video_url", "Give a video file or a video link, not both.")
+        return None
+    try:
+        return stack.enter_context(media.input_video(upload=upload, url=link or None))
+    except (FetchRefused, media.VideoRejected) as exc:
+        form.add_error("video" if upload else "video_url", str(exc))
+        return None
+
+
 def _remix_initial(request) -> dict:
-    """?from=<id>: the form filled in with one's own clip's settings and image ("Try again",
-    "Copy settings")."""
+    """?from=<id>: the form filled in with one's own clip's settings and images ("Try again",
+    "Copy settings"). An input video is not copied: it is chosen again."""
     try:
         source = Generation.objects.visible_to(request.user).get(pk=request.GET.get("from"))
     except (Generation.DoesNotExist, ValidationError, ValueError):
@@ -107,18 +200,34 @@ def _remix_initial(request) -> dict:
     initial = {
         name: str(value)
         for name, value in source.arguments.items()
-        if name in ("negative_prompt", "aspect_ratio", "resolution", "duration", "pikaffect")
+        if name
+        in (
+            "negative_prompt",
+            "aspect_ratio",
+            "resolution",
+            "duration",
+            "pikaffect",
+            "ingredients_mode",
+            "modify_region",
+        )
     }
+    for number, transition in enumerate(source.arguments.get("transitions", [])[:4], start=1):
+        initial[f"t{number}_duration"] = str(transition.get("duration", ""))
+        initial[f"t{number}_prompt"] = transition.get("prompt", "")
     initial.update(endpoint=source.endpoint_id, prompt=source.prompt, preset=source.preset)
     if source.tier == "preview":
         initial["seed"] = source.seed
-    first = source.inputs.filter(kind="image").exclude(file="").first()
-    if first is not None:
+    tokens = []
+    for item in source.inputs.filter(kind="image").exclude(file="").order_by("position"):
         try:
-            with default_storage.open(first.file.name, "rb") as handle:
-                initial["image_draft"] = drafts.draft_save(user=request.user, upload=handle) or ""
+            with default_storage.open(item.file.name, "rb") as handle:
+                token = drafts.draft_save(user=request.user, upload=handle)
         except OSError:  # swept by the media cleanup: the settings still come back
-            pass
+            continue
+        if token:
+            tokens.append(token)
+    if tokens:
+        initial["image_draft"] = " ".join(tokens)
     return initial
 
 
@@ -131,6 +240,9 @@ def generate_price(request):
         endpoint_id=request.GET.get("endpoint", "")[:200],
         resolution=request.GET.get("resolution", "")[:20],
         duration=request.GET.get("duration", "")[:20],
+        transitions=request.GET.get("transitions", "")[:100].split(",")
+        if request.GET.get("transitions")
+        else None,
     )
     return JsonResponse(price)
 
@@ -147,26 +259,21 @@ def draft_image(request, token: str):
     return response
 
 
-def _images_from(form, request, draft=None) -> list:
-    """The uploaded file, the bytes behind the image link, or the image kept from the last
-    submit; errors go onto the form."""
-    upload = request.FILES.get("image")
-    link = form.cleaned_data.get("image_url", "")
-    if upload and link:
-        form.add_error("image_url", "Give an image file or an image link, not both.")
-        return []
-    if link:
-        try:
-            return [media.fetch_image_url(link)]
-        except FetchRefused as exc:
-            form.add_error("image_url", str(exc))
-            return []
-    if upload:
-        return [upload]
-    endpoint = catalogue.get_endpoint(form.cleaned_data["endpoint"])
-    if draft and endpoint.takes_images:
-        return [drafts.draft_read(draft)]
-    return []
+@login_required
+def account_settings(request):
+    """The creator's settings: email notifications, and links to allauth's email and password
+    pages."""
+    form = SettingsForm(
+        request.POST if request.method == "POST" else None,  # an unticked box sends nothing
+        initial={"notify_by_email": request.user.notify_by_email},
+    )
+    if request.method == "POST" and form.is_valid():
+        user_notifications_set(
+            user=request.user, notify_by_email=form.cleaned_data["notify_by_email"]
+        )
+        messages.success(request, "Saved.")
+        return redirect("account_settings")
+    return render(request, "account/settings.html", {"form": form})
 
 
 def _own_generation(request, pk) -> Generation:

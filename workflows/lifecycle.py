@@ -11,7 +11,9 @@ A move is one transaction holding all that it causes, so either all of it happen
 3. on a state an API client can subscribe to, the webhook delivery row (the outbox: api.webhooks),
    sent by a task enqueued on commit and by the minute sweep if that task is lost;
 4. an audit entry for every move that ends or redirects a job, whoever made it: the owner, an
-   API key's client, a moderator or one of our own processes (core.audit).
+   API key's client, a moderator or one of our own processes (core.audit);
+5. on succeeded or failed, the owner's email, queued for when the move commits
+   (workflows.notifications; at most one per clip).
 
 Routine progress (submitting, in the provider's queue, rendering, saving) changes the row alone:
 one UPDATE, no transaction of its own, since nothing else depends on it. The state machine
@@ -32,6 +34,8 @@ from billing.holds import credits_settle, slot_free, slot_take
 from core.audit import audit_record
 from core.models import AuditAction
 from generation.models import ALLOWED_SOURCES, TERMINAL, Generation, State
+
+from .notifications import ANNOUNCED_OUTCOMES, outcome_notice_queue
 
 # States an API client can subscribe to (api.models.WebhookEvent).
 ANNOUNCED = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED, State.HELD, State.BLOCKED})
@@ -112,6 +116,9 @@ def generation_move(
             slot_free(generation_id=generation_id)
         if to in ANNOUNCED:
             webhook_outbox_add(generation_id=generation_id, state=to)
+        if to in ANNOUNCED_OUTCOMES and not from_held_only:
+            # Out of a moderator's hold, the decision email says it already (workflows.review).
+            outcome_notice_queue(generation_id=generation_id)
         if action is not None:
             audit_record(
                 actor=actor.user,

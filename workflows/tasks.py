@@ -8,7 +8,7 @@ from core.observability import log_context
 from core.shutdown import hands_back_on_stop
 from generation.models import Generation, State
 
-from . import pipeline, tracking
+from . import notifications, pipeline, tracking
 
 
 def _release_finalize(generation_id: str, lease: str | None = None):
@@ -27,6 +27,11 @@ def finalize(generation_id: str, lease: str | None = None) -> None:
             generation_id=generation_id,
             lease=datetime.fromisoformat(lease) if lease else None,
         )
+
+
+def notify_outcome(generation_id: str) -> bool:
+    with log_context(generation_id=generation_id):
+        return notifications.generation_outcome_notify(generation_id=generation_id)
 
 
 def reap() -> dict:

@@ -3,100 +3,20 @@ HD bought once, delete and filter, a kept image, and no Content-Security-Policy 
 
 One browser for the whole session; each test opens its own contexts (cheap)."""
 
-import os
 import re
-import shutil
 
 import pytest
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.test import Client
 
 from billing import services
 from generation.models import Generation, State
 from tests.factories import GenerationFactory, UserFactory
 from tests.support.media import png_bytes
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+from .pages import DESKTOP, PHONE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
-        yield browser
-        browser.close()
-
-
-class Tab:
-    """A page in its own context, signed in as `user` (or not), that records every
-    Content-Security-Policy violation the browser reports."""
-
-    def __init__(self, browser, live_server, user=None, viewport=DESKTOP):
-        self.base = live_server.url
-        self.context = browser.new_context(viewport=viewport)
-        if user is not None:
-            client = Client()
-            client.force_login(user)
-            cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-            self.context.add_cookies(
-                [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": self.base}]
-            )
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(20_000)
-        self.violations = []
-        self.page.on(
-            "console",
-            lambda m: self.violations.append(m.text) if "Content Security Policy" in m.text else 0,
-        )
-        self.page.on("dialog", lambda dialog: dialog.accept())  # "Delete this clip?"
-
-    def open(self, path):
-        response = self.page.goto(self.base + path)
-        assert response.status < 400, (path, response.status)
-        assert "default-src 'self'" in response.headers["content-security-policy"], path
-        return response
-
-    def width(self) -> int:
-        return self.page.evaluate("document.documentElement.scrollWidth")
-
-    def api(self, method, path, data):
-        csrf = next(c["value"] for c in self.context.cookies() if c["name"] == "csrftoken")
-        return self.page.request.fetch(
-            self.base + path, method=method, data=data, headers={"X-CSRFToken": csrf}
-        )
-
-    def close(self):
-        assert self.violations == [], self.violations
-        self.context.close()
-
-
-@pytest.fixture
-def tabs(browser, live_server):
-    opened = []
-
-    def open_tab(user=None, viewport=DESKTOP):
-        opened.append(Tab(browser, live_server, user, viewport))
-        return opened[-1]
-
-    yield open_tab
-    for tab in opened:
-        tab.close()
 
 
 @pytest.fixture(autouse=True)
@@ -162,38 +82,72 @@ def test_every_page_fits_a_phone_and_the_player_is_above_the_fold(tabs, creator)
     desktop.page.wait_for_selector(".swagger-ui .info")
 
 
-def test_the_button_shows_the_estimate_for_each_choice(tabs, creator):
+SCENES = "fal-ai/pika/v2.2/pikascenes"
+FRAMES = "fal-ai/pika/v2.2/pikaframes"
+ADDITIONS = "fal-ai/pika/v2/pikadditions"
+
+
+def test_the_button_shows_the_estimate_for_each_choice(tabs, creator, tmp_path):
     tab = tabs(creator)
     tab.open("/generate/")
     page = tab.page
     button = page.locator("#generate-button")
+    stills = []
+    for index in range(4):
+        path = tmp_path / f"{index}.png"
+        path.write_bytes(png_bytes(160, 90, (60 * index, 90, 200)))
+        stills.append(str(path))
+    # (mode, endpoint, resolution, duration, keyframe lengths)
     combinations = [
-        ("text", "fal-ai/pika/v2.2/text-to-video", "720p", "5"),
-        ("text", "fal-ai/pika/v2.2/text-to-video", "720p", "10"),
-        ("text", "fal-ai/pika/v2.1/text-to-video", "720p", "5"),
-        ("image", "fal-ai/pika/v2.2/image-to-video", "720p", "5"),
-        ("image", "fal-ai/pika/v2/turbo/image-to-video", "720p", "5"),
-        ("image", "fal-ai/pika/v2.2/image-to-video", "1080p", "5"),
-        ("effect", "fal-ai/pika/v1.5/pikaffects", None, None),
+        ("text", "fal-ai/pika/v2.2/text-to-video", "720p", "5", None),
+        ("text", "fal-ai/pika/v2.2/text-to-video", "720p", "10", None),
+        ("text", "fal-ai/pika/v2.1/text-to-video", "720p", "5", None),
+        ("image", "fal-ai/pika/v2.2/image-to-video", "720p", "5", None),
+        ("image", "fal-ai/pika/v2/turbo/image-to-video", "720p", "5", None),
+        ("image", "fal-ai/pika/v2.2/image-to-video", "1080p", "5", None),
+        ("effect", "fal-ai/pika/v1.5/pikaffects", None, None, None),
+        ("scenes", SCENES, "720p", "10", None),
+        ("scenes", SCENES, "720p", "5", None),
+        ("frames", FRAMES, "720p", None, [2, 3]),
+        ("frames", FRAMES, "720p", None, [1, 1, 1]),
+        ("frames", FRAMES, "1080p", None, [4, 4]),
+        ("additions", ADDITIONS, None, None, None),
     ]
-    for mode, endpoint, resolution, duration in combinations:
+    for mode, endpoint, resolution, duration, lengths in combinations:
         page.check(f"input[name=mode][value={mode}]")
         page.check(f"input[name=endpoint][value='{endpoint}']")
         if resolution:
             page.check(f"input[name=resolution][value='{resolution}']")
+        if duration:
             page.check(f"input[name=duration][value='{duration}']")
         body = {"endpoint": endpoint, "prompt": "x"}
         if resolution:
-            body.update(resolution=resolution, duration=int(duration))
-        if mode != "text":
+            body["resolution"] = resolution
+        if duration:
+            body["duration"] = int(duration)
+        if lengths:
+            while page.locator("#thumbs li").count():  # start again from no keyframes
+                page.click("#thumbs li:first-child button[aria-label^=Remove]")
+            page.set_input_files("#id_image", stills[: len(lengths) + 1])
+            for number, seconds in enumerate(lengths, start=1):
+                page.fill(f"#id_t{number}_duration", str(seconds))
+            body.update(
+                image_count=len(lengths) + 1, transitions=[{"duration": s} for s in lengths]
+            )
+        elif mode != "text":
             body["image_count"] = 1
         if mode == "effect":
             body["pikaffect"] = "Melt"
+        if mode == "additions":
+            body["video_url"] = "https://example.com/clip.mp4"  # only its presence is priced
         estimate = tab.api("POST", "/api/v1/estimate", body)
         if estimate.status == 400:  # the plan refuses it: so does the button, saying why
             assert estimate.json()["code"] == "plan_limit"
             page.wait_for_function("() => document.getElementById('generate-button').disabled")
-            assert estimate.json()["detail"] in page.inner_text("#price-note")
+            page.wait_for_function(
+                "want => document.getElementById('price-note').textContent.includes(want)",
+                arg=estimate.json()["detail"],
+            )
             continue
         assert estimate.status == 200, estimate.text()
         estimate = estimate.json()
@@ -206,6 +160,8 @@ def test_the_button_shows_the_estimate_for_each_choice(tabs, creator):
         # Only the fields this endpoint takes are on show.
         assert page.locator("[data-field=image]").is_visible() == (mode != "text")
         assert page.locator("[data-field=pikaffect]").is_visible() == (mode == "effect")
+        assert page.locator("[data-field=transitions]").is_visible() == (mode == "frames")
+        assert page.locator("[data-field=video]").is_visible() == (mode == "additions")
     # The Free plan refuses 1080p: the button says so and what to do.
     page.check("input[name=mode][value=text]")
     page.check("input[name=resolution][value='1080p']")
@@ -232,13 +188,13 @@ def test_a_form_error_keeps_the_dropped_image(tabs, creator, tmp_path):
         }""",
         [list(image.read_bytes())],
     )
-    assert page.locator("#thumb").is_visible()
+    assert page.locator("#thumbs img").is_visible()
     page.fill("textarea[name=prompt]", "")  # the error: image-to-video needs a prompt
     page.click("#generate-button")
     page.wait_for_selector("[data-field=prompt] .error")
-    thumb = page.locator("#thumb")
+    thumb = page.locator("#thumbs img")
     assert "/generate/draft/" in thumb.get_attribute("src")
-    page.wait_for_function("() => document.getElementById('thumb').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#thumbs img').naturalWidth > 0")
     assert "Your image is kept" in page.inner_text("#drop-text")
     page.fill("textarea[name=prompt]", "the sea breathes")
     page.click("#generate-button")

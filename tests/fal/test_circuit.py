@@ -95,10 +95,14 @@ def test_a_probe_that_goes_through_resumes_everything(
     for generation in (first, second):
         generation.refresh_from_db()
         assert generation.state == State.SUCCEEDED
-    assert [message.subject for message in mail.outbox] == [
+    staff_alerts = [m.subject for m in mail.outbox if m.to != [user.email]]
+    assert staff_alerts == [
         "[Promptreel] Submissions to fal are paused",
         "[Promptreel] Submissions to fal have resumed",
     ]
+    # The owner hears of each clip once, when it is ready (workflows.notifications).
+    owner = [m.subject for m in mail.outbox if m.to == [user.email]]
+    assert owner == ["Promptreel: your video is ready"] * 2
 
 
 def test_a_probe_that_fails_keeps_waiting(fake_fal, user, django_capture_on_commit_callbacks):

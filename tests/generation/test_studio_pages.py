@@ -179,6 +179,8 @@ def test_gallery_filters_by_state_and_mode_and_searches_prompts(alice_client, us
     assert shown(state="failed")[0] == {boat}
     assert shown(mode="effect")[0] == {melt}
     assert shown(q="FOX")[0] == {fox}
+    assert shown(model=EFFECTS)[0] == {melt}
+    assert melt not in shown(model=T2V)[0] and fox in shown(model=fox.endpoint_id)[0]
     assert "bob" not in shown(q="fox")[1]
     found, body = shown(q="nothing like it")
     assert not found and "No clips match" in body
@@ -254,3 +256,119 @@ def test_copy_settings_brings_the_image_back_or_does_without(alice_client, user)
     form = alice_client.get(reverse("generate"), {"from": generation.pk})
     assert form.status_code == 200 and "/generate/draft/" not in form.content.decode()
     assert alice_client.get(reverse("generate"), {"from": "not-a-uuid"}).status_code == 200
+
+
+SCENES = "fal-ai/pika/v2.2/pikascenes"
+FRAMES = "fal-ai/pika/v2.2/pikaframes"
+
+
+def _colours(generation) -> list[tuple]:
+    from PIL import Image
+
+    out = []
+    for item in generation.inputs.filter(kind="image").order_by("position"):
+        with default_storage.open(item.file.name, "rb") as handle:
+            pixel = Image.open(handle).convert("RGB").getpixel((3, 3))
+        out.append(tuple(round(c / 10) * 10 for c in pixel))  # JPEG re-encoding shifts a little
+    return out
+
+
+def test_several_images_are_kept_in_order_across_an_error(alice_client, user):
+    red, green, blue = (200, 30, 30), (30, 200, 30), (30, 30, 200)
+    files = [upload(f"{n}.png", png_bytes(200, 120, c)) for n, c in enumerate((red, green, blue))]
+    body = {"endpoint": SCENES, "prompt": "", "resolution": "720p", "duration": "5"}
+    response = alice_client.post(reverse("generate"), {**body, "preset": "static", "image": files})
+    assert response.status_code == 400  # Pikascenes needs a prompt
+    page = response.content.decode()
+    tokens = re.search(r'name="image_draft" value="([^"]+)"', page).group(1).split()
+    assert len(tokens) == 3 and page.count("/generate/draft/") == 3
+    # The page put the last one first, then a new image after them: "d d d u" reordered.
+    yellow = upload("y.png", png_bytes(200, 120, (200, 200, 30)))
+    response = alice_client.post(
+        reverse("generate"),
+        {
+            **body,
+            "prompt": "a fox and a lantern",
+            "preset": "static",
+            "image_draft": " ".join([tokens[2], tokens[0], tokens[1]]),
+            "image_order": "d d u d",
+            "image": [yellow],
+        },
+    )
+    assert response.status_code == 302, response.content[:800]
+    generation = Generation.objects.get()
+    assert _colours(generation) == [blue, red, (200, 200, 30), green]
+
+
+def test_keyframes_from_the_form_carry_each_transition(alice_client, user):
+    files = [upload(f"{n}.png", png_bytes(200, 120, (40 * n, 90, 90))) for n in range(3)]
+    response = alice_client.post(
+        reverse("generate"),
+        {
+            "endpoint": FRAMES,
+            "resolution": "720p",
+            "preset": "static",
+            "image": files,
+            "t1_prompt": "it turns",
+            "t1_duration": "2",
+            "t2_duration": "3",
+            "t3_duration": "9",  # a row for a fourth keyframe that is not there: not sent
+        },
+    )
+    assert response.status_code == 302, response.content[:800]
+    generation = Generation.objects.get()
+    assert generation.arguments["transitions"] == [
+        {"duration": 2, "prompt": "it turns"},
+        {"duration": 3},
+    ]
+    assert generation.duration == 5
+    page = alice_client.get(generation.get_absolute_url()).content.decode()
+    assert "3, moving 2 s + 3 s" in page  # the video page says it in words
+    price = alice_client.get(
+        reverse("generate_price"), {"endpoint": FRAMES, "resolution": "720p", "transitions": "2,3"}
+    ).json()
+    assert (
+        price["allowed"]
+        and price["list_credits"] == generation.credit_cost
+        or price["free_preview"]
+    )
+    too_long = alice_client.get(
+        reverse("generate_price"), {"endpoint": FRAMES, "transitions": "20,20"}
+    ).json()
+    assert not too_long["allowed"] and "limit is 25 s" in too_long["message"]
+
+
+def test_an_input_video_link_to_a_private_address_is_refused(alice_client, user):
+    response = alice_client.post(
+        reverse("generate"),
+        {
+            "endpoint": "fal-ai/pika/v2/pikadditions",
+            "prompt": "add a balloon",
+            "preset": "static",
+            "image": upload("a.png", png_bytes()),
+            "video_url": "https://169.254.169.254/latest/clip.mp4",
+        },
+    )
+    assert response.status_code == 400
+    assert "public" in response.content.decode() or "address" in response.content.decode()
+    assert not Generation.objects.exists()
+
+
+def test_copy_settings_brings_every_keyframe_back_in_order(alice_client, user):
+    files = [upload(f"{n}.png", png_bytes(200, 120, (60 * n, 90, 90))) for n in range(3)]
+    alice_client.post(
+        reverse("generate"),
+        {
+            "endpoint": FRAMES,
+            "preset": "static",
+            "image": files,
+            "t1_duration": "2",
+            "t2_duration": "2",
+            "t1_prompt": "first move",
+        },
+    )
+    source = Generation.objects.get()
+    form = alice_client.get(f"{reverse('generate')}?from={source.pk}").content.decode()
+    tokens = re.search(r'name="image_draft" value="([^"]+)"', form).group(1).split()
+    assert len(tokens) == 3
+    assert 'value="first move"' in form
