@@ -21,6 +21,7 @@ from api.models import ApiKey, Scope
 from api.webhooks import WebhookUrlRefused, check_target
 from billing import holds, limits
 from billing import services as billing
+from billing.errors import UsageLimit
 from core.errors import InputError
 from core.safe_fetch import FetchRefused
 from generation import catalogue, media
@@ -33,7 +34,7 @@ from workflows.lifecycle import Actor
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
-from .problems import CONTENT_TYPE, Problem, problem_json
+from .problems import CONTENT_TYPE, Problem, exception_handler, problem_json
 from .serializers import (
     EstimateSerializer,
     GenerationCreateSerializer,
@@ -154,11 +155,16 @@ def refusal(exc: InputError) -> Problem:
     else:
         detail = " ".join(exc.errors.values())
     extra = {"allowed_by": exc.allowed_by} if getattr(exc, "allowed_by", None) else {}
+    headers = {}
+    if isinstance(exc, UsageLimit):  # lifted by time: say when to retry and which limit
+        extra.update(limit=exc.limit, allowed=exc.allowed)
+        headers["Retry-After"] = str(exc.retry_after)
     return Problem(
         status_code=getattr(exc, "http_status", 400),
         code=code,
         detail=detail,
         errors=exc.errors,
+        headers=headers,
         **extra,
     )
 
@@ -286,17 +292,15 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 return Response(
                     replay.response_body,
                     status=replay.response_status,
-                    headers={"Idempotent-Replayed": "true"},
+                    headers={**replay.response_headers, "Idempotent-Replayed": "true"},
                     # A replayed refusal is the same problem document as the first answer.
                     content_type=CONTENT_TYPE if replay.response_status >= 400 else None,
                 )
         try:
             response = self._create(request)
-        except Problem as problem:
+        except exceptions.APIException as refused:
             if key is not None:
-                from .problems import exception_handler
-
-                answer = exception_handler(problem, {})
+                answer = exception_handler(refused, {})
                 idempotency_finish(
                     user=request.user, key=key, status=answer.status_code, body=answer.data
                 )
@@ -307,7 +311,11 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
             raise
         if key is not None:
             idempotency_finish(
-                user=request.user, key=key, status=response.status_code, body=response.data
+                user=request.user,
+                key=key,
+                status=response.status_code,
+                body=response.data,
+                headers=response.headers,
             )
         return response
 
