@@ -9,8 +9,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -26,21 +26,28 @@ from core.errors import InputError
 from core.safe_fetch import FetchRefused
 from generation import catalogue, media
 from generation.delivery import signed_url
+from generation.images import ImageRejected, clean_image
 from generation.media import fetch_image_url
 from generation.models import Generation, State
 from moderation.models import TakeDown
-from workflows.generations import generation_cancel, generation_create, key_spend_this_month
+from workflows.generations import (
+    generation_cancel,
+    generation_create,
+    generation_refusal_now,
+    key_spend_this_month,
+)
 from workflows.lifecycle import Actor
 
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
-from .problems import CONTENT_TYPE, Problem, exception_handler, problem_json
+from .problems import CONTENT_TYPE, Problem, exception_handler
 from .serializers import (
     EstimateSerializer,
     GenerationCreateSerializer,
     GenerationSerializer,
     WebhookDeliverySerializer,
 )
+from .authentication import ApiKeyAuthentication
 from .throttling import ApiRateThrottle
 
 
@@ -69,6 +76,11 @@ class ApiView(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         verdict = getattr(request, "rate_limit", None)
+        if verdict is None:
+            # Refused before the throttles ran (406 from content negotiation): it counts
+            # all the same, and says so in the headers like every other answer.
+            ApiRateThrottle().allow_request(request, self)
+            verdict = getattr(request, "rate_limit", None)
         if verdict is not None:
             for name, value in verdict.headers("default").items():
                 response.setdefault(name, value)
@@ -323,29 +335,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         serializer = GenerationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data.get("webhook_url"):
-            try:
-                check_target(data["webhook_url"])
-            except WebhookUrlRefused as exc:
-                raise Problem(
-                    status_code=400,
-                    code="invalid_input",
-                    detail=str(exc),
-                    errors={"webhook_url": str(exc)},
-                ) from None
-        endpoint, image_count = _endpoint_and_image_count(data)
-        has_video = bool(data.get("video") or data.get("video_url"))
-        try:
-            # Refuse bad input before spending time downloading images for it.
-            catalogue.validate_input(
-                endpoint,
-                serializer.endpoint_inputs(),
-                image_count=image_count,
-                has_video=has_video,
-                preset=data["preset"],
-            )
-        except InputError as exc:
-            raise refusal(exc) from None
+        endpoint, _ = request_checks(serializer)
         images = _images(data)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         with _video(data) as video:
@@ -375,6 +365,55 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}")
             },
         )
+
+
+def request_checks(serializer, *, declared_images: int = 0):
+    """The checks of a create body that need no download, shared by create and estimate so
+    that an estimate never says yes where create says no: the webhook target, then the
+    catalogue's (endpoint, fields, image count, video). Returns (endpoint id, validated input).
+    Raises Problem."""
+    data = serializer.validated_data
+    if data.get("webhook_url"):
+        try:
+            check_target(data["webhook_url"])
+        except WebhookUrlRefused as exc:
+            raise Problem(
+                status_code=400,
+                code="invalid_input",
+                detail=str(exc),
+                errors={"webhook_url": str(exc)},
+            ) from None
+    endpoint, image_count = _endpoint_and_image_count(data, declared=declared_images)
+    try:
+        # Refuse bad input before spending time downloading images for it.
+        valid = catalogue.validate_input(
+            endpoint,
+            serializer.endpoint_inputs(),
+            image_count=image_count,
+            has_video=bool(data.get("video") or data.get("video_url")),
+            preset=data["preset"],
+        )
+    except InputError as exc:
+        raise refusal(exc) from None
+    return endpoint, valid
+
+
+def uploads_check(data) -> None:
+    """Estimate's check of uploaded images, the one create makes (generation_create's
+    clean_image), without storing anything: a file that is not an image is refused by both."""
+    uploads = data.get("images") or ([data["image"]] if data.get("image") else [])
+    for index, upload in enumerate(uploads):
+        try:
+            clean_image(
+                upload, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS
+            )
+        except ImageRejected as exc:
+            field = "image" if len(uploads) == 1 else f"images[{index}]"
+            raise Problem(
+                status_code=400, code="invalid_input", detail=str(exc), errors={field: str(exc)}
+            ) from None
+        finally:
+            upload.seek(0)
 
 
 def _endpoint_and_image_count(data, *, declared: int = 0) -> tuple[str, int]:
@@ -445,6 +484,16 @@ class GenerationCancel(ApiView):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
         outcome = generation_cancel(generation=generation, actor=Actor.of_request(request))
         generation.refresh_from_db()
+        if outcome == "finished":
+            # It had ended before this request: nothing was canceled, and saying 200 would
+            # read as success. The state tells the client what happened instead.
+            raise Problem(
+                status_code=409,
+                code="conflict",
+                detail=f"This generation has ended ({generation.state}); there is nothing to "
+                "cancel.",
+                state=str(generation.state),
+            )
         context = {"request": request, "output_urls": output_urls(request)}
         body = {**GenerationSerializer(generation, context=context).data, "cancel": outcome}
         return Response(
@@ -514,15 +563,11 @@ class Estimate(ApiView):
         serializer = EstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        endpoint, image_count = _endpoint_and_image_count(data, declared=data["image_count"])
+        _, valid = request_checks(serializer, declared_images=data["image_count"])
+        uploads_check(data)
+        with _video(data if data.get("video") else {}):  # an upload is probed, as create does
+            pass
         try:
-            valid = catalogue.validate_input(
-                endpoint,
-                serializer.endpoint_inputs(),
-                image_count=image_count,
-                has_video=bool(data.get("video") or data.get("video_url")),
-                preset=data["preset"],
-            )
             price = catalogue.price_of(valid)
             estimate = holds.estimate(
                 user=request.user,
@@ -534,6 +579,13 @@ class Estimate(ApiView):
             raise refusal(InputError({"endpoint": str(exc)})) from None
         except InputError as exc:
             raise refusal(exc) from None
+        refused = generation_refusal_now(
+            user=request.user,
+            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+            resolution=valid.resolution,
+            duration=valid.duration,
+            list_credits=price.credits,
+        )
         return Response(
             {
                 "endpoint": valid.endpoint.id,
@@ -541,6 +593,9 @@ class Estimate(ApiView):
                 "duration": valid.duration,
                 "price_confirmed": price.confirmed,
                 **estimate,
+                # What create would answer now, because of the account's state (null: it
+                # would be accepted, moderation aside).
+                "refusal": None if refused is None else exception_handler(refusal(refused), {}).data,
             }
         )
 
@@ -587,6 +642,29 @@ class Account(ApiView):
         return Response(body)
 
 
-@csrf_exempt  # API clients send no CSRF token; a POST to a wrong path is a 404 too
-def unknown_path(request, *args, **kwargs):
-    return problem_json(404, "not_found", f"No API operation at {request.path}; see /api/docs/.")
+class UnknownPath(ApiView):
+    """Any other path under /api/: a problem+json 404 like the API's own, counted against the
+    caller's rate limit (with its headers) like any request. Only API keys authenticate here:
+    a session POST to a wrong path is a 404 too, not a CSRF refusal."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = []
+    schema = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise Problem(
+            status_code=404,
+            code="not_found",
+            detail=f"No API operation at {request.path}; see /api/docs/.",
+        )
+
+
+class SchemaView(ApiView, SpectacularAPIView):
+    """The OpenAPI document, with the API's rate limit and its headers."""
+
+    permission_classes = []
+
+
+class DocsView(ApiView, SpectacularSwaggerSplitView):
+    permission_classes = []
