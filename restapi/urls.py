@@ -1,4 +1,5 @@
 from django.urls import path, re_path
+
 from . import views
 
 urlpatterns = [

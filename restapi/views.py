@@ -38,6 +38,7 @@ from workflows.generations import (
 )
 from workflows.lifecycle import Actor
 
+from .authentication import ApiKeyAuthentication
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
 from .problems import CONTENT_TYPE, Problem, exception_handler
@@ -47,7 +48,6 @@ from .serializers import (
     GenerationSerializer,
     WebhookDeliverySerializer,
 )
-from .authentication import ApiKeyAuthentication
 from .throttling import ApiRateThrottle
 
 
@@ -579,7 +579,7 @@ class Estimate(ApiView):
             raise refusal(InputError({"endpoint": str(exc)})) from None
         except InputError as exc:
             raise refusal(exc) from None
-        refused = generation_refusal_now(
+        refused_now = generation_refusal_now(
             user=request.user,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
             resolution=valid.resolution,
@@ -595,7 +595,9 @@ class Estimate(ApiView):
                 **estimate,
                 # What create would answer now, because of the account's state (null: it
                 # would be accepted, moderation aside).
-                "refusal": None if refused is None else exception_handler(refusal(refused), {}).data,
+                "refusal": None
+                if refused_now is None
+                else exception_handler(refusal(refused_now), {}).data,
             }
         )
 
