@@ -464,6 +464,22 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: the webhook payload goes in the document's `webhooks` section (restapi/schema.py).
+    "OAS_VERSION": "3.1.0",
+    "CONTACT": {
+        "name": "Promptreel support",
+        "email": env_str("SUPPORT_EMAIL", "support@promptreel.localhost"),
+    },
+    "SERVERS": [
+        {"url": PUBLIC_BASE_URL or "http://127.0.0.1:8000", "description": "this installation"}
+    ],
+    "TAGS": [
+        {"name": "generations", "description": "Create, read, list and cancel videos"},
+        {"name": "catalogue", "description": "Models, prices and estimates"},
+        {"name": "account", "description": "Balance, plan and limits"},
+        {"name": "webhooks", "description": "Deliveries of your webhooks, test events, redelivery"},
+    ],
+    "WEBHOOKS": ["restapi.schema.GENERATION_EVENT"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -2,9 +2,12 @@
 problem details (api/problems.py), so clients and the external fuzz run (tests/api/
 test_schemathesis.py) can rely on the schema for errors as for successes."""
 
+from drf_spectacular.utils import OpenApiWebhook, extend_schema
+
 from generation.models import State
 
 from .problems import TITLES
+from .serializers import WebhookEventSerializer
 
 PROBLEM = {
     "type": "object",
@@ -20,7 +23,18 @@ PROBLEM = {
             "additionalProperties": {"type": "string"},
             "description": "field name (or `field.index`) → what to fix",
         },
-        "allowed_by": {"type": "string"},
+        "allowed_by": {"type": "string", "description": "a plan that allows it"},
+        "limit": {
+            "type": "string",
+            "enum": ["max_in_flight", "max_generations_per_day"],
+            "description": "429 from a plan limit: which one",
+        },
+        "allowed": {"type": "integer", "minimum": 0, "description": "that limit's value"},
+        "state": {
+            "type": "string",
+            "enum": sorted(State.values),
+            "description": "409 on cancel: the state the generation ended in",
+        },
     },
     "required": ["type", "title", "status", "code", "detail"],
 }
@@ -33,10 +47,12 @@ WHY = {
     "404": "No such generation for this account, or no such path",
     "405": "Method not allowed",
     "406": "Only application/json responses are available",
-    "409": "A request with this Idempotency-Key is still running",
+    "409": "A request with this Idempotency-Key is still running, or the generation has "
+    "ended (cancel: `state` says how)",
     "415": "Unsupported body media type",
     "422": "The Idempotency-Key was used with a different request",
-    "429": "Rate limited; see Retry-After",
+    "429": "Rate limited, or a plan limit that time lifts (jobs in flight, generations a "
+    "day: `limit` names it); retry after Retry-After seconds",
 }
 # Every operation: authentication, scopes, negotiation, rate limits, wrong methods.
 COMMON = ["401", "403", "405", "406", "429"]
@@ -45,7 +61,7 @@ BY_OPERATION = {
     ("post", "/api/v1/generations"): ["400", "402", "409", "415", "422"],
     ("post", "/api/v1/estimate"): ["400", "402", "415"],
     ("get", "/api/v1/generations/{id}"): ["404"],
-    ("post", "/api/v1/generations/{id}/cancel"): ["404"],
+    ("post", "/api/v1/generations/{id}/cancel"): ["404", "409"],
     ("get", "/api/v1/generations/{id}/webhooks"): ["404"],
 }
 _STATE = "(" + "|".join(sorted(State.values)) + ")"
@@ -72,11 +88,6 @@ def add_problem_responses(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for status in COMMON + BY_OPERATION.get((method, path), []):
                 responses.setdefault(status, {"description": WHY[status], "content": problem})
-            if (method, path) == ("post", "/api/v1/generations/{id}/cancel"):
-                responses["202"] = {
-                    **responses["200"],
-                    "description": "Too late to cancel: the video is being saved",
-                }
             if (method, path) == ("get", "/api/v1/generations"):
                 _list_parameters(operation)
     return result
@@ -99,3 +110,20 @@ def _list_parameters(operation) -> None:
                     "schema": schema,
                 }
             )
+
+
+GENERATION_EVENT = OpenApiWebhook(
+    name="generation_event",
+    decorator=extend_schema(
+        summary="A generation event",
+        description="POSTed to the `webhook_url` of a create when the generation reaches a "
+        "state you asked for (`webhook_events`), or by the test-event action. Signed per "
+        "Standard Webhooks (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`, "
+        "with your account's `whsec_` secret). Answer 2xx within 10 s; anything else is "
+        "retried with back-off for about a day. `data` is the generation as the API returns "
+        "it at sending time, its links valid until `data.output.expires_at`.",
+        tags=["webhooks"],
+        request=WebhookEventSerializer,
+        responses={200: None},
+    ),
+)

@@ -1,9 +1,10 @@
 import threading
 
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from api.models import WebhookDelivery, WebhookEvent
-from generation.models import Generation
+from generation.models import Generation, State, Tier
 from generation.render import MOTION_PRESETS
 from moderation.services import output_is_taken_down
 
@@ -29,19 +30,48 @@ class GenerationCreateSerializer(serializers.Serializer):
     endpoint = serializers.CharField(
         required=False, help_text="Catalogue endpoint id; see GET /models"
     )
-    prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    negative_prompt = serializers.CharField(required=False, allow_blank=True)
-    aspect_ratio = serializers.CharField(required=False)
-    resolution = serializers.CharField(required=False)
-    duration = serializers.IntegerField(required=False)
-    pikaffect = serializers.CharField(required=False)
-    ingredients_mode = serializers.CharField(required=False)
+    prompt = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="What to film. Required by every endpoint but Pikaffects, Pikadditions and "
+        "Pikaswaps (GET /models: `fields.prompt.required`)",
+    )
+    negative_prompt = serializers.CharField(
+        required=False, allow_blank=True, help_text="What to keep out of the video"
+    )
+    aspect_ratio = serializers.CharField(
+        required=False, help_text="e.g. 16:9; the endpoint's choices are in GET /models"
+    )
+    resolution = serializers.CharField(
+        required=False, help_text="480p, 720p or 1080p, as the endpoint and plan allow"
+    )
+    duration = serializers.IntegerField(
+        required=False, min_value=1, max_value=60, help_text="seconds, as the endpoint allows"
+    )
+    pikaffect = serializers.CharField(required=False, help_text="Pikaffects: the effect's name")
+    ingredients_mode = serializers.CharField(
+        required=False, help_text="Pikascenes: precise or creative"
+    )
     modify_region = serializers.CharField(
         required=False, help_text="Pikaswaps: what in the video to replace"
     )
-    transitions = serializers.ListField(child=serializers.DictField(), required=False)
-    preset = serializers.ChoiceField(choices=list(MOTION_PRESETS), default="static")
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    transitions = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Pikaframes: one {duration, prompt} object between each pair of keyframes",
+    )
+    preset = serializers.ChoiceField(
+        choices=list(MOTION_PRESETS),
+        default="static",
+        help_text="camera motion of the offline renderer",
+    )
+    seed = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**32 - 1,
+        help_text="the same seed and inputs make the same video; random when absent",
+    )
     image_url = serializers.URLField(required=False, help_text="https URL of an input image")
     image_urls = serializers.ListField(child=serializers.URLField(), required=False, max_length=6)
     image = serializers.FileField(required=False, help_text="multipart upload of an input image")
@@ -133,15 +163,38 @@ class EstimateSerializer(GenerationCreateSerializer):
     image_count = serializers.IntegerField(required=False, min_value=0, max_value=6, default=0)
 
 
+# --- Components of the documented responses --------------------------------------------------
+# The views build these documents directly (faster than DRF's field-by-field rendering); the
+# serializers below describe them for the OpenAPI schema (restapi/schema.py), and
+# tests/api/test_openapi_client.py proves that a client generated from it reads them.
+
+
 class OutputSerializer(serializers.Serializer):
-    video_url = serializers.CharField()
-    poster_url = serializers.CharField()
-    expires_in = serializers.IntegerField(help_text="seconds the URLs stay valid")
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    duration = serializers.FloatField()
-    bytes = serializers.IntegerField()
+    video_url = serializers.URLField(help_text="signed MP4 link; fetch the generation again after")
+    poster_url = serializers.URLField(help_text="signed JPEG link")
+    expires_in = serializers.IntegerField(
+        min_value=1, help_text="seconds the URLs stay valid from this answer"
+    )
+    expires_at = serializers.DateTimeField(help_text="when the URLs stop working")
+    width = serializers.IntegerField(min_value=1)
+    height = serializers.IntegerField(min_value=1)
+    duration = serializers.FloatField(min_value=0, help_text="seconds")
+    bytes = serializers.IntegerField(min_value=0)
     codec = serializers.CharField()
+
+
+class TimingsSerializer(serializers.Serializer):
+    queued_at = serializers.DateTimeField(allow_null=True)
+    submitting_at = serializers.DateTimeField(allow_null=True)
+    in_queue_at = serializers.DateTimeField(allow_null=True)
+    in_progress_at = serializers.DateTimeField(allow_null=True)
+    finalizing_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable machine code, e.g. provider_error")
+    message = serializers.CharField()
 
 
 def _taken_down(generation) -> bool:
@@ -159,12 +212,19 @@ _DATETIME = serializers.DateTimeField()
 
 
 class GenerationSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(choices=State.choices)
     endpoint = serializers.CharField(source="endpoint_id")
-    price_credits = serializers.IntegerField(source="credit_cost")
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1)
+    aspect_ratio = serializers.SerializerMethodField()
+    tier = serializers.ChoiceField(choices=Tier.choices)
+    price_credits = serializers.IntegerField(source="credit_cost", min_value=0)
+    queue_position = serializers.IntegerField(
+        allow_null=True, min_value=0, help_text="place in the provider's queue, when known"
+    )
+    attempts = serializers.IntegerField(min_value=0, help_text="sends to the provider so far")
     timings = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     output = serializers.SerializerMethodField()
-
     # The model columns the rendering reads (api_views.api_generations loads only these).
     columns_read = (
         "id",
@@ -220,6 +280,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "error",
             "output",
         ]
+        read_only_fields = fields  # a response document: every field is always present
 
     def to_representation(self, generation) -> dict:
         """The same document as ModelSerializer's field-by-field rendering (a test compares
@@ -235,7 +296,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "seed": int(generation.seed),
             "resolution": str(generation.resolution),
             "duration": int(generation.duration),
-            "aspect_ratio": str(generation.aspect_ratio),
+            "aspect_ratio": self.get_aspect_ratio(generation),
             "tier": str(generation.tier),
             "price_credits": int(generation.credit_cost),
             "queue_position": None if queue_position is None else int(queue_position),
@@ -246,6 +307,13 @@ class GenerationSerializer(serializers.ModelSerializer):
             "output": self.get_output(generation),
         }
 
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "description": "null when the endpoint has none"}
+    )
+    def get_aspect_ratio(self, generation) -> str | None:
+        return str(generation.aspect_ratio) or None
+
+    @extend_schema_field(TimingsSerializer)
     def get_timings(self, generation) -> dict:
         names = (
             "queued_at",
@@ -257,11 +325,13 @@ class GenerationSerializer(serializers.ModelSerializer):
         )
         return {name: getattr(generation, name) for name in names}
 
+    @extend_schema_field(GenerationErrorSerializer(allow_null=True))
     def get_error(self, generation) -> dict | None:
         if not generation.error_code or generation.state == "succeeded":
             return None
         return {"code": generation.error_code, "message": generation.error_message}
 
+    @extend_schema_field(OutputSerializer(allow_null=True))
     def get_output(self, generation) -> dict | None:
         # Taken down by moderators: the owner keeps the record but no longer gets the file.
         if generation.state != "succeeded" or _taken_down(generation):
@@ -277,3 +347,158 @@ class GenerationSerializer(serializers.ModelSerializer):
             "bytes": generation.video_bytes,
             "codec": generation.video_codec,
         }
+
+
+class GenerationCancelSerializer(GenerationSerializer):
+    cancel = serializers.ChoiceField(
+        choices=["canceled", "finishing"],
+        read_only=True,
+        help_text="canceled: stopped, credits back; finishing: too late, the video is being saved",
+    )
+
+    class Meta(GenerationSerializer.Meta):
+        fields = [*GenerationSerializer.Meta.fields, "cancel"]
+        read_only_fields = fields
+
+
+# Request bodies by media type: a JSON body brings images and videos by https link, a
+# multipart body uploads them. One schema for both made generated clients send multipart
+# labelled as a form (issue 19). These subclasses only drop fields for the schema; the view
+# validates with GenerationCreateSerializer (fields added there appear in both).
+@extend_schema_serializer(component_name="GenerationCreate")
+class GenerationCreateJsonSerializer(GenerationCreateSerializer):
+    image = None
+    images = None
+    video = None
+
+
+@extend_schema_serializer(component_name="GenerationUpload")
+class GenerationCreateUploadSerializer(GenerationCreateSerializer):
+    transitions = None  # an array of objects has no multipart form; send Pikaframes as JSON
+    image_urls = None
+    image = serializers.FileField(required=False, help_text="an input image (PNG, JPEG, WebP)")
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        max_length=6,
+        help_text="several input images, in order (Pikascenes, Pikaframes)",
+    )
+
+
+@extend_schema_serializer(component_name="EstimateCreate")
+class EstimateJsonSerializer(EstimateSerializer):
+    image = None
+    images = None
+    video = None
+
+
+@extend_schema_serializer(component_name="EstimateUpload")
+class EstimateUploadSerializer(EstimateSerializer):
+    transitions = None
+    image_urls = None
+
+
+class _Plan(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    max_resolution = serializers.CharField()
+    max_duration = serializers.IntegerField(min_value=1)
+    max_in_flight = serializers.IntegerField(min_value=0)
+    daily_free_previews = serializers.IntegerField(min_value=0)
+
+
+class _Balance(serializers.Serializer):
+    monthly = serializers.IntegerField(min_value=0)
+    purchased = serializers.IntegerField(min_value=0)
+    monthly_expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class _UsageToday(serializers.Serializer):
+    generations = serializers.IntegerField(min_value=0)
+    free_previews_left = serializers.IntegerField(min_value=0)
+    in_flight = serializers.IntegerField(min_value=0)
+
+
+class _KeyInfo(serializers.Serializer):
+    prefix = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    monthly_credit_cap = serializers.IntegerField(allow_null=True, min_value=1)
+    spent_this_month = serializers.IntegerField(min_value=0)
+
+
+@extend_schema_serializer(component_name="Account")
+class AccountSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    plan = _Plan()
+    balance = _Balance()
+    usage_today = _UsageToday()
+    rate_limit_per_minute = serializers.IntegerField(min_value=1)
+    key = _KeyInfo(required=False, help_text="present when called with an API key")
+
+
+class _ImageRange(serializers.Serializer):
+    min = serializers.IntegerField(min_value=0)
+    max = serializers.IntegerField(min_value=0)
+
+
+class _Price(serializers.Serializer):
+    resolution = serializers.CharField()
+    duration = serializers.IntegerField(min_value=1)
+    credits = serializers.IntegerField(min_value=0)
+    confirmed = serializers.BooleanField(help_text="false: fal's price for it is our estimate")
+
+
+class _FieldSpec(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text", "choice", "int_choice", "transitions"])
+    required = serializers.BooleanField(required=False)
+    default = serializers.JSONField(required=False)
+    choices = serializers.ListField(child=serializers.JSONField(), required=False)
+    min_duration = serializers.IntegerField(required=False)
+    max_duration = serializers.IntegerField(required=False)
+    default_duration = serializers.IntegerField(required=False)
+    max_total = serializers.IntegerField(required=False)
+
+
+class _Model(serializers.Serializer):
+    id = serializers.CharField()
+    title = serializers.CharField()
+    kind = serializers.CharField()
+    images = _ImageRange()
+    video = serializers.BooleanField(help_text="takes an input video")
+    fields = serializers.DictField(child=_FieldSpec(), help_text="create fields it takes")
+    prices = _Price(many=True)
+    price_rule = serializers.CharField()
+    price_source = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="ModelList")
+class ModelListSerializer(serializers.Serializer):
+    models = _Model(many=True)
+
+
+@extend_schema_serializer(component_name="Estimate")
+class EstimateResultSerializer(serializers.Serializer):
+    endpoint = serializers.CharField()
+    resolution = serializers.CharField()
+    duration = serializers.IntegerField(min_value=1)
+    price_confirmed = serializers.BooleanField()
+    credits = serializers.IntegerField(min_value=0, help_text="what create would hold")
+    list_credits = serializers.IntegerField(min_value=0)
+    free_preview = serializers.BooleanField()
+    balance = serializers.IntegerField(min_value=0)
+    enough = serializers.BooleanField()
+    in_flight = serializers.IntegerField(min_value=0)
+    max_in_flight = serializers.IntegerField(min_value=0)
+    plan = serializers.CharField()
+    refusal = serializers.JSONField(
+        allow_null=True,
+        help_text="the problem create would answer now because of the account's state "
+        "(limits, credits, the key's cap), or null",
+    )
+
+
+@extend_schema_serializer(component_name="WebhookEvent")
+class WebhookEventSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[*WebhookEvent.values, "webhook.test"])
+    timestamp = serializers.DateTimeField()
+    data = GenerationSerializer(help_text="the generation as GET /generations/{id} returns it")

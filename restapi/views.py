@@ -1,3 +1,4 @@
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -9,9 +10,14 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework import exceptions, generics, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -43,9 +49,17 @@ from .idempotency import idempotency_begin, idempotency_finish, request_fingerpr
 from .parsers import BoundedJSONParser
 from .problems import CONTENT_TYPE, Problem, exception_handler
 from .serializers import (
+    AccountSerializer,
+    EstimateJsonSerializer,
+    EstimateResultSerializer,
     EstimateSerializer,
+    EstimateUploadSerializer,
+    GenerationCancelSerializer,
+    GenerationCreateJsonSerializer,
     GenerationCreateSerializer,
+    GenerationCreateUploadSerializer,
     GenerationSerializer,
+    ModelListSerializer,
     WebhookDeliverySerializer,
 )
 from .throttling import ApiRateThrottle
@@ -102,9 +116,16 @@ def output_urls(request):
             "video_url": request.build_absolute_uri(video),
             "poster_url": request.build_absolute_uri(poster),
             "expires_in": settings.SIGNED_URL_TTL,
+            # Whole seconds, from the clock that signs the links (django.core.signing).
+            "expires_at": _DATETIME.to_representation(
+                datetime.fromtimestamp(int(time.time()) + settings.SIGNED_URL_TTL, UTC)
+            ),
         }
 
     return build
+
+
+_DATETIME = serializers.DateTimeField()
 
 
 def api_generations(user):
@@ -232,6 +253,20 @@ class GenerationPagination(CursorPagination):
             )
         return int(raw)
 
+    def get_paginated_response_schema(self, schema):
+        # DRF's has an example that is not a URI (a stray quote) and marks the links optional;
+        # they are always present, null on the first or last page.
+        link = {"type": ["string", "null"], "format": "uri"}
+        return {
+            "type": "object",
+            "required": ["next", "previous", "results"],
+            "properties": {
+                "next": {**link, "description": "the next page; null on the last"},
+                "previous": {**link, "description": "the previous page; null on the first"},
+                "results": schema,
+            },
+        }
+
     def decode_cursor(self, request):
         """DRF's decoding, with a malformed cursor a 400 (DRF: 404) and its position checked:
         a forged `p=` that is not a date-time would reach the query and fail there (a 500)."""
@@ -249,6 +284,36 @@ class GenerationPagination(CursorPagination):
         return cursor
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): the same key "
+    "with the same body answers the first response again, Location included, with "
+    "`Idempotent-Replayed: true`. Only final answers are kept (created, or a refusal of the "
+    "request itself); a 402, 429 or 5xx releases the key. Kept 24 hours.",
+)
+PREFER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="`wait=N` (1-60): hold the answer until the generation ends or N seconds "
+    "pass (RFC 7240); the answer says `Preference-Applied: wait=N`. At most "
+    "API_MAX_WAITS_PER_KEY waits at once per key; more answer at once.",
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="generations_list",
+        summary="List generations",
+        description="Your generations, newest first, a page at a time: follow `next` (a "
+        "cursor link) until it is null. Filters combine.",
+        tags=["generations"],
+    )
+)
 class GenerationListCreate(ApiView, generics.ListAPIView):
     """List your generations (newest first), or create one."""
 
@@ -288,11 +353,20 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         return {**super().get_serializer_context(), "output_urls": output_urls(self.request)}
 
     @extend_schema(
-        request=GenerationCreateSerializer,
+        operation_id="generations_create",
+        summary="Create a generation",
+        description="Start a video from a prompt (and images or a video, by https link in "
+        "JSON or uploaded as multipart). Credits are held at once and settled when it ends: "
+        "captured on success, released otherwise. Answers 201 with the generation and its "
+        "Location; poll it, wait with `Prefer: wait=N`, stream its events, or ask for a "
+        "webhook.",
+        tags=["generations"],
+        request={
+            "application/json": GenerationCreateJsonSerializer,
+            "multipart/form-data": GenerationCreateUploadSerializer,
+        },
         responses={201: GenerationSerializer},
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-        ],
+        parameters=[IDEMPOTENCY_KEY, PREFER],
     )
     def post(self, request):
         key = request.headers.get("Idempotency-Key")
@@ -469,7 +543,16 @@ def _images(data) -> list:
 class GenerationDetail(ApiView):
     required_scopes = {"GET": Scope.GENERATIONS_READ}
 
-    @extend_schema(responses=GenerationSerializer)
+    @extend_schema(
+        operation_id="generations_retrieve",
+        summary="Get a generation",
+        description="One generation: its state, timings, and when it succeeded, signed links "
+        "to the video and poster that expire (`output.expires_at`); fetch it again for fresh "
+        "ones. Answers an ETag; send it back as If-None-Match to get 304 while nothing changed.",
+        tags=["generations"],
+        parameters=[PREFER],
+        responses={200: GenerationSerializer, 304: OpenApiResponse(description="Not modified")},
+    )
     def get(self, request, pk):
         generation = api_generation(request.user, pk)
         context = {"request": request, "output_urls": output_urls(request)}
@@ -479,7 +562,22 @@ class GenerationDetail(ApiView):
 class GenerationCancel(ApiView):
     required_scopes = {"POST": Scope.GENERATIONS_WRITE}
 
-    @extend_schema(request=None, responses=GenerationSerializer)
+    @extend_schema(
+        operation_id="generations_cancel",
+        summary="Cancel a generation",
+        description="Stop a generation that has not ended. Before the provider has it, it "
+        "stops at once and its credits come back (200). At the provider, it stops if the "
+        "provider agrees; otherwise it is too late and the video is being saved (202). An "
+        "ended generation answers 409 with its `state`.",
+        tags=["generations"],
+        request=None,
+        responses={
+            200: GenerationCancelSerializer,
+            202: OpenApiResponse(
+                GenerationCancelSerializer, description="Too late: the video is being saved"
+            ),
+        },
+    )
     def post(self, request, pk):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
         outcome = generation_cancel(generation=generation, actor=Actor.of_request(request))
@@ -506,7 +604,14 @@ class GenerationWebhooks(ApiView):
 
     required_scopes = {"GET": Scope.GENERATIONS_READ}
 
-    @extend_schema(responses=WebhookDeliverySerializer(many=True))
+    @extend_schema(
+        operation_id="generations_webhooks_list",
+        summary="List a generation's webhook deliveries",
+        description="Every webhook delivery of this generation with its attempts, last "
+        "status code and error, oldest first.",
+        tags=["webhooks"],
+        responses=WebhookDeliverySerializer(many=True),
+    )
     def get(self, request, pk):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
         deliveries = generation.webhook_deliveries.all()
@@ -516,7 +621,14 @@ class GenerationWebhooks(ApiView):
 class Models(ApiView):
     required_scopes = {}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="models_list",
+        summary="List models",
+        description="The catalogue: every endpoint you can create with, the fields it takes, "
+        "and its prices in credits by resolution and duration.",
+        tags=["catalogue"],
+        responses=ModelListSerializer,
+    )
     def get(self, request):
         rows = []
         for endpoint in catalogue.endpoints():
@@ -558,7 +670,20 @@ class Estimate(ApiView):
 
     required_scopes = {"POST": Scope.GENERATIONS_READ}
 
-    @extend_schema(request=EstimateSerializer, responses={200: dict})
+    @extend_schema(
+        operation_id="estimate_create",
+        summary="Estimate a generation",
+        description="Price a create body without creating: the same input checks as create "
+        "(400 for what create refuses), the credits it would hold, and in `refusal` what "
+        "create would answer now because of the account (limits, credits). Uploads may be "
+        "replaced by `image_count`.",
+        tags=["catalogue"],
+        request={
+            "application/json": EstimateJsonSerializer,
+            "multipart/form-data": EstimateUploadSerializer,
+        },
+        responses=EstimateResultSerializer,
+    )
     def post(self, request):
         serializer = EstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -607,7 +732,14 @@ class Account(ApiView):
 
     required_scopes = {"GET": Scope.ACCOUNT_READ}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="account_retrieve",
+        summary="Get the account",
+        description="Balance, plan, limits and today's usage; with an API key, the key's "
+        "scopes, monthly cap and spend.",
+        tags=["account"],
+        responses=AccountSerializer,
+    )
     def get(self, request):
         account = billing.account_for(request.user)
         plan = account.plan_info
