@@ -77,9 +77,22 @@ LIST_FILTERS = [
 ]
 
 
+TRANSITION = {
+    "type": "object",
+    "description": "Pikaframes: the move from one keyframe to the next",
+    "properties": {
+        "duration": {"type": "integer", "minimum": 1, "maximum": 25, "description": "seconds"},
+        "prompt": {"type": "string"},
+    },
+    "required": ["duration"],
+}
+
+
 def add_problem_responses(result, generator, request, public):
     """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
-    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM
+    schemas["Transition"] = TRANSITION
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():

@@ -22,6 +22,11 @@ ENDPOINT_FIELDS = (
 )
 
 
+@extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/Transition"}})
+class TransitionsField(serializers.ListField):
+    """Checked by the catalogue against the keyframe count (generation/catalogue.py)."""
+
+
 # Each thread's fields of the create serializers, by class (see GenerationCreateSerializer.fields).
 _shared_fields = threading.local()
 
@@ -56,7 +61,7 @@ class GenerationCreateSerializer(serializers.Serializer):
     modify_region = serializers.CharField(
         required=False, help_text="Pikaswaps: what in the video to replace"
     )
-    transitions = serializers.ListField(
+    transitions = TransitionsField(
         child=serializers.DictField(),
         required=False,
         help_text="Pikaframes: one {duration, prompt} object between each pair of keyframes",
@@ -398,7 +403,7 @@ class EstimateUploadSerializer(EstimateSerializer):
     image_urls = None
 
 
-class _Plan(serializers.Serializer):
+class AccountPlanSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     max_resolution = serializers.CharField()
@@ -407,19 +412,19 @@ class _Plan(serializers.Serializer):
     daily_free_previews = serializers.IntegerField(min_value=0)
 
 
-class _Balance(serializers.Serializer):
+class AccountBalanceSerializer(serializers.Serializer):
     monthly = serializers.IntegerField(min_value=0)
     purchased = serializers.IntegerField(min_value=0)
     monthly_expires_at = serializers.DateTimeField(allow_null=True)
 
 
-class _UsageToday(serializers.Serializer):
+class AccountUsageSerializer(serializers.Serializer):
     generations = serializers.IntegerField(min_value=0)
     free_previews_left = serializers.IntegerField(min_value=0)
     in_flight = serializers.IntegerField(min_value=0)
 
 
-class _KeyInfo(serializers.Serializer):
+class AccountKeySerializer(serializers.Serializer):
     prefix = serializers.CharField()
     scopes = serializers.ListField(child=serializers.CharField())
     monthly_credit_cap = serializers.IntegerField(allow_null=True, min_value=1)
@@ -429,51 +434,61 @@ class _KeyInfo(serializers.Serializer):
 @extend_schema_serializer(component_name="Account")
 class AccountSerializer(serializers.Serializer):
     email = serializers.EmailField()
-    plan = _Plan()
-    balance = _Balance()
-    usage_today = _UsageToday()
+    plan = AccountPlanSerializer()
+    balance = AccountBalanceSerializer()
+    usage_today = AccountUsageSerializer()
     rate_limit_per_minute = serializers.IntegerField(min_value=1)
-    key = _KeyInfo(required=False, help_text="present when called with an API key")
+    key = AccountKeySerializer(required=False, help_text="present when called with an API key")
 
 
-class _ImageRange(serializers.Serializer):
+class ModelImagesSerializer(serializers.Serializer):
     min = serializers.IntegerField(min_value=0)
     max = serializers.IntegerField(min_value=0)
 
 
-class _Price(serializers.Serializer):
+class ModelPriceSerializer(serializers.Serializer):
     resolution = serializers.CharField()
     duration = serializers.IntegerField(min_value=1)
     credits = serializers.IntegerField(min_value=0)
     confirmed = serializers.BooleanField(help_text="false: fal's price for it is our estimate")
 
 
-class _FieldSpec(serializers.Serializer):
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class _TextOrInteger(serializers.JSONField):
+    pass
+
+
+class ModelFieldSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["text", "choice", "int_choice", "transitions"])
     required = serializers.BooleanField(required=False)
-    default = serializers.JSONField(required=False)
-    choices = serializers.ListField(child=serializers.JSONField(), required=False)
+    default = _TextOrInteger(required=False)
+    choices = serializers.ListField(child=_TextOrInteger(), required=False)
     min_duration = serializers.IntegerField(required=False)
     max_duration = serializers.IntegerField(required=False)
     default_duration = serializers.IntegerField(required=False)
     max_total = serializers.IntegerField(required=False)
 
 
-class _Model(serializers.Serializer):
+class CatalogueModelSerializer(serializers.Serializer):
     id = serializers.CharField()
     title = serializers.CharField()
     kind = serializers.CharField()
-    images = _ImageRange()
+    images = ModelImagesSerializer()
     video = serializers.BooleanField(help_text="takes an input video")
-    fields = serializers.DictField(child=_FieldSpec(), help_text="create fields it takes")
-    prices = _Price(many=True)
+    fields = serializers.DictField(child=ModelFieldSerializer(), help_text="create fields it takes")
+    prices = ModelPriceSerializer(many=True)
     price_rule = serializers.CharField()
     price_source = serializers.CharField()
 
 
 @extend_schema_serializer(component_name="ModelList")
 class ModelListSerializer(serializers.Serializer):
-    models = _Model(many=True)
+    models = CatalogueModelSerializer(many=True)
+
+
+@extend_schema_field({"oneOf": [{"$ref": "#/components/schemas/Problem"}, {"type": "null"}]})
+class _ProblemOrNull(serializers.JSONField):
+    pass
 
 
 @extend_schema_serializer(component_name="Estimate")
@@ -490,8 +505,7 @@ class EstimateResultSerializer(serializers.Serializer):
     in_flight = serializers.IntegerField(min_value=0)
     max_in_flight = serializers.IntegerField(min_value=0)
     plan = serializers.CharField()
-    refusal = serializers.JSONField(
-        allow_null=True,
+    refusal = _ProblemOrNull(
         help_text="the problem create would answer now because of the account's state "
         "(limits, credits, the key's cap), or null",
     )
