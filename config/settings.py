@@ -530,6 +530,10 @@ REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120)
 API_ANONYMOUS_REQUESTS_PER_MINUTE = env_int("API_ANONYMOUS_REQUESTS_PER_MINUTE", 30)
+# `Prefer: wait=N` and event streams hold a web worker: at most this long, this many at once
+# per key (restapi/waiting.py). Size web workers for it: waits × active keys.
+API_MAX_WAIT_SECONDS = min(env_int("API_MAX_WAIT_SECONDS", 60), 60)
+API_MAX_WAITS_PER_KEY = env_int("API_MAX_WAITS_PER_KEY", 2)
 # More generations than this in one minute flag the account for moderator review.
 BURST_FLAG_PER_MINUTE = env_int("BURST_FLAG_PER_MINUTE", 30)
 

@@ -61,6 +61,7 @@ BY_OPERATION = {
     ("post", "/api/v1/generations"): ["400", "402", "409", "415", "422"],
     ("post", "/api/v1/estimate"): ["400", "402", "415"],
     ("get", "/api/v1/generations/{id}"): ["404"],
+    ("get", "/api/v1/generations/{id}/events"): ["404"],
     ("post", "/api/v1/generations/{id}/cancel"): ["404", "409"],
     ("get", "/api/v1/generations/{id}/webhooks"): ["404"],
 }

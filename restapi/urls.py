@@ -11,6 +11,11 @@ urlpatterns = [
         name="api_generation_cancel",
     ),
     path(
+        "v1/generations/<uuid:pk>/events",
+        views.GenerationEvents.as_view(),
+        name="api_generation_events",
+    ),
+    path(
         "v1/generations/<uuid:pk>/webhooks",
         views.GenerationWebhooks.as_view(),
         name="api_generation_webhooks",

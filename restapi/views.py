@@ -1,3 +1,4 @@
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -6,7 +7,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -17,7 +18,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework import exceptions, generics, serializers, status
+from rest_framework import exceptions, generics, renderers, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -44,6 +45,7 @@ from workflows.generations import (
 )
 from workflows.lifecycle import Actor
 
+from . import waiting
 from .authentication import ApiKeyAuthentication
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
@@ -431,12 +433,14 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 )
             except InputError as exc:
                 raise refusal(exc) from None
+        generation, waited_headers = waited(request, generation)
         body = GenerationSerializer(generation, context=self.get_serializer_context()).data
         return Response(
             body,
             status=status.HTTP_201_CREATED,
             headers={
-                "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}")
+                **waited_headers,
+                "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}"),
             },
         )
 
@@ -554,9 +558,89 @@ class GenerationDetail(ApiView):
         responses={200: GenerationSerializer, 304: OpenApiResponse(description="Not modified")},
     )
     def get(self, request, pk):
+        generation, headers = waited(request, api_generation(request.user, pk))
+        context = {"request": request, "output_urls": output_urls(request)}
+        body = GenerationSerializer(generation, context=context).data
+        tag = waiting.matching_tag(request, body)
+        if tag is not None:
+            # The client's tag, not a new one: its copy's links keep their own expiry.
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={**headers, "ETag": tag})
+        return Response(body, headers={**headers, "ETag": waiting.etag(body)})
+
+
+def waited(request, generation: Generation) -> tuple[Generation, dict]:
+    """`Prefer: wait=N`: the generation once it has ended or N seconds passed, if the caller
+    has a wait slot free (restapi/waiting.py); else at once. With the header to answer."""
+    seconds = waiting.preferred_wait(request)
+    if seconds is None:
+        return generation, {}
+    if generation.is_terminal:
+        return generation, {"Preference-Applied": f"wait={seconds}"}
+    with waiting.WaitSlot(request) as granted:
+        if not granted:
+            return generation, {}
+        ended = waiting.wait_until_ended(
+            lambda: api_generation(request.user, generation.pk), seconds
+        )
+    return ended, {"Preference-Applied": f"wait={seconds}"}
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    """Lets a client that accepts only text/event-stream through content negotiation; the
+    stream itself is a StreamingHttpResponse, and refusals are JSON problem documents."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode()
+
+
+class GenerationEvents(ApiView):
+    required_scopes = {"GET": Scope.GENERATIONS_READ}
+    renderer_classes = [renderers.JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="generations_events",
+        summary="Stream a generation's events",
+        description="Server-sent events (text/event-stream): an `event: generation` with the "
+        "generation document now and each time it changes, then `event: end` when it has "
+        "ended, or `event: timeout` after API_MAX_WAIT_SECONDS (reconnect to go on). Holds one "
+        "of the key's API_MAX_WAITS_PER_KEY wait slots; none free: 429.",
+        tags=["generations"],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                {"type": "string"}, description="the event stream"
+            )
+        },
+    )
+    def get(self, request, pk):
         generation = api_generation(request.user, pk)
         context = {"request": request, "output_urls": output_urls(request)}
-        return Response(GenerationSerializer(generation, context=context).data)
+        slot = waiting.WaitSlot(request)
+        if not slot.take():
+            raise Problem(
+                status_code=429,
+                code="rate_limited",
+                detail=f"This key already holds {settings.API_MAX_WAITS_PER_KEY} waits or "
+                "event streams; close one or poll.",
+                headers={"Retry-After": "5"},
+            )
+
+        def stream():
+            try:
+                yield from waiting.event_stream(
+                    lambda: api_generation(request.user, generation.pk),
+                    lambda row: GenerationSerializer(row, context=context).data,
+                    settings.API_MAX_WAIT_SECONDS,
+                )
+            finally:  # the client went away, or the stream ended
+                slot.free()
+
+        response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
+        return response
 
 
 class GenerationCancel(ApiView):
