@@ -3,10 +3,10 @@ import threading
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from api import documents
 from api.models import WebhookDelivery, WebhookEvent
 from generation.models import Generation, State, Tier
 from generation.render import MOTION_PRESETS
-from moderation.services import output_is_taken_down
 
 # Catalogue fields a create request may carry; the catalogue decides which an endpoint takes.
 ENDPOINT_FIELDS = (
@@ -202,20 +202,6 @@ class GenerationErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-def _taken_down(generation) -> bool:
-    """Whether moderators took the output down: from the row's take-down when it was loaded
-    with it (api_generations, api_generation), else asked."""
-    if hasattr(generation, "is_taken_down"):
-        return bool(generation.is_taken_down)
-    if Generation.takedown.is_cached(generation):
-        return getattr(generation, "takedown", None) is not None
-    return output_is_taken_down(generation)
-
-
-# Renders created_at exactly as the ModelSerializer field would (ISO 8601, current time zone).
-_DATETIME = serializers.DateTimeField()
-
-
 class GenerationSerializer(serializers.ModelSerializer):
     state = serializers.ChoiceField(choices=State.choices)
     endpoint = serializers.CharField(source="endpoint_id")
@@ -288,29 +274,8 @@ class GenerationSerializer(serializers.ModelSerializer):
         read_only_fields = fields  # a response document: every field is always present
 
     def to_representation(self, generation) -> dict:
-        """The same document as ModelSerializer's field-by-field rendering (a test compares
-        the two), built directly: DRF rebuilds a ModelSerializer's fields from the model for
-        every instance, which cost more than the rest of a detail request's view."""
-        queue_position = generation.queue_position
-        return {
-            "id": str(generation.id),
-            "state": str(generation.state),
-            "endpoint": str(generation.endpoint_id),
-            "prompt": str(generation.prompt),
-            "preset": str(generation.preset),
-            "seed": int(generation.seed),
-            "resolution": str(generation.resolution),
-            "duration": int(generation.duration),
-            "aspect_ratio": self.get_aspect_ratio(generation),
-            "tier": str(generation.tier),
-            "price_credits": int(generation.credit_cost),
-            "queue_position": None if queue_position is None else int(queue_position),
-            "attempts": int(generation.attempts),
-            "created_at": _DATETIME.to_representation(generation.created_at),
-            "timings": self.get_timings(generation),
-            "error": self.get_error(generation),
-            "output": self.get_output(generation),
-        }
+        # The same document as ModelSerializer's field-by-field rendering, built directly.
+        return documents.generation_document(generation, links=self.context["output_urls"])
 
     @extend_schema_field(
         {"type": "string", "nullable": True, "description": "null when the endpoint has none"}
@@ -320,38 +285,15 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(TimingsSerializer)
     def get_timings(self, generation) -> dict:
-        names = (
-            "queued_at",
-            "submitting_at",
-            "in_queue_at",
-            "in_progress_at",
-            "finalizing_at",
-            "finished_at",
-        )
-        return {name: getattr(generation, name) for name in names}
+        return documents.timings(generation)
 
     @extend_schema_field(GenerationErrorSerializer(allow_null=True))
     def get_error(self, generation) -> dict | None:
-        if not generation.error_code or generation.state == "succeeded":
-            return None
-        return {"code": generation.error_code, "message": generation.error_message}
+        return documents.error(generation)
 
     @extend_schema_field(OutputSerializer(allow_null=True))
     def get_output(self, generation) -> dict | None:
-        # Taken down by moderators: the owner keeps the record but no longer gets the file.
-        if generation.state != "succeeded" or _taken_down(generation):
-            return None
-        urls = self.context["output_urls"](generation)
-        if not urls:
-            return None
-        return {
-            **urls,
-            "width": generation.video_width,
-            "height": generation.video_height,
-            "duration": generation.video_duration,
-            "bytes": generation.video_bytes,
-            "codec": generation.video_codec,
-        }
+        return documents.output(generation, self.context["output_urls"])
 
 
 class GenerationCancelSerializer(GenerationSerializer):

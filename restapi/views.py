@@ -1,5 +1,5 @@
+import functools
 import json
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -18,12 +18,13 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework import exceptions, generics, renderers, serializers, status
+from rest_framework import exceptions, generics, renderers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.documents import output_links
 from api.models import ApiKey, Scope
 from api.webhooks import WebhookUrlRefused, check_target
 from billing import holds, limits
@@ -32,7 +33,6 @@ from billing.errors import UsageLimit
 from core.errors import InputError
 from core.safe_fetch import FetchRefused
 from generation import catalogue, media
-from generation.delivery import signed_url
 from generation.images import ImageRejected, clean_image
 from generation.media import fetch_image_url
 from generation.models import Generation, State
@@ -104,30 +104,8 @@ class ApiView(APIView):
 
 
 def output_urls(request):
-    def build(generation: Generation) -> dict:
-        video = signed_url(
-            generation.output.name,
-            content_type="video/mp4",
-            filename=f"promptreel-{generation.pk}.mp4",
-            generation_id=generation.pk,
-        )
-        poster = signed_url(
-            generation.poster.name, content_type="image/jpeg", generation_id=generation.pk
-        )
-        return {
-            "video_url": request.build_absolute_uri(video),
-            "poster_url": request.build_absolute_uri(poster),
-            "expires_in": settings.SIGNED_URL_TTL,
-            # Whole seconds, from the clock that signs the links (django.core.signing).
-            "expires_at": _DATETIME.to_representation(
-                datetime.fromtimestamp(int(time.time()) + settings.SIGNED_URL_TTL, UTC)
-            ),
-        }
-
-    return build
-
-
-_DATETIME = serializers.DateTimeField()
+    """Signed output links made absolute for this request's host."""
+    return functools.partial(output_links, absolute=request.build_absolute_uri)
 
 
 def api_generations(user):
