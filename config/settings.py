@@ -530,6 +530,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120)
 API_ANONYMOUS_REQUESTS_PER_MINUTE = env_int("API_ANONYMOUS_REQUESTS_PER_MINUTE", 30)
+# Webhook targets on this machine (http or https, any port) for local development. Honoured
+# only with DEBUG (api.webhooks.loopback_allowed): production never sends to loopback.
+WEBHOOK_ALLOW_LOOPBACK = DEBUG and env_bool("WEBHOOK_ALLOW_LOOPBACK", False)
 # `Prefer: wait=N` and event streams hold a web worker: at most this long, this many at once
 # per key (restapi/waiting.py). Size web workers for it: waits × active keys.
 API_MAX_WAIT_SECONDS = min(env_int("API_MAX_WAIT_SECONDS", 60), 60)

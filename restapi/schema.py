@@ -64,6 +64,8 @@ BY_OPERATION = {
     ("get", "/api/v1/generations/{id}/events"): ["404"],
     ("post", "/api/v1/generations/{id}/cancel"): ["404", "409"],
     ("get", "/api/v1/generations/{id}/webhooks"): ["404"],
+    ("post", "/api/v1/generations/{id}/webhooks/{message_id}/redeliver"): ["404"],
+    ("post", "/api/v1/webhooks/test"): ["400", "415"],
 }
 _STATE = "(" + "|".join(sorted(State.values)) + ")"
 LIST_FILTERS = [

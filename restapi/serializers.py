@@ -458,3 +458,19 @@ class WebhookEventSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[*WebhookEvent.values, "webhook.test"])
     timestamp = serializers.DateTimeField()
     data = GenerationSerializer(help_text="the generation as GET /generations/{id} returns it")
+
+
+class WebhookTestSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        max_length=2000,
+        help_text="where to POST a signed webhook.test event now (public https; loopback too "
+        "in development with WEBHOOK_ALLOW_LOOPBACK)",
+    )
+
+
+@extend_schema_serializer(component_name="WebhookTestResult")
+class WebhookTestResultSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    delivered = serializers.BooleanField(help_text="the receiver answered 2xx")
+    status_code = serializers.IntegerField(allow_null=True, min_value=100, max_value=599)
+    error = serializers.CharField(allow_blank=True)

@@ -20,6 +20,12 @@ urlpatterns = [
         views.GenerationWebhooks.as_view(),
         name="api_generation_webhooks",
     ),
+    path(
+        "v1/generations/<uuid:pk>/webhooks/<str:message_id>/redeliver",
+        views.WebhookRedeliver.as_view(),
+        name="api_webhook_redeliver",
+    ),
+    path("v1/webhooks/test", views.WebhookTest.as_view(), name="api_webhook_test"),
     path("v1/models", views.Models.as_view(), name="api_models"),
     path("v1/account", views.Account.as_view(), name="api_account"),
     path("v1/estimate", views.Estimate.as_view(), name="api_estimate"),

@@ -26,7 +26,12 @@ from rest_framework.views import APIView
 
 from api.documents import output_links
 from api.models import ApiKey, Scope
-from api.webhooks import WebhookUrlRefused, check_target
+from api.webhooks import (
+    WebhookUrlRefused,
+    check_target,
+    webhook_redeliver,
+    webhook_send_test,
+)
 from billing import holds, limits
 from billing import services as billing
 from billing.errors import UsageLimit
@@ -63,6 +68,8 @@ from .serializers import (
     GenerationSerializer,
     ModelListSerializer,
     WebhookDeliverySerializer,
+    WebhookTestResultSerializer,
+    WebhookTestSerializer,
 )
 from .throttling import ApiRateThrottle
 
@@ -678,6 +685,51 @@ class GenerationWebhooks(ApiView):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
         deliveries = generation.webhook_deliveries.all()
         return Response(WebhookDeliverySerializer(deliveries, many=True).data)
+
+
+class WebhookRedeliver(ApiView):
+    required_scopes = {"POST": Scope.GENERATIONS_WRITE}
+
+    @extend_schema(
+        operation_id="generations_webhooks_redeliver",
+        summary="Send a webhook delivery again",
+        description="Queue one of this generation's deliveries (delivered, failed or pending) "
+        "to be sent again now, with the same message id (`webhook-id`) and fresh signed links; "
+        "its retry schedule starts over. Answers the delivery row; follow it in the list.",
+        tags=["webhooks"],
+        request=None,
+        responses={202: WebhookDeliverySerializer},
+    )
+    def post(self, request, pk, message_id):
+        generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+        delivery = get_object_or_404(generation.webhook_deliveries, message_id=message_id)
+        delivery = webhook_redeliver(delivery=delivery)
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookTest(ApiView):
+    required_scopes = {"POST": Scope.GENERATIONS_WRITE}
+
+    @extend_schema(
+        operation_id="webhooks_test",
+        summary="Send a test webhook event",
+        description="POST a signed `webhook.test` event to `url` now, as a real event would be "
+        "sent (same headers and signature, `data` your latest generation or null), and answer "
+        "how the receiver replied. Nothing is stored or retried.",
+        tags=["webhooks"],
+        request=WebhookTestSerializer,
+        responses={200: WebhookTestResultSerializer},
+    )
+    def post(self, request):
+        serializer = WebhookTestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = webhook_send_test(user=request.user, url=serializer.validated_data["url"])
+        except WebhookUrlRefused as exc:
+            raise Problem(
+                status_code=400, code="invalid_input", detail=str(exc), errors={"url": str(exc)}
+            ) from None
+        return Response(result)
 
 
 class Models(ApiView):
