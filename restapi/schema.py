@@ -104,9 +104,41 @@ def add_problem_responses(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for status in COMMON + BY_OPERATION.get((method, path), []):
                 responses.setdefault(status, {"description": WHY[status], "content": problem})
+            _response_headers(method, path, responses)
             if (method, path) == ("get", "/api/v1/generations"):
                 _list_parameters(operation)
     return result
+
+
+def _header(description: str, schema: dict | None = None) -> dict:
+    return {"description": description, "schema": schema or {"type": "string"}}
+
+
+RATE_HEADERS = {
+    "RateLimit": _header('draft-ietf-httpapi-ratelimit-headers, e.g. `"default";r=119;t=42`'),
+    "RateLimit-Policy": _header('e.g. `"default";q=120;w=60`: requests per window of seconds'),
+}
+
+
+def _response_headers(method: str, path: str, responses: dict) -> None:
+    """The headers a client can act on, on every answer they come with."""
+    for status, response in responses.items():
+        headers = response.setdefault("headers", {})
+        headers.update(RATE_HEADERS)
+        if status == "429":
+            headers["Retry-After"] = _header(
+                "seconds until a retry may succeed", {"type": "integer", "minimum": 1}
+            )
+        if (method, path, status) == ("post", "/api/v1/generations", "201"):
+            headers["Location"] = _header("the new generation", {"type": "string", "format": "uri"})
+            headers["Idempotent-Replayed"] = _header("`true` on a replay of an Idempotency-Key")
+        if (method, path, status) in (
+            ("post", "/api/v1/generations", "201"),
+            ("get", "/api/v1/generations/{id}", "200"),
+        ):
+            headers["Preference-Applied"] = _header("`wait=N` when `Prefer: wait=N` was honoured")
+        if (method, path) == ("get", "/api/v1/generations/{id}") and status in ("200", "304"):
+            headers["ETag"] = _header("weak validator; send it back as If-None-Match")
 
 
 def _list_parameters(operation) -> None:
