@@ -32,3 +32,12 @@ class ApiKeyForm(forms.Form):
         if expires_at and expires_at <= timezone.now():
             raise forms.ValidationError("Pick a time in the future.")
         return expires_at
+
+
+class WebhookTestForm(forms.Form):
+    url = forms.URLField(
+        max_length=2000,
+        label="Receiver URL",
+        assume_scheme="https",
+        help_text="We POST a signed webhook.test event to it now and show how it answered.",
+    )

@@ -56,6 +56,8 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.JSONField(null=True)
+    # The headers a replay must repeat (Location), as they went out.
+    response_headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -104,3 +104,26 @@ def _db_increment(bucket: str, window_start: int, limit: int) -> bool:
 def prune(*, older_than_seconds: int = 3600) -> int:
     cutoff = int(time.time()) - older_than_seconds
     return RateCounter.objects.filter(window_start__lt=cutoff).delete()[0]
+
+
+# --- Concurrent slots (long waits per key) ------------------------------------------------------
+# A RateCounter row per bucket and ten-minute window, moved by conditional UPDATEs like the
+# request counters: exact across processes on SQLite and PostgreSQL. A slot is freed in the
+# window that took it; a process killed while holding one leaves it taken until its window
+# ends (at most ten minutes), and at a window's start the older window's holders are not
+# counted, so for the length of one wait up to twice the limit can be held.
+SLOT_WINDOW_SECONDS = 600
+
+
+def slot_take(bucket: str, *, limit: int, now: float | None = None) -> int | None:
+    """Take one of `limit` concurrent slots of `bucket`; the window to free it in, or None."""
+    window_start = int((now or time.time()) // SLOT_WINDOW_SECONDS) * SLOT_WINDOW_SECONDS
+    bucket = f"{settings.CACHE_KEY_PREFIX}:{NAMESPACE}:slot:{bucket}"
+    return window_start if _db_increment(bucket, window_start, limit) else None
+
+
+def slot_free(bucket: str, window_start: int) -> None:
+    bucket = f"{settings.CACHE_KEY_PREFIX}:{NAMESPACE}:slot:{bucket}"
+    RateCounter.objects.filter(bucket=bucket, window_start=window_start, count__gt=0).update(
+        count=F("count") - 1
+    )

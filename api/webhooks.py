@@ -2,8 +2,13 @@
 
 One delivery row per (generation, event): a state change seen twice sends once. Deliveries are
 retried with back-off for about a day; every attempt is logged on the row, which the client can
-read. Targets must be public https addresses, checked when the URL is given and again before
-every attempt.
+read, and can be sent again on request (webhook_redeliver). Targets must be public https
+addresses on port 443, checked when the URL is given and again before every attempt.
+
+For a developer's laptop, WEBHOOK_ALLOW_LOOPBACK (honoured only with DEBUG, never in
+production) also accepts loopback targets, http or https, on any port: 127.0.0.1, ::1 or
+localhost. `data` in a payload is the generation as the API returns it
+(api.documents.generation_document) at the event, with its links signed afresh at each attempt.
 """
 
 import base64
@@ -11,16 +16,20 @@ import json
 import logging
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.utils.encoders import JSONEncoder
 from standardwebhooks import Webhook
 
 from core import safe_fetch
 from core.queueing import enqueue
-from core.safe_fetch import FetchRefused
+from core.safe_fetch import FetchRefused, check_ip
 from generation.models import Generation, State
 
+from .documents import generation_document, output_links, site_absolute
 from .models import GenerationWebhook, WebhookDelivery, WebhookEvent, WebhookSecret
 
 log = logging.getLogger(__name__)
@@ -57,14 +66,44 @@ _TARGET_MESSAGES = {
 }
 
 
+def loopback_allowed() -> bool:
+    """DEBUG and WEBHOOK_ALLOW_LOOPBACK both: a production setting alone never opens it."""
+    return bool(settings.DEBUG and settings.WEBHOOK_ALLOW_LOOPBACK)
+
+
+def _loopback_or_public(ip) -> None:
+    if not ip.is_loopback:
+        check_ip(ip)
+
+
+ANY_PORT = frozenset(range(1, 65536))
+
+
+def target_options() -> dict:
+    """safe_fetch's options for webhook targets: the defaults (public https on 443), or in
+    DEBUG with WEBHOOK_ALLOW_LOOPBACK, loopback too, over http or https, on any port."""
+    if not loopback_allowed():
+        return {}
+    return {"allow_http": True, "allowed_ports": ANY_PORT, "ip_check": _loopback_or_public}
+
+
 def check_target(url: str) -> None:
     """The same checks a delivery makes (safe_fetch.post), made when the URL is given."""
     try:
-        safe_fetch.check_url(url)
+        safe_fetch.check_url(url, **target_options())
     except FetchRefused as exc:
-        raise WebhookUrlRefused(
-            _TARGET_MESSAGES.get(exc.code, "webhook_url must be a public https URL on port 443.")
-        ) from None
+        default = "webhook_url must be a public https URL on port 443."
+        if not loopback_allowed() and _is_loopback_url(url):
+            default += (
+                " For a receiver on this machine, run with DEBUG=1 and WEBHOOK_ALLOW_LOOPBACK=1"
+                " (development only)."
+            )
+        raise WebhookUrlRefused(_TARGET_MESSAGES.get(exc.code, default)) from None
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "127.0.0.1", "::1"}
 
 
 def generation_webhook_set(
@@ -96,19 +135,8 @@ def webhook_outbox_add(*, generation_id, state: str) -> WebhookDelivery | None:
     # finds one only when called twice by hand.
     if WebhookDelivery.objects.filter(generation_id=generation_id, event=event).exists():
         return None
-    generation = hook.generation
-    payload = {
-        "type": event,
-        "timestamp": timezone.now().isoformat(),
-        "data": {
-            "id": str(generation.pk),
-            "state": state,
-            "endpoint": generation.endpoint_id,
-            "error": {"code": generation.error_code, "message": generation.error_message}
-            if generation.error_code and state != State.SUCCEEDED
-            else None,
-        },
-    }
+    generation = hook.generation  # read after this transaction's move: its new state
+    payload = event_payload(event, generation)
     delivery = WebhookDelivery.objects.create(
         generation=generation,
         event=event,
@@ -119,6 +147,30 @@ def webhook_outbox_add(*, generation_id, state: str) -> WebhookDelivery | None:
     )
     transaction.on_commit(lambda: _enqueue(delivery.pk))
     return delivery
+
+
+def event_payload(event: str, generation: Generation) -> dict:
+    """The event as sent: its type, when, and the generation as the API returns it."""
+    document = generation_document(
+        generation, links=lambda row: output_links(row, absolute=site_absolute)
+    )
+    return {
+        "type": str(event),
+        "timestamp": timezone.now().isoformat(),
+        # As JSON (dates as the API writes them), for the row's JSONField.
+        "data": json.loads(json.dumps(document, cls=JSONEncoder)),
+    }
+
+
+def _fresh_links(delivery: WebhookDelivery) -> dict:
+    """The stored payload with the output's links signed again: a retry hours later would
+    otherwise send links that expired long ago."""
+    payload = delivery.payload
+    data = payload.get("data") or {}
+    if not data.get("output"):
+        return payload
+    links = output_links(delivery.generation, absolute=site_absolute)
+    return {**payload, "data": {**data, "output": {**data["output"], **links}}}
 
 
 def _enqueue(delivery_id: int) -> None:
@@ -142,15 +194,16 @@ def webhook_deliver(*, delivery_id: int, fetch_options: dict | None = None) -> b
     if not claimed:
         return False
     attempt = delivery.attempts + 1
-    body = json.dumps(delivery.payload)
+    payload = _fresh_links(delivery)
+    body = json.dumps(payload)
     status_code, error = None, ""
     try:
         status_code = safe_fetch.post(
             delivery.url,
             body=body.encode(),
-            headers=_signed_headers(delivery, body, now),
+            headers=_signed_headers(delivery.message_id, delivery.generation.user, body, now),
             timeout=TIMEOUT_SECONDS,
-            **(fetch_options or {}),
+            **{**target_options(), **(fetch_options or {})},
         )
         ok = 200 <= status_code < 300
         if not ok:
@@ -160,6 +213,7 @@ def webhook_deliver(*, delivery_id: int, fetch_options: dict | None = None) -> b
         ok, error = False, str(exc)[:500]
     if ok:
         WebhookDelivery.objects.filter(pk=delivery_id).update(
+            payload=payload,  # what was sent, links included
             status=WebhookDelivery.Status.DELIVERED,
             delivered_at=timezone.now(),
             last_status_code=status_code,
@@ -180,14 +234,12 @@ def webhook_deliver(*, delivery_id: int, fetch_options: dict | None = None) -> b
     return False
 
 
-def _signed_headers(delivery: WebhookDelivery, body: str, now) -> dict[str, str]:
-    signature = Webhook(webhook_secret_for(delivery.generation.user)).sign(
-        delivery.message_id, now, body
-    )
+def _signed_headers(message_id: str, user, body: str, now) -> dict[str, str]:
+    signature = Webhook(webhook_secret_for(user)).sign(message_id, now, body)
     return {
         "Content-Type": "application/json",
         "User-Agent": "Promptreel-Webhooks/1.0",
-        "webhook-id": delivery.message_id,
+        "webhook-id": message_id,
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": signature,
     }
@@ -200,3 +252,51 @@ def deliver_due(*, limit: int = 100, fetch_options: dict | None = None) -> int:
         status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now()
     ).values_list("pk", flat=True)[:limit]
     return sum(webhook_deliver(delivery_id=pk, fetch_options=fetch_options) for pk in list(due))
+
+
+def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again, delivered or given up or not: due now, with a fresh retry
+    schedule. Same message id, so a receiver that keeps ids sees a duplicate, not a new
+    event. The attempt log goes on counting."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(), delivered_at=None
+    )
+    transaction.on_commit(lambda: _enqueue(delivery.pk))
+    delivery.refresh_from_db()
+    return delivery
+
+
+def webhook_send_test(*, user, url: str, fetch_options: dict | None = None) -> dict:
+    """POST a signed `webhook.test` event to `url` now and say how it went: for a developer
+    checking a receiver and its signature check. Its `data` is the user's latest generation
+    (or null). Nothing is stored or retried. Raises WebhookUrlRefused."""
+    check_target(url)
+    latest = Generation.objects.visible_to(user).order_by("-created_at").first()
+    data = None
+    if latest is not None:
+        data = event_payload("webhook.test", latest)["data"]
+    now = timezone.now()
+    message_id = "msg_test_" + secrets.token_urlsafe(12)
+    body = json.dumps({"type": "webhook.test", "timestamp": now.isoformat(), "data": data})
+    try:
+        status_code = safe_fetch.post(
+            url,
+            body=body.encode(),
+            headers=_signed_headers(message_id, user, body, now),
+            timeout=TIMEOUT_SECONDS,
+            **{**target_options(), **(fetch_options or {})},
+        )
+    except FetchRefused as exc:
+        return {
+            "message_id": message_id,
+            "delivered": False,
+            "status_code": None,
+            "error": str(exc),
+        }
+    ok = 200 <= status_code < 300
+    return {
+        "message_id": message_id,
+        "delivered": ok,
+        "status_code": status_code,
+        "error": "" if ok else f"HTTP {status_code}",
+    }

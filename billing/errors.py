@@ -49,5 +49,24 @@ class PlanLimit(BillingRefusal):
     http_status = 400
 
 
+class UsageLimit(PlanLimit):
+    """A plan limit that time lifts (jobs in flight, generations per day): retrying later may
+    succeed, so it is a 429 with Retry-After (RFC 9110 §15.5.20), not a 400, and an
+    Idempotency-Key does not keep it (restapi/idempotency.py).
+
+    `limit` names the plan field (`max_in_flight`, `max_generations_per_day`), `allowed` its
+    value, `retry_after` the seconds after which a retry may succeed."""
+
+    http_status = 429
+
+    def __init__(
+        self, message: str, *, limit: str, allowed: int, retry_after: int, allowed_by=None
+    ):
+        self.limit = limit
+        self.allowed = allowed
+        self.retry_after = retry_after
+        super().__init__(message, allowed_by=allowed_by)
+
+
 class LedgerError(Exception):
     """A ledger movement that would break an invariant (e.g. take a balance below zero)."""

@@ -9,7 +9,7 @@ import datetime as dt
 from django.utils import timezone
 
 from . import plans
-from .errors import PlanLimit
+from .errors import PlanLimit, UsageLimit
 from .models import CreditAccount
 from .services import account_for
 
@@ -73,15 +73,23 @@ def _next_plan(better_than) -> plans.Plan | None:
     return next((p for p in by_price if better_than(p)), None)
 
 
+# When a job in flight may have finished: the length of a short render at the provider. A guess
+# (no one knows when a job ends), so a client retrying after it does not hammer the API.
+IN_FLIGHT_RETRY_SECONDS = 30
+
+
 def check_in_flight(plan: plans.Plan, running: int) -> None:
     if running < plan.max_in_flight:
         return
     better = _next_plan(lambda p: p.max_in_flight > plan.max_in_flight)
-    raise PlanLimit(
+    raise UsageLimit(
         f"The {plan.name} plan runs {plan.max_in_flight} "
         f"job{'s' if plan.max_in_flight != 1 else ''} at a time and you have {running} "
         "in progress; wait for one to finish."
         + (f" {better.name} runs {better.max_in_flight} at once." if better else ""),
+        limit="max_in_flight",
+        allowed=plan.max_in_flight,
+        retry_after=IN_FLIGHT_RETRY_SECONDS,
         allowed_by=better.code if better else None,
     )
 
@@ -91,8 +99,13 @@ def check_daily_cap(plan: plans.Plan, made_today: int) -> None:
     if not cap or made_today < cap:
         return
     better = _next_plan(lambda p: p.max_generations_per_day > cap or p.max_generations_per_day == 0)
-    raise PlanLimit(
+    now = timezone.now().astimezone(dt.UTC)
+    midnight = dt.datetime.combine(today(now) + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    raise UsageLimit(
         f"The {plan.name} plan allows {cap} generations a day (UTC) and you have reached it."
         + (f" {better.name} allows {better.max_generations_per_day}." if better else ""),
+        limit="max_generations_per_day",
+        allowed=cap,
+        retry_after=max(1, int((midnight - now).total_seconds())),
         allowed_by=better.code if better else None,
     )

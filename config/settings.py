@@ -464,6 +464,22 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: the webhook payload goes in the document's `webhooks` section (restapi/schema.py).
+    "OAS_VERSION": "3.1.0",
+    "CONTACT": {
+        "name": "Promptreel support",
+        "email": env_str("SUPPORT_EMAIL", "support@promptreel.localhost"),
+    },
+    "SERVERS": [
+        {"url": PUBLIC_BASE_URL or "http://127.0.0.1:8000", "description": "this installation"}
+    ],
+    "TAGS": [
+        {"name": "generations", "description": "Create, read, list and cancel videos"},
+        {"name": "catalogue", "description": "Models, prices and estimates"},
+        {"name": "account", "description": "Balance, plan and limits"},
+        {"name": "webhooks", "description": "Deliveries of your webhooks, test events, redelivery"},
+    ],
+    "WEBHOOKS": ["restapi.schema.GENERATION_EVENT"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -514,6 +530,13 @@ REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120)
 API_ANONYMOUS_REQUESTS_PER_MINUTE = env_int("API_ANONYMOUS_REQUESTS_PER_MINUTE", 30)
+# Webhook targets on this machine (http or https, any port) for local development. Honoured
+# only with DEBUG (api.webhooks.loopback_allowed): production never sends to loopback.
+WEBHOOK_ALLOW_LOOPBACK = DEBUG and env_bool("WEBHOOK_ALLOW_LOOPBACK", False)
+# `Prefer: wait=N` and event streams hold a web worker: at most this long, this many at once
+# per key (restapi/waiting.py). Size web workers for it: waits × active keys.
+API_MAX_WAIT_SECONDS = min(env_int("API_MAX_WAIT_SECONDS", 60), 60)
+API_MAX_WAITS_PER_KEY = env_int("API_MAX_WAITS_PER_KEY", 2)
 # More generations than this in one minute flag the account for moderator review.
 BURST_FLAG_PER_MINUTE = env_int("BURST_FLAG_PER_MINUTE", 30)
 

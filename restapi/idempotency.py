@@ -1,7 +1,15 @@
 """Idempotency-Key on create (draft-ietf-httpapi-idempotency-key-header).
 
-Same key + same body → the first response again; same key + another body → 422; same key while
-the first request is still running → 409. Keys belong to the user and are kept 24 hours.
+Same key + same body → the first response again, with its status, body and Location, marked
+`Idempotent-Replayed: true`; same key + another body → 422; same key while the first request is
+still running → 409. Keys belong to the user and are kept 24 hours (KEEP_FOR), then forgotten.
+
+Only answers that are final for the request are kept (the draft's "the resource server
+SHOULD … send the same response"): a created generation, or a refusal of the request itself
+(invalid input, unsupported media type, refused by the content policy). A refusal that depends
+on the account's state at that moment — a limit that time lifts (429), not enough credits or the
+key's monthly cap (402), a plan or suspension refusal, our own 5xx — is not kept: the key is
+released, and a retry with it runs again and may succeed.
 """
 
 import hashlib
@@ -70,15 +78,31 @@ def idempotency_begin(*, user, key: str, fingerprint: str) -> IdempotencyRecord 
     return record
 
 
-def idempotency_finish(*, user, key: str, status: int, body) -> None:
-    if status >= 500:
-        # Let the client retry a failure on our side with the same key.
+# Refusals of the request itself, which no retry of the same body can change.
+FINAL_REFUSALS = frozenset(
+    {"invalid_input", "unsupported_media_type", "moderation_blocked", "moderation_taken_down"}
+)
+# Response headers a replay repeats.
+REPLAYED_HEADERS = ("Location",)
+
+
+def is_final(status: int, body) -> bool:
+    if 200 <= status < 300:
+        return True
+    return 400 <= status < 500 and isinstance(body, dict) and body.get("code") in FINAL_REFUSALS
+
+
+def idempotency_finish(*, user, key: str, status: int, body, headers=None) -> None:
+    """Keep the answer for replays if it is final (see the module's docstring); otherwise
+    release the key so that a retry with it runs again."""
+    if not is_final(status, body):
         IdempotencyRecord.objects.filter(user=user, key=key).delete()
         return
     # Stored exactly as it went out (dates as strings), so a replay is the same document.
     stored = json.loads(JSONRenderer().render(body))
+    kept = {name: headers[name] for name in REPLAYED_HEADERS if headers and name in headers}
     IdempotencyRecord.objects.filter(user=user, key=key).update(
-        response_status=status, response_body=stored
+        response_status=status, response_body=stored, response_headers=kept
     )
 
 

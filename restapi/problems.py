@@ -12,12 +12,20 @@ class Problem(exceptions.APIException):
     """An API refusal with a code, a status and optional per-field errors."""
 
     def __init__(
-        self, *, status_code: int, code: str, detail: str, errors: dict | None = None, **extra
+        self,
+        *,
+        status_code: int,
+        code: str,
+        detail: str,
+        errors: dict | None = None,
+        headers: dict | None = None,
+        **extra,
     ):
         super().__init__(detail=detail, code=code)
         self.status_code = status_code
         self.problem_code = code
         self.errors = errors or {}
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -77,7 +85,12 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, Problem):
         return problem_response(
-            exc.status_code, exc.problem_code, str(exc.detail), errors=exc.errors, **exc.extra
+            exc.status_code,
+            exc.problem_code,
+            str(exc.detail),
+            errors=exc.errors,
+            headers=exc.headers,
+            **exc.extra,
         )
     for cls, (code, status_code) in _DRF_CODES.items():
         if isinstance(exc, cls):

@@ -1,11 +1,12 @@
 import threading
 
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from api import documents
 from api.models import WebhookDelivery, WebhookEvent
-from generation.models import Generation
+from generation.models import Generation, State, Tier
 from generation.render import MOTION_PRESETS
-from moderation.services import output_is_taken_down
 
 # Catalogue fields a create request may carry; the catalogue decides which an endpoint takes.
 ENDPOINT_FIELDS = (
@@ -21,6 +22,11 @@ ENDPOINT_FIELDS = (
 )
 
 
+@extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/Transition"}})
+class TransitionsField(serializers.ListField):
+    """Checked by the catalogue against the keyframe count (generation/catalogue.py)."""
+
+
 # Each thread's fields of the create serializers, by class (see GenerationCreateSerializer.fields).
 _shared_fields = threading.local()
 
@@ -29,19 +35,48 @@ class GenerationCreateSerializer(serializers.Serializer):
     endpoint = serializers.CharField(
         required=False, help_text="Catalogue endpoint id; see GET /models"
     )
-    prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    negative_prompt = serializers.CharField(required=False, allow_blank=True)
-    aspect_ratio = serializers.CharField(required=False)
-    resolution = serializers.CharField(required=False)
-    duration = serializers.IntegerField(required=False)
-    pikaffect = serializers.CharField(required=False)
-    ingredients_mode = serializers.CharField(required=False)
+    prompt = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="What to film. Required by every endpoint but Pikaffects, Pikadditions and "
+        "Pikaswaps (GET /models: `fields.prompt.required`)",
+    )
+    negative_prompt = serializers.CharField(
+        required=False, allow_blank=True, help_text="What to keep out of the video"
+    )
+    aspect_ratio = serializers.CharField(
+        required=False, help_text="e.g. 16:9; the endpoint's choices are in GET /models"
+    )
+    resolution = serializers.CharField(
+        required=False, help_text="480p, 720p or 1080p, as the endpoint and plan allow"
+    )
+    duration = serializers.IntegerField(
+        required=False, min_value=1, max_value=60, help_text="seconds, as the endpoint allows"
+    )
+    pikaffect = serializers.CharField(required=False, help_text="Pikaffects: the effect's name")
+    ingredients_mode = serializers.CharField(
+        required=False, help_text="Pikascenes: precise or creative"
+    )
     modify_region = serializers.CharField(
         required=False, help_text="Pikaswaps: what in the video to replace"
     )
-    transitions = serializers.ListField(child=serializers.DictField(), required=False)
-    preset = serializers.ChoiceField(choices=list(MOTION_PRESETS), default="static")
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    transitions = TransitionsField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Pikaframes: one {duration, prompt} object between each pair of keyframes",
+    )
+    preset = serializers.ChoiceField(
+        choices=list(MOTION_PRESETS),
+        default="static",
+        help_text="camera motion of the offline renderer",
+    )
+    seed = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**32 - 1,
+        help_text="the same seed and inputs make the same video; random when absent",
+    )
     image_url = serializers.URLField(required=False, help_text="https URL of an input image")
     image_urls = serializers.ListField(child=serializers.URLField(), required=False, max_length=6)
     image = serializers.FileField(required=False, help_text="multipart upload of an input image")
@@ -133,38 +168,54 @@ class EstimateSerializer(GenerationCreateSerializer):
     image_count = serializers.IntegerField(required=False, min_value=0, max_value=6, default=0)
 
 
+# --- Components of the documented responses --------------------------------------------------
+# The views build these documents directly (faster than DRF's field-by-field rendering); the
+# serializers below describe them for the OpenAPI schema (restapi/schema.py), and
+# tests/api/test_openapi_client.py proves that a client generated from it reads them.
+
+
 class OutputSerializer(serializers.Serializer):
-    video_url = serializers.CharField()
-    poster_url = serializers.CharField()
-    expires_in = serializers.IntegerField(help_text="seconds the URLs stay valid")
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    duration = serializers.FloatField()
-    bytes = serializers.IntegerField()
+    video_url = serializers.URLField(help_text="signed MP4 link; fetch the generation again after")
+    poster_url = serializers.URLField(help_text="signed JPEG link")
+    expires_in = serializers.IntegerField(
+        min_value=1, help_text="seconds the URLs stay valid from this answer"
+    )
+    expires_at = serializers.DateTimeField(help_text="when the URLs stop working")
+    width = serializers.IntegerField(min_value=1)
+    height = serializers.IntegerField(min_value=1)
+    duration = serializers.FloatField(min_value=0, help_text="seconds")
+    bytes = serializers.IntegerField(min_value=0)
     codec = serializers.CharField()
 
 
-def _taken_down(generation) -> bool:
-    """Whether moderators took the output down: from the row's take-down when it was loaded
-    with it (api_generations, api_generation), else asked."""
-    if hasattr(generation, "is_taken_down"):
-        return bool(generation.is_taken_down)
-    if Generation.takedown.is_cached(generation):
-        return getattr(generation, "takedown", None) is not None
-    return output_is_taken_down(generation)
+class TimingsSerializer(serializers.Serializer):
+    queued_at = serializers.DateTimeField(allow_null=True)
+    submitting_at = serializers.DateTimeField(allow_null=True)
+    in_queue_at = serializers.DateTimeField(allow_null=True)
+    in_progress_at = serializers.DateTimeField(allow_null=True)
+    finalizing_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
-# Renders created_at exactly as the ModelSerializer field would (ISO 8601, current time zone).
-_DATETIME = serializers.DateTimeField()
+class GenerationErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable machine code, e.g. provider_error")
+    message = serializers.CharField()
 
 
 class GenerationSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(choices=State.choices)
     endpoint = serializers.CharField(source="endpoint_id")
-    price_credits = serializers.IntegerField(source="credit_cost")
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1)
+    aspect_ratio = serializers.SerializerMethodField()
+    tier = serializers.ChoiceField(choices=Tier.choices)
+    price_credits = serializers.IntegerField(source="credit_cost", min_value=0)
+    queue_position = serializers.IntegerField(
+        allow_null=True, min_value=0, help_text="place in the provider's queue, when known"
+    )
+    attempts = serializers.IntegerField(min_value=0, help_text="sends to the provider so far")
     timings = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     output = serializers.SerializerMethodField()
-
     # The model columns the rendering reads (api_views.api_generations loads only these).
     columns_read = (
         "id",
@@ -220,60 +271,206 @@ class GenerationSerializer(serializers.ModelSerializer):
             "error",
             "output",
         ]
+        read_only_fields = fields  # a response document: every field is always present
 
     def to_representation(self, generation) -> dict:
-        """The same document as ModelSerializer's field-by-field rendering (a test compares
-        the two), built directly: DRF rebuilds a ModelSerializer's fields from the model for
-        every instance, which cost more than the rest of a detail request's view."""
-        queue_position = generation.queue_position
-        return {
-            "id": str(generation.id),
-            "state": str(generation.state),
-            "endpoint": str(generation.endpoint_id),
-            "prompt": str(generation.prompt),
-            "preset": str(generation.preset),
-            "seed": int(generation.seed),
-            "resolution": str(generation.resolution),
-            "duration": int(generation.duration),
-            "aspect_ratio": str(generation.aspect_ratio),
-            "tier": str(generation.tier),
-            "price_credits": int(generation.credit_cost),
-            "queue_position": None if queue_position is None else int(queue_position),
-            "attempts": int(generation.attempts),
-            "created_at": _DATETIME.to_representation(generation.created_at),
-            "timings": self.get_timings(generation),
-            "error": self.get_error(generation),
-            "output": self.get_output(generation),
-        }
+        # The same document as ModelSerializer's field-by-field rendering, built directly.
+        return documents.generation_document(generation, links=self.context["output_urls"])
 
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "description": "null when the endpoint has none"}
+    )
+    def get_aspect_ratio(self, generation) -> str | None:
+        return str(generation.aspect_ratio) or None
+
+    @extend_schema_field(TimingsSerializer)
     def get_timings(self, generation) -> dict:
-        names = (
-            "queued_at",
-            "submitting_at",
-            "in_queue_at",
-            "in_progress_at",
-            "finalizing_at",
-            "finished_at",
-        )
-        return {name: getattr(generation, name) for name in names}
+        return documents.timings(generation)
 
+    @extend_schema_field(GenerationErrorSerializer(allow_null=True))
     def get_error(self, generation) -> dict | None:
-        if not generation.error_code or generation.state == "succeeded":
-            return None
-        return {"code": generation.error_code, "message": generation.error_message}
+        return documents.error(generation)
 
+    @extend_schema_field(OutputSerializer(allow_null=True))
     def get_output(self, generation) -> dict | None:
-        # Taken down by moderators: the owner keeps the record but no longer gets the file.
-        if generation.state != "succeeded" or _taken_down(generation):
-            return None
-        urls = self.context["output_urls"](generation)
-        if not urls:
-            return None
-        return {
-            **urls,
-            "width": generation.video_width,
-            "height": generation.video_height,
-            "duration": generation.video_duration,
-            "bytes": generation.video_bytes,
-            "codec": generation.video_codec,
-        }
+        return documents.output(generation, self.context["output_urls"])
+
+
+class GenerationCancelSerializer(GenerationSerializer):
+    cancel = serializers.ChoiceField(
+        choices=["canceled", "finishing"],
+        read_only=True,
+        help_text="canceled: stopped, credits back; finishing: too late, the video is being saved",
+    )
+
+    class Meta(GenerationSerializer.Meta):
+        fields = [*GenerationSerializer.Meta.fields, "cancel"]
+        read_only_fields = fields
+
+
+# Request bodies by media type: a JSON body brings images and videos by https link, a
+# multipart body uploads them. One schema for both made generated clients send multipart
+# labelled as a form (issue 19). These subclasses only drop fields for the schema; the view
+# validates with GenerationCreateSerializer (fields added there appear in both).
+@extend_schema_serializer(component_name="GenerationCreate")
+class GenerationCreateJsonSerializer(GenerationCreateSerializer):
+    image = None
+    images = None
+    video = None
+
+
+@extend_schema_serializer(component_name="GenerationUpload")
+class GenerationCreateUploadSerializer(GenerationCreateSerializer):
+    transitions = None  # an array of objects has no multipart form; send Pikaframes as JSON
+    image_urls = None
+    image = serializers.FileField(required=False, help_text="an input image (PNG, JPEG, WebP)")
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        max_length=6,
+        help_text="several input images, in order (Pikascenes, Pikaframes)",
+    )
+
+
+@extend_schema_serializer(component_name="EstimateCreate")
+class EstimateJsonSerializer(EstimateSerializer):
+    image = None
+    images = None
+    video = None
+
+
+@extend_schema_serializer(component_name="EstimateUpload")
+class EstimateUploadSerializer(EstimateSerializer):
+    transitions = None
+    image_urls = None
+
+
+class AccountPlanSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    max_resolution = serializers.CharField()
+    max_duration = serializers.IntegerField(min_value=1)
+    max_in_flight = serializers.IntegerField(min_value=0)
+    daily_free_previews = serializers.IntegerField(min_value=0)
+
+
+class AccountBalanceSerializer(serializers.Serializer):
+    monthly = serializers.IntegerField(min_value=0)
+    purchased = serializers.IntegerField(min_value=0)
+    monthly_expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class AccountUsageSerializer(serializers.Serializer):
+    generations = serializers.IntegerField(min_value=0)
+    free_previews_left = serializers.IntegerField(min_value=0)
+    in_flight = serializers.IntegerField(min_value=0)
+
+
+class AccountKeySerializer(serializers.Serializer):
+    prefix = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    monthly_credit_cap = serializers.IntegerField(allow_null=True, min_value=1)
+    spent_this_month = serializers.IntegerField(min_value=0)
+
+
+@extend_schema_serializer(component_name="Account")
+class AccountSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    plan = AccountPlanSerializer()
+    balance = AccountBalanceSerializer()
+    usage_today = AccountUsageSerializer()
+    rate_limit_per_minute = serializers.IntegerField(min_value=1)
+    key = AccountKeySerializer(required=False, help_text="present when called with an API key")
+
+
+class ModelImagesSerializer(serializers.Serializer):
+    min = serializers.IntegerField(min_value=0)
+    max = serializers.IntegerField(min_value=0)
+
+
+class ModelPriceSerializer(serializers.Serializer):
+    resolution = serializers.CharField()
+    duration = serializers.IntegerField(min_value=1)
+    credits = serializers.IntegerField(min_value=0)
+    confirmed = serializers.BooleanField(help_text="false: fal's price for it is our estimate")
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class _TextOrInteger(serializers.JSONField):
+    pass
+
+
+class ModelFieldSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text", "choice", "int_choice", "transitions"])
+    required = serializers.BooleanField(required=False)
+    default = _TextOrInteger(required=False)
+    choices = serializers.ListField(child=_TextOrInteger(), required=False)
+    min_duration = serializers.IntegerField(required=False)
+    max_duration = serializers.IntegerField(required=False)
+    default_duration = serializers.IntegerField(required=False)
+    max_total = serializers.IntegerField(required=False)
+
+
+class CatalogueModelSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    title = serializers.CharField()
+    kind = serializers.CharField()
+    images = ModelImagesSerializer()
+    video = serializers.BooleanField(help_text="takes an input video")
+    fields = serializers.DictField(child=ModelFieldSerializer(), help_text="create fields it takes")
+    prices = ModelPriceSerializer(many=True)
+    price_rule = serializers.CharField()
+    price_source = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="ModelList")
+class ModelListSerializer(serializers.Serializer):
+    models = CatalogueModelSerializer(many=True)
+
+
+@extend_schema_field({"oneOf": [{"$ref": "#/components/schemas/Problem"}, {"type": "null"}]})
+class _ProblemOrNull(serializers.JSONField):
+    pass
+
+
+@extend_schema_serializer(component_name="Estimate")
+class EstimateResultSerializer(serializers.Serializer):
+    endpoint = serializers.CharField()
+    resolution = serializers.CharField()
+    duration = serializers.IntegerField(min_value=1)
+    price_confirmed = serializers.BooleanField()
+    credits = serializers.IntegerField(min_value=0, help_text="what create would hold")
+    list_credits = serializers.IntegerField(min_value=0)
+    free_preview = serializers.BooleanField()
+    balance = serializers.IntegerField(min_value=0)
+    enough = serializers.BooleanField()
+    in_flight = serializers.IntegerField(min_value=0)
+    max_in_flight = serializers.IntegerField(min_value=0)
+    plan = serializers.CharField()
+    refusal = _ProblemOrNull(
+        help_text="the problem create would answer now because of the account's state "
+        "(limits, credits, the key's cap), or null",
+    )
+
+
+@extend_schema_serializer(component_name="WebhookEvent")
+class WebhookEventSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[*WebhookEvent.values, "webhook.test"])
+    timestamp = serializers.DateTimeField()
+    data = GenerationSerializer(help_text="the generation as GET /generations/{id} returns it")
+
+
+class WebhookTestSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        max_length=2000,
+        help_text="where to POST a signed webhook.test event now (public https; loopback too "
+        "in development with WEBHOOK_ALLOW_LOOPBACK)",
+    )
+
+
+@extend_schema_serializer(component_name="WebhookTestResult")
+class WebhookTestResultSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    delivered = serializers.BooleanField(help_text="the receiver answered 2xx")
+    status_code = serializers.IntegerField(allow_null=True, min_value=100, max_value=599)
+    error = serializers.CharField(allow_blank=True)

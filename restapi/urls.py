@@ -1,5 +1,4 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
 
@@ -12,16 +11,27 @@ urlpatterns = [
         name="api_generation_cancel",
     ),
     path(
+        "v1/generations/<uuid:pk>/events",
+        views.GenerationEvents.as_view(),
+        name="api_generation_events",
+    ),
+    path(
         "v1/generations/<uuid:pk>/webhooks",
         views.GenerationWebhooks.as_view(),
         name="api_generation_webhooks",
     ),
+    path(
+        "v1/generations/<uuid:pk>/webhooks/<str:message_id>/redeliver",
+        views.WebhookRedeliver.as_view(),
+        name="api_webhook_redeliver",
+    ),
+    path("v1/webhooks/test", views.WebhookTest.as_view(), name="api_webhook_test"),
     path("v1/models", views.Models.as_view(), name="api_models"),
     path("v1/account", views.Account.as_view(), name="api_account"),
     path("v1/estimate", views.Estimate.as_view(), name="api_estimate"),
-    path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
+    path("schema/", views.SchemaView.as_view(), name="api_schema"),
+    path("docs/", views.DocsView.as_view(url_name="api_schema"), name="api_docs"),
     # Last: any other path under /api/ (a typo, an id that is not a UUID) is a problem+json
     # 404 like the API's own, not the site's HTML page.
-    re_path(r"^", views.unknown_path, name="api_unknown_path"),
+    re_path(r"^", views.UnknownPath.as_view(), name="api_unknown_path"),
 ]

@@ -1,3 +1,5 @@
+import functools
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -5,40 +7,69 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework import exceptions, generics, renderers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.documents import output_links
 from api.models import ApiKey, Scope
-from api.webhooks import WebhookUrlRefused, check_target
+from api.webhooks import (
+    WebhookUrlRefused,
+    check_target,
+    webhook_redeliver,
+    webhook_send_test,
+)
 from billing import holds, limits
 from billing import services as billing
+from billing.errors import UsageLimit
 from core.errors import InputError
 from core.safe_fetch import FetchRefused
 from generation import catalogue, media
-from generation.delivery import signed_url
+from generation.images import ImageRejected, clean_image
 from generation.media import fetch_image_url
 from generation.models import Generation, State
 from moderation.models import TakeDown
-from workflows.generations import generation_cancel, generation_create, key_spend_this_month
+from workflows.generations import (
+    generation_cancel,
+    generation_create,
+    generation_refusal_now,
+    key_spend_this_month,
+)
 from workflows.lifecycle import Actor
 
+from . import waiting
+from .authentication import ApiKeyAuthentication
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
-from .problems import CONTENT_TYPE, Problem, problem_json
+from .problems import CONTENT_TYPE, Problem, exception_handler
 from .serializers import (
+    AccountSerializer,
+    EstimateJsonSerializer,
+    EstimateResultSerializer,
     EstimateSerializer,
+    EstimateUploadSerializer,
+    GenerationCancelSerializer,
+    GenerationCreateJsonSerializer,
     GenerationCreateSerializer,
+    GenerationCreateUploadSerializer,
     GenerationSerializer,
+    ModelListSerializer,
     WebhookDeliverySerializer,
+    WebhookTestResultSerializer,
+    WebhookTestSerializer,
 )
 from .throttling import ApiRateThrottle
 
@@ -68,6 +99,11 @@ class ApiView(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         verdict = getattr(request, "rate_limit", None)
+        if verdict is None:
+            # Refused before the throttles ran (406 from content negotiation): it counts
+            # all the same, and says so in the headers like every other answer.
+            ApiRateThrottle().allow_request(request, self)
+            verdict = getattr(request, "rate_limit", None)
         if verdict is not None:
             for name, value in verdict.headers("default").items():
                 response.setdefault(name, value)
@@ -75,23 +111,8 @@ class ApiView(APIView):
 
 
 def output_urls(request):
-    def build(generation: Generation) -> dict:
-        video = signed_url(
-            generation.output.name,
-            content_type="video/mp4",
-            filename=f"promptreel-{generation.pk}.mp4",
-            generation_id=generation.pk,
-        )
-        poster = signed_url(
-            generation.poster.name, content_type="image/jpeg", generation_id=generation.pk
-        )
-        return {
-            "video_url": request.build_absolute_uri(video),
-            "poster_url": request.build_absolute_uri(poster),
-            "expires_in": settings.SIGNED_URL_TTL,
-        }
-
-    return build
+    """Signed output links made absolute for this request's host."""
+    return functools.partial(output_links, absolute=request.build_absolute_uri)
 
 
 def api_generations(user):
@@ -154,11 +175,16 @@ def refusal(exc: InputError) -> Problem:
     else:
         detail = " ".join(exc.errors.values())
     extra = {"allowed_by": exc.allowed_by} if getattr(exc, "allowed_by", None) else {}
+    headers = {}
+    if isinstance(exc, UsageLimit):  # lifted by time: say when to retry and which limit
+        extra.update(limit=exc.limit, allowed=exc.allowed)
+        headers["Retry-After"] = str(exc.retry_after)
     return Problem(
         status_code=getattr(exc, "http_status", 400),
         code=code,
         detail=detail,
         errors=exc.errors,
+        headers=headers,
         **extra,
     )
 
@@ -214,6 +240,20 @@ class GenerationPagination(CursorPagination):
             )
         return int(raw)
 
+    def get_paginated_response_schema(self, schema):
+        # DRF's has an example that is not a URI (a stray quote) and marks the links optional;
+        # they are always present, null on the first or last page.
+        link = {"type": ["string", "null"], "format": "uri"}
+        return {
+            "type": "object",
+            "required": ["next", "previous", "results"],
+            "properties": {
+                "next": {**link, "description": "the next page; null on the last"},
+                "previous": {**link, "description": "the previous page; null on the first"},
+                "results": schema,
+            },
+        }
+
     def decode_cursor(self, request):
         """DRF's decoding, with a malformed cursor a 400 (DRF: 404) and its position checked:
         a forged `p=` that is not a date-time would reach the query and fail there (a 500)."""
@@ -231,6 +271,36 @@ class GenerationPagination(CursorPagination):
         return cursor
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): the same key "
+    "with the same body answers the first response again, Location included, with "
+    "`Idempotent-Replayed: true`. Only final answers are kept (created, or a refusal of the "
+    "request itself); a 402, 429 or 5xx releases the key. Kept 24 hours.",
+)
+PREFER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="`wait=N` (1-60): hold the answer until the generation ends or N seconds "
+    "pass (RFC 7240); the answer says `Preference-Applied: wait=N`. At most "
+    "API_MAX_WAITS_PER_KEY waits at once per key; more answer at once.",
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="generations_list",
+        summary="List generations",
+        description="Your generations, newest first, a page at a time: follow `next` (a "
+        "cursor link) until it is null. Filters combine.",
+        tags=["generations"],
+    )
+)
 class GenerationListCreate(ApiView, generics.ListAPIView):
     """List your generations (newest first), or create one."""
 
@@ -270,11 +340,20 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         return {**super().get_serializer_context(), "output_urls": output_urls(self.request)}
 
     @extend_schema(
-        request=GenerationCreateSerializer,
+        operation_id="generations_create",
+        summary="Create a generation",
+        description="Start a video from a prompt (and images or a video, by https link in "
+        "JSON or uploaded as multipart). Credits are held at once and settled when it ends: "
+        "captured on success, released otherwise. Answers 201 with the generation and its "
+        "Location; poll it, wait with `Prefer: wait=N`, stream its events, or ask for a "
+        "webhook.",
+        tags=["generations"],
+        request={
+            "application/json": GenerationCreateJsonSerializer,
+            "multipart/form-data": GenerationCreateUploadSerializer,
+        },
         responses={201: GenerationSerializer},
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-        ],
+        parameters=[IDEMPOTENCY_KEY, PREFER],
     )
     def post(self, request):
         key = request.headers.get("Idempotency-Key")
@@ -286,17 +365,15 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 return Response(
                     replay.response_body,
                     status=replay.response_status,
-                    headers={"Idempotent-Replayed": "true"},
+                    headers={**replay.response_headers, "Idempotent-Replayed": "true"},
                     # A replayed refusal is the same problem document as the first answer.
                     content_type=CONTENT_TYPE if replay.response_status >= 400 else None,
                 )
         try:
             response = self._create(request)
-        except Problem as problem:
+        except exceptions.APIException as refused:
             if key is not None:
-                from .problems import exception_handler
-
-                answer = exception_handler(problem, {})
+                answer = exception_handler(refused, {})
                 idempotency_finish(
                     user=request.user, key=key, status=answer.status_code, body=answer.data
                 )
@@ -307,7 +384,11 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
             raise
         if key is not None:
             idempotency_finish(
-                user=request.user, key=key, status=response.status_code, body=response.data
+                user=request.user,
+                key=key,
+                status=response.status_code,
+                body=response.data,
+                headers=response.headers,
             )
         return response
 
@@ -315,29 +396,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         serializer = GenerationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data.get("webhook_url"):
-            try:
-                check_target(data["webhook_url"])
-            except WebhookUrlRefused as exc:
-                raise Problem(
-                    status_code=400,
-                    code="invalid_input",
-                    detail=str(exc),
-                    errors={"webhook_url": str(exc)},
-                ) from None
-        endpoint, image_count = _endpoint_and_image_count(data)
-        has_video = bool(data.get("video") or data.get("video_url"))
-        try:
-            # Refuse bad input before spending time downloading images for it.
-            catalogue.validate_input(
-                endpoint,
-                serializer.endpoint_inputs(),
-                image_count=image_count,
-                has_video=has_video,
-                preset=data["preset"],
-            )
-        except InputError as exc:
-            raise refusal(exc) from None
+        endpoint, _ = request_checks(serializer)
         images = _images(data)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         with _video(data) as video:
@@ -359,14 +418,65 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                 )
             except InputError as exc:
                 raise refusal(exc) from None
+        generation, waited_headers = waited(request, generation)
         body = GenerationSerializer(generation, context=self.get_serializer_context()).data
         return Response(
             body,
             status=status.HTTP_201_CREATED,
             headers={
-                "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}")
+                **waited_headers,
+                "Location": request.build_absolute_uri(f"/api/v1/generations/{generation.pk}"),
             },
         )
+
+
+def request_checks(serializer, *, declared_images: int = 0):
+    """The checks of a create body that need no download, shared by create and estimate so
+    that an estimate never says yes where create says no: the webhook target, then the
+    catalogue's (endpoint, fields, image count, video). Returns (endpoint id, validated input).
+    Raises Problem."""
+    data = serializer.validated_data
+    if data.get("webhook_url"):
+        try:
+            check_target(data["webhook_url"])
+        except WebhookUrlRefused as exc:
+            raise Problem(
+                status_code=400,
+                code="invalid_input",
+                detail=str(exc),
+                errors={"webhook_url": str(exc)},
+            ) from None
+    endpoint, image_count = _endpoint_and_image_count(data, declared=declared_images)
+    try:
+        # Refuse bad input before spending time downloading images for it.
+        valid = catalogue.validate_input(
+            endpoint,
+            serializer.endpoint_inputs(),
+            image_count=image_count,
+            has_video=bool(data.get("video") or data.get("video_url")),
+            preset=data["preset"],
+        )
+    except InputError as exc:
+        raise refusal(exc) from None
+    return endpoint, valid
+
+
+def uploads_check(data) -> None:
+    """Estimate's check of uploaded images, the one create makes (generation_create's
+    clean_image), without storing anything: a file that is not an image is refused by both."""
+    uploads = data.get("images") or ([data["image"]] if data.get("image") else [])
+    for index, upload in enumerate(uploads):
+        try:
+            clean_image(
+                upload, max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS
+            )
+        except ImageRejected as exc:
+            field = "image" if len(uploads) == 1 else f"images[{index}]"
+            raise Problem(
+                status_code=400, code="invalid_input", detail=str(exc), errors={field: str(exc)}
+            ) from None
+        finally:
+            upload.seek(0)
 
 
 def _endpoint_and_image_count(data, *, declared: int = 0) -> tuple[str, int]:
@@ -422,21 +532,135 @@ def _images(data) -> list:
 class GenerationDetail(ApiView):
     required_scopes = {"GET": Scope.GENERATIONS_READ}
 
-    @extend_schema(responses=GenerationSerializer)
+    @extend_schema(
+        operation_id="generations_retrieve",
+        summary="Get a generation",
+        description="One generation: its state, timings, and when it succeeded, signed links "
+        "to the video and poster that expire (`output.expires_at`); fetch it again for fresh "
+        "ones. Answers an ETag; send it back as If-None-Match to get 304 while nothing changed.",
+        tags=["generations"],
+        parameters=[PREFER],
+        responses={200: GenerationSerializer, 304: OpenApiResponse(description="Not modified")},
+    )
+    def get(self, request, pk):
+        generation, headers = waited(request, api_generation(request.user, pk))
+        context = {"request": request, "output_urls": output_urls(request)}
+        body = GenerationSerializer(generation, context=context).data
+        tag = waiting.matching_tag(request, body)
+        if tag is not None:
+            # The client's tag, not a new one: its copy's links keep their own expiry.
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={**headers, "ETag": tag})
+        return Response(body, headers={**headers, "ETag": waiting.etag(body)})
+
+
+def waited(request, generation: Generation) -> tuple[Generation, dict]:
+    """`Prefer: wait=N`: the generation once it has ended or N seconds passed, if the caller
+    has a wait slot free (restapi/waiting.py); else at once. With the header to answer."""
+    seconds = waiting.preferred_wait(request)
+    if seconds is None:
+        return generation, {}
+    if generation.is_terminal:
+        return generation, {"Preference-Applied": f"wait={seconds}"}
+    with waiting.WaitSlot(request) as granted:
+        if not granted:
+            return generation, {}
+        ended = waiting.wait_until_ended(
+            lambda: api_generation(request.user, generation.pk), seconds
+        )
+    return ended, {"Preference-Applied": f"wait={seconds}"}
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    """Lets a client that accepts only text/event-stream through content negotiation; the
+    stream itself is a StreamingHttpResponse, and refusals are JSON problem documents."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode()
+
+
+class GenerationEvents(ApiView):
+    required_scopes = {"GET": Scope.GENERATIONS_READ}
+    renderer_classes = [renderers.JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="generations_events",
+        summary="Stream a generation's events",
+        description="Server-sent events (text/event-stream): an `event: generation` with the "
+        "generation document now and each time it changes, then `event: end` when it has "
+        "ended, or `event: timeout` after API_MAX_WAIT_SECONDS (reconnect to go on). Holds one "
+        "of the key's API_MAX_WAITS_PER_KEY wait slots; none free: 429.",
+        tags=["generations"],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                {"type": "string"}, description="the event stream"
+            )
+        },
+    )
     def get(self, request, pk):
         generation = api_generation(request.user, pk)
         context = {"request": request, "output_urls": output_urls(request)}
-        return Response(GenerationSerializer(generation, context=context).data)
+        slot = waiting.WaitSlot(request)
+        if not slot.take():
+            raise Problem(
+                status_code=429,
+                code="rate_limited",
+                detail=f"This key already holds {settings.API_MAX_WAITS_PER_KEY} waits or "
+                "event streams; close one or poll.",
+                headers={"Retry-After": "5"},
+            )
+
+        def stream():
+            try:
+                yield from waiting.event_stream(
+                    lambda: api_generation(request.user, generation.pk),
+                    lambda row: GenerationSerializer(row, context=context).data,
+                    settings.API_MAX_WAIT_SECONDS,
+                )
+            finally:  # the client went away, or the stream ended
+                slot.free()
+
+        response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
+        return response
 
 
 class GenerationCancel(ApiView):
     required_scopes = {"POST": Scope.GENERATIONS_WRITE}
 
-    @extend_schema(request=None, responses=GenerationSerializer)
+    @extend_schema(
+        operation_id="generations_cancel",
+        summary="Cancel a generation",
+        description="Stop a generation that has not ended. Before the provider has it, it "
+        "stops at once and its credits come back (200). At the provider, it stops if the "
+        "provider agrees; otherwise it is too late and the video is being saved (202). An "
+        "ended generation answers 409 with its `state`.",
+        tags=["generations"],
+        request=None,
+        responses={
+            200: GenerationCancelSerializer,
+            202: OpenApiResponse(
+                GenerationCancelSerializer, description="Too late: the video is being saved"
+            ),
+        },
+    )
     def post(self, request, pk):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
         outcome = generation_cancel(generation=generation, actor=Actor.of_request(request))
         generation.refresh_from_db()
+        if outcome == "finished":
+            # It had ended before this request: nothing was canceled, and saying 200 would
+            # read as success. The state tells the client what happened instead.
+            raise Problem(
+                status_code=409,
+                code="conflict",
+                detail=f"This generation has ended ({generation.state}); there is nothing to "
+                "cancel.",
+                state=str(generation.state),
+            )
         context = {"request": request, "output_urls": output_urls(request)}
         body = {**GenerationSerializer(generation, context=context).data, "cancel": outcome}
         return Response(
@@ -449,17 +673,76 @@ class GenerationWebhooks(ApiView):
 
     required_scopes = {"GET": Scope.GENERATIONS_READ}
 
-    @extend_schema(responses=WebhookDeliverySerializer(many=True))
+    @extend_schema(
+        operation_id="generations_webhooks_list",
+        summary="List a generation's webhook deliveries",
+        description="Every webhook delivery of this generation with its attempts, last "
+        "status code and error, oldest first.",
+        tags=["webhooks"],
+        responses=WebhookDeliverySerializer(many=True),
+    )
     def get(self, request, pk):
         generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
         deliveries = generation.webhook_deliveries.all()
         return Response(WebhookDeliverySerializer(deliveries, many=True).data)
 
 
+class WebhookRedeliver(ApiView):
+    required_scopes = {"POST": Scope.GENERATIONS_WRITE}
+
+    @extend_schema(
+        operation_id="generations_webhooks_redeliver",
+        summary="Send a webhook delivery again",
+        description="Queue one of this generation's deliveries (delivered, failed or pending) "
+        "to be sent again now, with the same message id (`webhook-id`) and fresh signed links; "
+        "its retry schedule starts over. Answers the delivery row; follow it in the list.",
+        tags=["webhooks"],
+        request=None,
+        responses={202: WebhookDeliverySerializer},
+    )
+    def post(self, request, pk, message_id):
+        generation = get_object_or_404(Generation.objects.visible_to(request.user), pk=pk)
+        delivery = get_object_or_404(generation.webhook_deliveries, message_id=message_id)
+        delivery = webhook_redeliver(delivery=delivery)
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookTest(ApiView):
+    required_scopes = {"POST": Scope.GENERATIONS_WRITE}
+
+    @extend_schema(
+        operation_id="webhooks_test",
+        summary="Send a test webhook event",
+        description="POST a signed `webhook.test` event to `url` now, as a real event would be "
+        "sent (same headers and signature, `data` your latest generation or null), and answer "
+        "how the receiver replied. Nothing is stored or retried.",
+        tags=["webhooks"],
+        request=WebhookTestSerializer,
+        responses={200: WebhookTestResultSerializer},
+    )
+    def post(self, request):
+        serializer = WebhookTestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = webhook_send_test(user=request.user, url=serializer.validated_data["url"])
+        except WebhookUrlRefused as exc:
+            raise Problem(
+                status_code=400, code="invalid_input", detail=str(exc), errors={"url": str(exc)}
+            ) from None
+        return Response(result)
+
+
 class Models(ApiView):
     required_scopes = {}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="models_list",
+        summary="List models",
+        description="The catalogue: every endpoint you can create with, the fields it takes, "
+        "and its prices in credits by resolution and duration.",
+        tags=["catalogue"],
+        responses=ModelListSerializer,
+    )
     def get(self, request):
         rows = []
         for endpoint in catalogue.endpoints():
@@ -501,20 +784,29 @@ class Estimate(ApiView):
 
     required_scopes = {"POST": Scope.GENERATIONS_READ}
 
-    @extend_schema(request=EstimateSerializer, responses={200: dict})
+    @extend_schema(
+        operation_id="estimate_create",
+        summary="Estimate a generation",
+        description="Price a create body without creating: the same input checks as create "
+        "(400 for what create refuses), the credits it would hold, and in `refusal` what "
+        "create would answer now because of the account (limits, credits). Uploads may be "
+        "replaced by `image_count`.",
+        tags=["catalogue"],
+        request={
+            "application/json": EstimateJsonSerializer,
+            "multipart/form-data": EstimateUploadSerializer,
+        },
+        responses=EstimateResultSerializer,
+    )
     def post(self, request):
         serializer = EstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        endpoint, image_count = _endpoint_and_image_count(data, declared=data["image_count"])
+        _, valid = request_checks(serializer, declared_images=data["image_count"])
+        uploads_check(data)
+        with _video(data if data.get("video") else {}):  # an upload is probed, as create does
+            pass
         try:
-            valid = catalogue.validate_input(
-                endpoint,
-                serializer.endpoint_inputs(),
-                image_count=image_count,
-                has_video=bool(data.get("video") or data.get("video_url")),
-                preset=data["preset"],
-            )
             price = catalogue.price_of(valid)
             estimate = holds.estimate(
                 user=request.user,
@@ -526,6 +818,13 @@ class Estimate(ApiView):
             raise refusal(InputError({"endpoint": str(exc)})) from None
         except InputError as exc:
             raise refusal(exc) from None
+        refused_now = generation_refusal_now(
+            user=request.user,
+            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+            resolution=valid.resolution,
+            duration=valid.duration,
+            list_credits=price.credits,
+        )
         return Response(
             {
                 "endpoint": valid.endpoint.id,
@@ -533,6 +832,11 @@ class Estimate(ApiView):
                 "duration": valid.duration,
                 "price_confirmed": price.confirmed,
                 **estimate,
+                # What create would answer now, because of the account's state (null: it
+                # would be accepted, moderation aside).
+                "refusal": None
+                if refused_now is None
+                else exception_handler(refusal(refused_now), {}).data,
             }
         )
 
@@ -542,7 +846,14 @@ class Account(ApiView):
 
     required_scopes = {"GET": Scope.ACCOUNT_READ}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="account_retrieve",
+        summary="Get the account",
+        description="Balance, plan, limits and today's usage; with an API key, the key's "
+        "scopes, monthly cap and spend.",
+        tags=["account"],
+        responses=AccountSerializer,
+    )
     def get(self, request):
         account = billing.account_for(request.user)
         plan = account.plan_info
@@ -579,6 +890,29 @@ class Account(ApiView):
         return Response(body)
 
 
-@csrf_exempt  # API clients send no CSRF token; a POST to a wrong path is a 404 too
-def unknown_path(request, *args, **kwargs):
-    return problem_json(404, "not_found", f"No API operation at {request.path}; see /api/docs/.")
+class UnknownPath(ApiView):
+    """Any other path under /api/: a problem+json 404 like the API's own, counted against the
+    caller's rate limit (with its headers) like any request. Only API keys authenticate here:
+    a session POST to a wrong path is a 404 too, not a CSRF refusal."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = []
+    schema = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise Problem(
+            status_code=404,
+            code="not_found",
+            detail=f"No API operation at {request.path}; see /api/docs/.",
+        )
+
+
+class SchemaView(ApiView, SpectacularAPIView):
+    """The OpenAPI document, with the API's rate limit and its headers."""
+
+    permission_classes = []
+
+
+class DocsView(ApiView, SpectacularSwaggerSplitView):
+    permission_classes = []

@@ -320,6 +320,25 @@ def _check_key_cap(api_key, cost: int) -> None:
         raise KeySpendCap(api_key.monthly_credit_cap, spent, cost)
 
 
+def generation_refusal_now(
+    *, user, api_key=None, resolution: str, duration: int, list_credits: int
+) -> InputError | None:
+    """The account-state refusal a create of this shape would meet now (suspension, plan,
+    jobs in flight, daily cap, balance, the key's monthly cap), or None: the checks
+    generation_create makes before its hold, for the API's estimate. Writes nothing."""
+    try:
+        if user_is_suspended(user):
+            raise AccountSuspended()
+        charge = holds.credits_quote(
+            user=user, resolution=resolution, duration=duration, list_credits=list_credits
+        )
+        if api_key is not None and api_key.monthly_credit_cap is not None:
+            _check_key_cap(api_key, charge.credits)
+    except InputError as exc:
+        return exc
+    return None
+
+
 def _watch_for_bursts(user) -> None:
     """Many generations in one minute flag the account for a moderator (it is not refused:
     the rate and plan limits do that). Flagged once, by the request that crosses the limit:

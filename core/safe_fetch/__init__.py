@@ -198,14 +198,17 @@ def check_url(
     resolver: Resolver | None = None,
     allowed_ports: set[int] | None = None,
     ip_check: Callable[[IPAddress], None] = check_ip,
+    allow_http: bool = False,
 ) -> None:
     """Refuse (FetchRefused) what fetch_url or post would refuse to contact, without
     contacting it: for URLs stored now and used later, such as webhook targets."""
-    _checked(url, resolver, allowed_ports, ip_check)
+    _checked(url, resolver, allowed_ports, ip_check, allow_http)
 
 
-def _checked(url, resolver, allowed_ports, ip_check) -> tuple[Target, list[IPAddress]]:
-    target = Target.parse(url, allow_http=False, allowed_ports=allowed_ports)
+def _checked(
+    url, resolver, allowed_ports, ip_check, allow_http=False
+) -> tuple[Target, list[IPAddress]]:
+    target = Target.parse(url, allow_http=allow_http, allowed_ports=allowed_ports)
     return target, resolve(target, resolver or system_resolver, ip_check)
 
 
@@ -219,15 +222,18 @@ def post(
     allowed_ports: set[int] | None = None,
     verify: bool | str = True,
     ip_check: Callable[[IPAddress], None] = check_ip,
+    allow_http: bool = False,
 ) -> int:
     """POST body to an https URL on a checked public address; return the status code.
+    allow_http (with allowed_ports and ip_check) is for local development only
+    (api.webhooks' DEBUG loopback targets).
 
     For outgoing webhooks: the same parsing, single resolution and pinned connection as
     fetch_url, so DNS cannot move the request into our network between check and connect.
     Redirects are not followed (a webhook receiver answers, it does not redirect).
     """
     deadline = time.monotonic() + timeout
-    target, addresses = _checked(url, resolver, allowed_ports, ip_check)
+    target, addresses = _checked(url, resolver, allowed_ports, ip_check, allow_http)
     request_headers = [
         (b"Host", target.authority.encode("ascii")),
         (b"Content-Length", str(len(body)).encode()),
@@ -236,14 +242,15 @@ def post(
     ]
     timeouts = dict.fromkeys(("connect", "read", "write", "pool"), max(timeout, 0.001))
     request_url = httpcore.URL(
-        scheme=b"https", host=target.host.encode(), port=target.port,
+        scheme=target.scheme.encode(), host=target.host.encode(), port=target.port,
         target=target.path.encode("ascii"),
     )  # fmt: skip
     backend = PinnedBackend(addresses, target.port, deadline)
     with (
         mapped_errors(target, "webhook"),
         httpcore.ConnectionPool(
-            ssl_context=make_ssl_context(verify), network_backend=backend
+            ssl_context=make_ssl_context(verify) if target.scheme == "https" else None,
+            network_backend=backend,
         ) as pool,
     ):
         response = pool.request(

@@ -261,3 +261,40 @@ def test_impossible_dates_in_filters_are_400(alice_api):
 def test_spoofed_forwarded_for_does_not_break_anonymous_limits(client):
     response = client.get(URL, HTTP_X_FORWARDED_FOR="9" * 300)
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "canceled", "blocked"])
+def test_cancel_of_an_ended_generation_is_409_naming_its_state(alice_api, user, state):
+    output = {"output": "outputs/a.mp4"} if state == "succeeded" else {}
+    generation = GenerationFactory(user=user, state=state, **output)
+    response = alice_api.post(f"{URL}/{generation.pk}/cancel")
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert (body["code"], body["state"]) == ("conflict", state)
+    assert state in body["detail"]
+
+
+def test_estimate_refuses_what_create_refuses(alice_api):
+    """The same input checks: an http webhook target and a file that is not an image."""
+    cases = (
+        (lambda: {"prompt": "x", "webhook_url": "http://example.com/hook"}, "json", "webhook_url"),
+        (lambda: {"prompt": "x", "image": upload("a.png", b"not an image")}, "multipart", "image"),
+    )
+    for body, fmt, field in cases:
+        create = alice_api.post(URL, body(), format=fmt)
+        estimate = alice_api.post("/api/v1/estimate", body(), format=fmt)
+        assert create.status_code == estimate.status_code == 400, (create.json(), estimate.json())
+        assert field in create.json()["errors"] and field in estimate.json()["errors"]
+    assert not Generation.objects.exists()
+
+
+def test_estimate_names_the_refusal_create_would_meet_now(alice_api, user, settings):
+    settings.FREE_DAILY_PREVIEWS = 5
+    fine = alice_api.post("/api/v1/estimate", {"prompt": "x"}, format="json").json()
+    assert fine["refusal"] is None
+    assert alice_api.post(URL, {"prompt": "one"}, format="json").status_code == 201
+    busy = alice_api.post("/api/v1/estimate", {"prompt": "x"}, format="json").json()
+    create = alice_api.post(URL, {"prompt": "x"}, format="json")
+    assert create.status_code == busy["refusal"]["status"] == 429
+    assert busy["refusal"]["limit"] == create.json()["limit"] == "max_in_flight"

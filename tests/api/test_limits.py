@@ -19,10 +19,13 @@ def test_daily_generation_cap_refuses_exactly_at_the_limit(alice_api, user, sett
     )
     billing.credits_purchase(account=billing.account_for(user), credits=1000, key="t", reason="t")
     codes = [alice_api.post(URL, {"prompt": f"p{i}"}, format="json").status_code for i in range(3)]
-    assert codes == [201, 201, 400]
-    refusal = alice_api.post(URL, {"prompt": "again"}, format="json").json()
+    assert codes == [201, 201, 429]
+    answer = alice_api.post(URL, {"prompt": "again"}, format="json")
+    refusal = answer.json()
     assert refusal["code"] == "plan_limit" and "2 generations a day" in refusal["detail"]
     assert refusal["allowed_by"] == "creator"
+    assert (refusal["limit"], refusal["allowed"]) == ("max_generations_per_day", 2)
+    assert 0 < int(answer["Retry-After"]) <= 86400  # until midnight UTC
     assert Generation.objects.count() == 2
 
 
