@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from core import safe_fetch
+from core import metrics, safe_fetch
 from core.queueing import enqueue
 from core.safe_fetch import FetchRefused
 from generation.models import Generation, State
@@ -166,8 +166,10 @@ def webhook_deliver(*, delivery_id: int, fetch_options: dict | None = None) -> b
             last_error="",
             next_attempt_at=None,
         )
+        metrics.WEBHOOK_ATTEMPTS.labels(outcome="delivered").inc()
         return True
     gave_up = attempt > len(RETRY_DELAYS)
+    metrics.WEBHOOK_ATTEMPTS.labels(outcome="gave_up" if gave_up else "retry").inc()
     WebhookDelivery.objects.filter(pk=delivery_id).update(
         status=WebhookDelivery.Status.FAILED if gave_up else WebhookDelivery.Status.PENDING,
         last_status_code=status_code,

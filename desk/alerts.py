@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from core.alerts import staff_alert
 from generation.models import Generation, State
+from generation.stages import STAGE_LABELS, TIMING_COLUMNS, percentile, stage_durations
 
 from .models import AlertState
-from .rollup import STAGE_LABELS, TIMING_COLUMNS, percentile, stage_durations
 
 FAILURE_RATE = "failure_rate"
 

@@ -11,9 +11,9 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from generation.models import State
+from generation.stages import STAGES
 
 from . import charts, selectors
-from .rollup import STAGES
 
 DAY_CHOICES = (7, 30, 90)
 STATE_SERIES = [

@@ -9,7 +9,6 @@ created; ledger entries in the hour they were made.
 """
 
 import datetime as dt
-import math
 from collections import defaultdict
 from decimal import Decimal
 
@@ -21,44 +20,13 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry
 from generation.models import Generation, State
+from generation.stages import TIMING_COLUMNS, percentile, stage_durations
 
 from .models import GenerationHour, LedgerHour, RollupRun, StageTiming
-
-# The stages a staff member asks about: (key, label, start column, end column, succeeded only).
-STAGES = (
-    ("submit", "Wait for submit", "queued_at", "in_queue_at", False),
-    ("queue", "Provider queue", "in_queue_at", "in_progress_at", False),
-    ("run", "Provider run", "in_progress_at", "finalizing_at", False),
-    ("finalize", "Copy and finalize", "finalizing_at", "finished_at", True),
-    ("total", "End to end", "created_at", "finished_at", True),
-)
-STAGE_LABELS = {key: label for key, label, *_ in STAGES}
-_TIMESTAMPS = ("created_at", "queued_at", "in_queue_at", "in_progress_at", "finalizing_at")
-TIMING_COLUMNS = ("state", *_TIMESTAMPS, "finished_at")
 
 # fal bills a job it rendered to the end: it reached finalizing (ours to copy), whatever
 # happened to it afterwards. Its catalogue price is the row's fal_price_usd.
 FAL_RAN = Q(backend="fal", finalizing_at__isnull=False)
-
-
-def percentile(values: list[float], p: int) -> float:
-    """Nearest rank: the smallest value with at least p % of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(math.ceil(p * len(ordered) / 100), 1) - 1]
-
-
-def stage_durations(rows) -> dict[str, list[float]]:
-    """Seconds spent in each stage by rows of TIMING_COLUMNS (a stage not reached: skipped)."""
-    durations: dict[str, list[float]] = {key: [] for key, *_ in STAGES}
-    index = {name: i for i, name in enumerate(TIMING_COLUMNS)}
-    for row in rows:
-        for key, _label, start, end, succeeded_only in STAGES:
-            if succeeded_only and row[0] != State.SUCCEEDED:
-                continue
-            began, ended = row[index[start]], row[index[end]]
-            if began is not None and ended is not None and ended >= began:
-                durations[key].append((ended - began).total_seconds())
-    return durations
 
 
 def stage_summary(durations: dict[str, list[float]]) -> dict[str, tuple[int, float, float]]:

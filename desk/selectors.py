@@ -17,19 +17,12 @@ from django.db.models.functions import TruncDate, TruncHour
 
 from billing.models import LedgerEntry
 from generation.models import Generation, State, Tier
+from generation.stages import STAGE_LABELS, TIMING_COLUMNS, stage_durations
 from moderation.models import Report
 from workflows.models import ProviderCircuit
 
 from .models import GenerationHour, LedgerHour, RollupRun, StageTiming
-from .rollup import (
-    FAL_RAN,
-    STAGE_LABELS,
-    TIMING_COLUMNS,
-    generation_groups,
-    ledger_rows,
-    stage_durations,
-    stage_summary,
-)
+from .rollup import FAL_RAN, generation_groups, ledger_rows, stage_summary
 
 # States still moving: the dashboard shows them as one "in flight" figure.
 IN_FLIGHT = frozenset(
@@ -116,22 +109,23 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def _as_start(bucket, grain: str) -> dt.datetime:
-    """A TruncDate / TruncHour value as an aware datetime key."""
+def _key(value, grain: str):
+    """A period's key: a date (days) or a naive UTC datetime (hours). Hashing an aware
+    datetime asks its time zone for the offset each time, which cost a third of the page."""
     if grain == "day":
-        return _midnight(bucket if isinstance(bucket, dt.date) else bucket.date())
-    return bucket
+        return value.date() if isinstance(value, dt.datetime) else value
+    return value.replace(tzinfo=None)
 
 
 def _periods(starts, *, first, end, grain: str, now: dt.datetime) -> dict[dt.datetime, Period]:
     """Periods (days or hours) from `first` to `end`: rollup rows for finished hours, live
     rows for the current hour."""
-    periods = {start: Period(start=start) for start in starts}
+    periods = {_key(start, grain): Period(start=start) for start in starts}
     current = _hour(now)
     bucket = TruncDate if grain == "day" else TruncHour
 
     def period_of(value) -> Period | None:
-        return periods.get(_as_start(value, grain))
+        return periods.get(_key(value, grain))
 
     rolled = (
         GenerationHour.objects.filter(hour__gte=first, hour__lt=min(end, current))
@@ -143,15 +137,20 @@ def _periods(starts, *, first, end, grain: str, now: dt.datetime) -> dict[dt.dat
     for row in rolled:
         if period := period_of(row["bucket"]):
             period.add_group({**row, "code": row["error_code"]})
-    for row in LedgerHour.objects.filter(hour__gte=first, hour__lt=min(end, current)).values(
-        "hour", "kind", "entries", "credits"
-    ):
-        if period := period_of(row["hour"].date() if grain == "day" else row["hour"]):
+    ledger = (
+        LedgerHour.objects.filter(hour__gte=first, hour__lt=min(end, current))
+        .annotate(bucket=bucket("hour"))
+        .values("bucket", "kind")
+        .annotate(entries=Sum("entries"), credits=Sum("credits"))
+        .order_by()
+    )
+    for row in ledger:
+        if period := period_of(row["bucket"]):
             period.ledger_entries[row["kind"]] += row["entries"]
             period.ledger_credits[row["kind"]] += row["credits"]
 
     if first <= current < end:  # the current hour, live
-        live = period_of(current.date() if grain == "day" else current)
+        live = period_of(current)
         if live is not None:
             rows = (
                 generation_groups(Generation.objects.filter(created_at__gte=current))
@@ -183,11 +182,11 @@ def _periods(starts, *, first, end, grain: str, now: dt.datetime) -> dict[dt.dat
 
     timings = StageTiming.objects.filter(grain=grain, start__gte=first, start__lt=end)
     for timing in timings:
-        if period := periods.get(timing.start):
+        if period := period_of(timing.start):
             period.stages[timing.stage] = (timing.samples, timing.p50, timing.p95)
-    if grain == "hour" and current in periods:
+    if grain == "hour" and (live := period_of(current)) is not None:
         rows = Generation.objects.filter(created_at__gte=current).values_list(*TIMING_COLUMNS)
-        periods[current].stages = stage_summary(stage_durations(rows))
+        live.stages = stage_summary(stage_durations(rows))
     return periods
 
 
