@@ -232,3 +232,18 @@ def test_bad_parameters_are_named_in_a_400(client, query, named):
     answer = client.get("/admin/dashboard/", query)
     assert answer.status_code == 400
     assert f"{named}:" in answer.content.decode()
+
+
+def test_the_command_fills_every_day_once_after_a_deployment(user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    old = timezone.now() - dt.timedelta(days=20)
+    make(user, old, State.FAILED, error_code="timeout")
+    out = StringIO()
+    call_command("dashboard_rollup", "--all", stdout=out)
+    assert "recomputed 21 day(s)" in out.getvalue()
+    assert GenerationHour.objects.get(error_code="timeout").hour == old.replace(
+        minute=0, second=0, microsecond=0
+    )
