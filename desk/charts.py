@@ -5,6 +5,8 @@ Each chart scales to its container (a viewBox and width 100 %); a bar's or point
 is in its <title>, which browsers show on hover and screen readers read.
 """
 
+import math
+
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -12,19 +14,20 @@ WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 52, 8, 10, 26
 
 
-def _nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^k at or above value (an axis top that reads well)."""
-    if value <= 0:
-        return 1
-    magnitude = 1.0
-    while magnitude * 10 <= value:
-        magnitude *= 10
-    while magnitude > value:
-        magnitude /= 10
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
+def _axis(highest: float) -> tuple[float, float]:
+    """(top, step) of an axis that reads well: a step of 1, 2 or 5 × 10^k, at most 5 steps."""
+    if highest <= 0:
+        return 1, 0.25
+    step = 1.0
+    while step * 5 < highest:
+        step *= 10
+    while step / 10 * 5 >= highest:
+        step /= 10
+    for factor in (0.1, 0.2, 0.5, 1):
+        if step * factor * 5 >= highest:
+            step *= factor
+            break
+    return math.ceil(highest / step) * step, step
 
 
 def _number(value: float) -> str:
@@ -33,16 +36,23 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _with_unit(value: float, unit: str) -> str:
+    """$ before the figure, other units after it."""
+    return f"${_number(value)}" if unit == "$" else f"{_number(value)}{unit}"
+
+
 def _join(parts) -> SafeString:
     return format_html_join("", "{}", ((part,) for part in parts))
 
 
-def _frame(labels: list[str], top: float, unit: str, title: str) -> tuple[list, float, float]:
+def _frame(labels: list[str], highest: float, unit: str) -> tuple[list, float, float, float]:
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top, step = _axis(highest)
     parts = []
-    for i in range(5):
-        value = top * i / 4
-        y = f"{TOP + plot_h - plot_h * i / 4:.1f}"
+    ticks = round(top / step)
+    for i in range(ticks + 1):
+        value = step * i
+        y = f"{TOP + plot_h - plot_h * i / ticks:.1f}"
         parts.append(
             format_html(
                 '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>', LEFT, WIDTH - RIGHT, y, y
@@ -50,11 +60,10 @@ def _frame(labels: list[str], top: float, unit: str, title: str) -> tuple[list, 
         )
         parts.append(
             format_html(
-                '<text class="axis" x="{}" y="{}" text-anchor="end">{}{}</text>',
+                '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
                 LEFT - 6,
                 f"{float(y) + 4:.1f}",
-                _number(value),
-                unit,
+                _with_unit(value, unit),
             )
         )
     step = max(1, -(-len(labels) // 8))  # at most about 8 labels along the bottom
@@ -69,7 +78,7 @@ def _frame(labels: list[str], top: float, unit: str, title: str) -> tuple[list, 
                     label,
                 )
             )
-    return parts, slot, plot_h
+    return parts, slot, plot_h, top
 
 
 def _svg(title: str, parts: list) -> SafeString:
@@ -98,8 +107,7 @@ def bar_chart(
         highest = max((sum(v.get(k, 0) for k, _ in series) for v in values), default=0)
     else:
         highest = max((v.get(k, 0) for v in values for k, _ in series), default=0)
-    top = _nice_ceiling(highest)
-    parts, slot, plot_h = _frame(labels, top, unit, title)
+    parts, slot, plot_h, top = _frame(labels, highest, unit)
     width = slot * 0.8 / (1 if stacked else len(series))
     for i, (label, point) in enumerate(zip(labels, values, strict=True)):
         x = LEFT + slot * i + slot * 0.1
@@ -113,7 +121,7 @@ def bar_chart(
             parts.append(
                 format_html(
                     '<rect class="s-{}" x="{}" y="{}" width="{}" height="{}">'
-                    "<title>{} · {}: {}{}</title></rect>",
+                    "<title>{} · {}: {}</title></rect>",
                     key,
                     f"{x if stacked else x + width * n:.1f}",
                     f"{y:.1f}",
@@ -121,8 +129,7 @@ def bar_chart(
                     f"{height:.1f}",
                     label,
                     name,
-                    _number(value),
-                    unit,
+                    _with_unit(value, unit),
                 )
             )
             if stacked:
@@ -140,8 +147,7 @@ def line_chart(
 ) -> SafeString:
     """A line per series; a missing value (None) breaks the line."""
     highest = max((v[k] for v in values for k, _ in series if v.get(k) is not None), default=0)
-    top = _nice_ceiling(highest)
-    parts, slot, plot_h = _frame(labels, top, unit, title)
+    parts, slot, plot_h, top = _frame(labels, highest, unit)
     for key, name in series:
         runs, run = [], []
         for i, point in enumerate(values):

@@ -247,3 +247,22 @@ def test_the_command_fills_every_day_once_after_a_deployment(user):
     assert GenerationHour.objects.get(error_code="timeout").hour == old.replace(
         minute=0, second=0, microsecond=0
     )
+
+
+def test_a_bar_chart_scales_its_bars_and_escapes_its_text():
+    from desk import charts
+
+    svg = str(
+        charts.bar_chart(
+            title="<b>t</b>",
+            labels=["a", "<script>"],
+            series=[("succeeded", "Ready"), ("failed", "Failed")],
+            values=[{"succeeded": 20, "failed": 4}, {"succeeded": 10}],
+        )
+    )
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "&lt;b&gt;" in svg
+    # Highest stack 24: the axis goes to 25 in steps of 5; the plot is 220 - 10 - 26 = 184 high.
+    assert ">25</text>" in svg and ">5</text>" in svg
+    assert 'height="147.2"' in svg  # 20 / 25 × 184
+    assert 'height="73.6"' in svg  # 10 / 25 × 184
+    assert svg.count("<rect") == 3  # an empty segment draws nothing
