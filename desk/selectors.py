@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate, TruncHour
 
-from billing.models import LedgerEntry
+from billing.models import LedgerEntry, StripeEvent
 from generation.models import Generation, State, Tier
 from generation.stages import STAGE_LABELS, TIMING_COLUMNS, stage_durations
 from moderation.models import Report
@@ -50,6 +50,8 @@ class Period:
     ledger_entries: Counter = field(default_factory=Counter)
     ledger_credits: Counter = field(default_factory=Counter)
     reports: int = 0
+    # Paid through Stripe (US cents), by the time of the event that granted the credits.
+    stripe_cents: int = 0
     # stage -> (samples, p50 seconds, p95 seconds)
     stages: dict = field(default_factory=dict)
 
@@ -69,6 +71,7 @@ class Period:
         self.fal_runs += other.fal_runs
         self.fal_usd += other.fal_usd
         self.reports += other.reports
+        self.stripe_cents += other.stripe_cents
 
     @property
     def generations(self) -> int:
@@ -95,6 +98,10 @@ class Period:
     @property
     def revenue_usd(self) -> Decimal:
         return self.captured_credits * Decimal(settings.CREDIT_VALUE_USD)
+
+    @property
+    def stripe_usd(self) -> Decimal:
+        return Decimal(self.stripe_cents) / 100
 
     @property
     def margin_usd(self) -> Decimal:
@@ -180,6 +187,19 @@ def _periods(starts, *, first, end, grain: str, now: dt.datetime) -> dict[dt.dat
         if period := period_of(row["bucket"]):
             period.reports += row["n"]
 
+    income = (
+        StripeEvent.objects.filter(
+            created__gte=first, created__lt=end, currency="usd", income_minor__gt=0
+        )
+        .annotate(bucket=bucket("created"))
+        .values("bucket")
+        .annotate(cents=Sum("income_minor"))
+        .order_by()
+    )
+    for row in income:
+        if period := period_of(row["bucket"]):
+            period.stripe_cents += row["cents"]
+
     timings = StageTiming.objects.filter(grain=grain, start__gte=first, start__lt=end)
     for timing in timings:
         if period := period_of(timing.start):
@@ -225,4 +245,5 @@ def dashboard(*, days: int, day: dt.date, now: dt.datetime) -> dict:
         "circuits": list(ProviderCircuit.objects.order_by("backend")),
         "rolled_up_at": last_run.ran_at if last_run else None,
         "stage_labels": STAGE_LABELS,
+        "billing_on": settings.BILLING_ENABLED,
     }

@@ -266,3 +266,26 @@ def test_a_bar_chart_scales_its_bars_and_escapes_its_text():
     assert 'height="147.2"' in svg  # 20 / 25 × 184
     assert 'height="73.6"' in svg  # 10 / 25 × 184
     assert svg.count("<rect") == 3  # an empty segment draws nothing
+
+
+def test_stripe_income_is_the_paying_events_amount(client, settings, user):
+    from billing.models import StripeEvent
+    from billing.services import account_for
+    from tests.billing.test_stripe import SECRET, deliver, event, pack_session
+
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = "sk_test_fake", SECRET
+    settings.BILLING_ENABLED = True
+    account = account_for(user)
+    CreditAccount.objects.filter(pk=account.pk).update(stripe_customer_id="cus_alice")
+    account.refresh_from_db()
+    paid = {**pack_session(account), "amount_total": 500, "currency": "usd"}
+    # The same session in a second event, and its async success: already granted, no income.
+    for _ in range(2):
+        deliver(client, event("checkout.session.completed", paid))
+    later = {**paid, "amount_total": 999}
+    deliver(client, event("checkout.session.async_payment_succeeded", later))
+    assert sorted(StripeEvent.objects.values_list("income_minor", flat=True)) == [0, 0, 500]
+
+    now = timezone.now() + dt.timedelta(seconds=1)
+    figures = selectors.dashboard(days=7, day=now.date(), now=now)
+    assert figures["totals"].stripe_usd == Decimal("5.00") and figures["billing_on"]
