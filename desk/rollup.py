@@ -22,7 +22,7 @@ from billing.models import LedgerEntry
 from generation.models import Generation, State
 from generation.stages import TIMING_COLUMNS, percentile, stage_durations
 
-from .models import GenerationHour, LedgerHour, RollupRun, StageTiming
+from .models import GenerationDay, GenerationHour, LedgerHour, RollupRun, StageTiming
 
 # fal bills a job it rendered to the end: it reached finalizing (ours to copy), whatever
 # happened to it afterwards. Its catalogue price is the row's fal_price_usd.
@@ -104,6 +104,27 @@ def rollup_days(*, days) -> None:
                 fal_usd=row["usd"] or Decimal(0),
             )
             for row in _generation_rows(start, end)
+        )
+        GenerationDay.objects.filter(day=day).delete()
+        day_rows = (
+            GenerationHour.objects.filter(hour__gte=start, hour__lt=end)
+            .values("endpoint_id", "tier", "free_preview", "state", "error_code")
+            .annotate(n=Sum("generations"), runs=Sum("fal_runs"), usd=Sum("fal_usd"))
+            .order_by()
+        )
+        GenerationDay.objects.bulk_create(
+            GenerationDay(
+                day=day,
+                endpoint_id=row["endpoint_id"],
+                tier=row["tier"],
+                free_preview=row["free_preview"],
+                state=row["state"],
+                error_code=row["error_code"],
+                generations=row["n"],
+                fal_runs=row["runs"],
+                fal_usd=row["usd"],
+            )
+            for row in day_rows
         )
         LedgerHour.objects.filter(hour__gte=start, hour__lt=end).delete()
         entries = LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate, TruncHour
 
 from billing.models import LedgerEntry, StripeEvent
@@ -21,7 +21,7 @@ from generation.stages import STAGE_LABELS, TIMING_COLUMNS, stage_durations
 from moderation.models import Report
 from workflows.models import ProviderCircuit
 
-from .models import GenerationHour, LedgerHour, RollupRun, StageTiming
+from .models import GenerationDay, GenerationHour, LedgerHour, RollupRun, StageTiming
 from .rollup import FAL_RAN, generation_groups, ledger_rows, stage_summary
 
 # States still moving: the dashboard shows them as one "in flight" figure.
@@ -134,11 +134,28 @@ def _periods(starts, *, first, end, grain: str, now: dt.datetime) -> dict[dt.dat
     def period_of(value) -> Period | None:
         return periods.get(_key(value, grain))
 
+    columns = ("endpoint_id", "tier", "free_preview", "state", "error_code")
+    sums = {"n": Sum("generations"), "runs": Sum("fal_runs"), "usd": Sum("fal_usd")}
+    # Whole days before today from the day table; today's finished hours (or a day's hours)
+    # from the hour table: a day row of today would count the current hour too.
+    hours_from = first
+    if grain == "day":
+        hours_from = max(first, _hour(current).replace(hour=0))
+        days = (
+            GenerationDay.objects.filter(day__gte=first.date(), day__lt=hours_from.date())
+            .annotate(bucket=F("day"))
+            .values("bucket", *columns)
+            .annotate(**sums)
+            .order_by()
+        )
+        for row in days:
+            if period := period_of(row["bucket"]):
+                period.add_group({**row, "code": row["error_code"]})
     rolled = (
-        GenerationHour.objects.filter(hour__gte=first, hour__lt=min(end, current))
+        GenerationHour.objects.filter(hour__gte=hours_from, hour__lt=min(end, current))
         .annotate(bucket=bucket("hour"))
-        .values("bucket", "endpoint_id", "tier", "free_preview", "state", "error_code")
-        .annotate(n=Sum("generations"), runs=Sum("fal_runs"), usd=Sum("fal_usd"))
+        .values("bucket", *columns)
+        .annotate(**sums)
         .order_by()
     )
     for row in rolled:
