@@ -24,7 +24,7 @@ from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 from standardwebhooks import Webhook
 
-from core import safe_fetch
+from core import metrics, safe_fetch
 from core.queueing import enqueue
 from core.safe_fetch import FetchRefused, check_ip
 from generation.models import Generation, State
@@ -220,8 +220,10 @@ def webhook_deliver(*, delivery_id: int, fetch_options: dict | None = None) -> b
             last_error="",
             next_attempt_at=None,
         )
+        metrics.WEBHOOK_ATTEMPTS.labels(outcome="delivered").inc()
         return True
     gave_up = attempt > len(RETRY_DELAYS)
+    metrics.WEBHOOK_ATTEMPTS.labels(outcome="gave_up" if gave_up else "retry").inc()
     WebhookDelivery.objects.filter(pk=delivery_id).update(
         status=WebhookDelivery.Status.FAILED if gave_up else WebhookDelivery.Status.PENDING,
         last_status_code=status_code,

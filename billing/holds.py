@@ -25,6 +25,7 @@ from django.db.models import Case, Count, F, IntegerField, Subquery, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from core import metrics
 from generation.models import TERMINAL, Generation, State
 
 from .errors import InsufficientCredits, how_to_get_credits
@@ -165,6 +166,7 @@ def credits_hold(*, quote: Quote, generation, takes_slot: bool = True) -> Ledger
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
             raise HoldStale(f"account {account.pk} changed since the quote")
+    metrics.ledger_counted(kind=Kind.HOLD, amount=entry.amount)
     return entry
 
 

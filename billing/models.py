@@ -176,6 +176,11 @@ class StripeEvent(models.Model):
     created = models.DateTimeField(help_text="When Stripe created the event")
     received_at = models.DateTimeField(default=timezone.now)
     outcome = models.CharField(max_length=200, blank=True)
+    # What the customer paid, in the currency's smallest unit, on the event that granted the
+    # credits it bought (a pack's Checkout Session, a plan's paid invoice); 0 on every other.
+    # The staff dashboard's Stripe income.
+    income_minor = models.PositiveBigIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
 
     class Meta:
         ordering = ["-received_at"]

@@ -24,6 +24,7 @@ from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import metrics
 from core.audit import audit_record
 from core.models import AuditAction
 
@@ -114,6 +115,7 @@ def ledger_apply(
         if LedgerEntry.objects.filter(idempotency_key=key).exists():
             return None
         raise
+    metrics.ledger_counted(kind=kind, amount=entry.amount)
     return entry
 
 

@@ -147,13 +147,30 @@ def event_process(event: dict) -> str:
             record = StripeEvent.objects.create(event_id=event["id"], type=kind, created=created)
             obj = (event.get("data") or {}).get("object") or {}
             outcome = _dispatch(kind, obj, created) if kind in HANDLED else "ignored"
-            StripeEvent.objects.filter(pk=record.pk).update(outcome=outcome[:200])
+            StripeEvent.objects.filter(pk=record.pk).update(
+                outcome=outcome[:200], **_income(outcome, obj)
+            )
     except IntegrityError:
         if StripeEvent.objects.filter(event_id=event["id"]).exists():
             return "duplicate"
         raise
     log.info("stripe event %s %s: %s", event["id"], kind, outcome)
     return outcome
+
+
+# The outcomes of the events that were paid for: the one event per payment that granted.
+PAID_OUTCOMES = frozenset({"pack granted", "monthly credits granted"})
+
+
+def _income(outcome: str, obj: dict) -> dict:
+    """What the customer paid with this event (a session's amount_total, an invoice's
+    amount_paid), if it is the one that granted the credits."""
+    if outcome not in PAID_OUTCOMES:
+        return {}
+    amount = obj.get("amount_total", obj.get("amount_paid"))
+    if not isinstance(amount, int) or amount < 0:
+        return {}
+    return {"income_minor": amount, "currency": str(obj.get("currency") or "")[:3].lower()}
 
 
 def _dispatch(kind: str, obj: dict, created: dt.datetime) -> str:

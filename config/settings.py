@@ -602,6 +602,23 @@ MIDDLEWARE.insert(0, "core.observability.RequestMiddleware")
 # /metrics (Prometheus) answers only `Authorization: Bearer <METRICS_TOKEN>`; unset: off (404).
 # Under gunicorn set PROMETHEUS_MULTIPROC_DIR (an empty folder) to add up all its processes.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Staff dashboard (/admin/dashboard/, desk.rollup): each run of the rollup recomputes the days
+# of the last DASHBOARD_ROLLUP_HOURS (rows still moving) and those of older rows that ended since.
+DASHBOARD_ROLLUP_HOURS = env_int("DASHBOARD_ROLLUP_HOURS", 48)
+# Staff alerts (desk.alerts, checked every minute): over the generations that ended in the last
+# ALERT_WINDOW_MINUTES, when at least ALERT_MIN_SAMPLES did, an email when the failure rate
+# (failed ÷ (ready + failed)) exceeds ALERT_FAILURE_RATE or a stage's p95 exceeds its line in
+# seconds; one more when it falls back. 0 turns a line off.
+ALERT_WINDOW_MINUTES = env_int("ALERT_WINDOW_MINUTES", 30)
+ALERT_MIN_SAMPLES = env_int("ALERT_MIN_SAMPLES", 20)
+ALERT_FAILURE_RATE = env_float("ALERT_FAILURE_RATE", 0.2)
+ALERT_P95_SECONDS = {
+    "submit": env_float("ALERT_P95_SUBMIT_SECONDS", 120.0),
+    "queue": env_float("ALERT_P95_QUEUE_SECONDS", 900.0),
+    "run": env_float("ALERT_P95_RUN_SECONDS", 900.0),
+    "finalize": env_float("ALERT_P95_FINALIZE_SECONDS", 120.0),
+    "total": env_float("ALERT_P95_TOTAL_SECONDS", 1800.0),
+}
 # Errors to Sentry when SENTRY_DSN is set (no personal data sent: send_default_pii off).
 SENTRY_DSN = env_str("SENTRY_DSN")
 if SENTRY_DSN:

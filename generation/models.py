@@ -195,6 +195,13 @@ class Generation(models.Model):
                 condition=Q(state=State.SUCCEEDED, inference_seconds__isnull=False),
                 name="generation_recent_runs",
             ),
+            # desk.rollup (hours of rows that ended since its last run) and desk.alerts (rows
+            # that ended in the window).
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="generation_finished",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

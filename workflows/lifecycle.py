@@ -31,9 +31,11 @@ from django.db import transaction
 
 from api.webhooks import webhook_outbox_add
 from billing.holds import credits_settle, slot_free, slot_take
+from core import metrics
 from core.audit import audit_record
 from core.models import AuditAction
 from generation.models import ALLOWED_SOURCES, TERMINAL, Generation, State
+from generation.stages import TIMING_COLUMNS, row_stages
 
 from .notifications import ANNOUNCED_OUTCOMES, outcome_notice_queue
 
@@ -97,9 +99,12 @@ def generation_move(
     action = AUDIT_FOR_STATE.get(to) if audit is DEFAULT else audit
     has_effects = to in TERMINAL or to in ANNOUNCED or action is not None
     if not has_effects:
-        return Generation.objects.transition(
+        moved = Generation.objects.transition(
             generation_id, to, sources=sources, where=where, **changes
         )
+        if moved:
+            _counted(generation_id, to)
+        return moved
     with transaction.atomic():
         if not Generation.objects.transition(
             generation_id, to, sources=sources, where=where, **changes
@@ -130,7 +135,19 @@ def generation_move(
                 after={"state": to, **(audit_after or {})},
                 request=actor.request,
             )
+    _counted(generation_id, to)
     return True
+
+
+def _counted(generation_id, to: str) -> None:
+    """/metrics: the move, and on an end the time the row spent in each stage. Counted when the
+    move's transaction is done (not with on_commit: a caller's enclosing transaction that
+    rolls back afterwards, which none of ours does on purpose, is not subtracted)."""
+    metrics.GENERATION_MOVES.labels(state=to).inc()
+    if to in TERMINAL:
+        row = Generation.objects.filter(pk=generation_id).values_list(*TIMING_COLUMNS).first()
+        for stage, seconds in row_stages(row).items() if row else ():
+            metrics.GENERATION_STAGE_SECONDS.labels(stage=stage).observe(seconds)
 
 
 def generation_held_announce(*, generation: Generation) -> None:
