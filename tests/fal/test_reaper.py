@@ -82,15 +82,39 @@ def test_reaper_resubmits_a_lost_submit_task(fake_fal, user, django_capture_on_c
     assert len(fake_fal.submits()) == 1
 
 
-def test_reaper_requeues_a_submit_whose_worker_died(fake_fal, user):
+def test_a_submit_whose_worker_died_is_sent_again_only_once_fal_cannot_have_it(
+    fake_fal, with_webhooks, user, settings
+):
+    """The worker may have died after its POST reached fal: a resubmit could start a second
+    paid job, so the row waits for the webhook naming its attempt until the reconcile
+    deadline (tests/fal/test_submit_reconcile.py), and only then is it sent again."""
+    generation = make_generation(user, state=State.SUBMITTING, attempts=1, submit_token="a" * 32)
+    rows = Generation.objects.filter(pk=generation.pk)
+    rows.update(submitting_at=timezone.now() - timedelta(minutes=6))
+    assert tracking.reap()["requeued"] == 0
+    generation.refresh_from_db()
+    assert generation.state == State.SUBMITTING
+    rows.update(
+        submitting_at=timezone.now()
+        - timedelta(seconds=settings.FAL_SUBMIT_RECONCILE_SECONDS, minutes=1)
+    )
+    assert tracking.reap()["requeued"] == 1
+    generation.refresh_from_db()
+    assert generation.state == State.QUEUED and generation.error_code == "submit_unconfirmed"
+    assert generation.next_check_at is not None
+    assert fake_fal.submits() == []
+
+
+def test_without_a_webhook_a_submit_whose_worker_died_fails_unbilled(fake_fal, user):
     generation = make_generation(user, state=State.SUBMITTING, attempts=1)
     Generation.objects.filter(pk=generation.pk).update(
         submitting_at=timezone.now() - timedelta(minutes=6)
     )
-    assert tracking.reap()["requeued"] == 1
+    tracking.reap()
     generation.refresh_from_db()
-    assert generation.state == State.QUEUED and generation.error_code == "submit_lost"
-    assert generation.next_check_at is not None
+    assert generation.state == State.FAILED and generation.error_code == "submit_unconfirmed"
+    assert "Nothing was charged" in generation.error_message
+    assert fake_fal.submits() == []
 
 
 @pytest.mark.parametrize(
