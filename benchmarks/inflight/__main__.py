@@ -78,6 +78,11 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    parser.add_argument(
+        "--pg-name",
+        help="name of the throw-away PostgreSQL database (default bench<pid>; it is dropped "
+        "first if it exists, and afterwards)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
@@ -132,7 +137,9 @@ def run(args) -> dict:
         if args.db == "sqlite":
             env["SQLITE_PATH"] = str(scratch / "bench.sqlite3")
         else:
-            env["DATABASE_URL"] = stack.enter_context(throwaway_postgres(args.pg_admin_url, tag))
+            env["DATABASE_URL"] = stack.enter_context(
+                throwaway_postgres(args.pg_admin_url, args.pg_name or tag)
+            )
             env["REDIS_URL"] = args.redis_url
         env.update(item.split("=", 1) for item in args.env)
         # This process reads the database too: the same one as the processes it starts, never
@@ -268,6 +275,7 @@ def throwaway_postgres(admin_url: str, name: str):
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield admin_url.rsplit("/", 1)[0] + "/" + name
