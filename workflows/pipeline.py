@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 FINALIZE_LEASE = timedelta(seconds=30)
 FINALIZE_BEAT_SECONDS = 5.0
 FINALIZE_LONGEST = timedelta(minutes=12)
+# A finalize still waiting in the broker's queue holds the row this long: nothing renews it,
+# and a backlog (1000 jobs finishing in 20 s on two workers) can keep it waiting longer than
+# FINALIZE_LEASE. With the short lease the tracker queued every waiting finalize again, at the
+# back of the queue (the one near the front then found its lease gone and did nothing), which
+# turned a backlog of seconds into minutes (benchmarks/README.md, inflight). A task lost before
+# it started (rare: a broker message dropped) waits this long to be queued again.
+FINALIZE_QUEUED = timedelta(minutes=5)
 
 
 def webhook_url_for(generation: Generation) -> str | None:
@@ -463,7 +470,7 @@ def generation_complete_at_provider(
             )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
-    lease = timezone.now() + FINALIZE_LEASE
+    lease = timezone.now() + FINALIZE_QUEUED
     # A fal-side retry's id, kept for a finalize that must fetch the result (no webhook link).
     retried = {"gateway_request_id": gateway_request_id} if gateway_request_id else {}
     moved = generation_move(
@@ -502,6 +509,19 @@ def enqueue_finalize(generation_id, lease) -> None:
             save=False,
         )
     )
+
+
+def generation_finalize_requeue(*, generation: Generation) -> bool:
+    """The tracker found a finalizing row whose lease ran out (its task was lost, or its
+    worker died): queue the finalize again, holding the row as a queued finalize does.
+    `generation.next_check_at` is the tracker's claim mark on the row."""
+    lease = timezone.now() + FINALIZE_QUEUED
+    if not Generation.objects.filter(
+        pk=generation.pk, state=State.FINALIZING, next_check_at=generation.next_check_at
+    ).update(next_check_at=lease):
+        return False
+    enqueue_finalize(generation.pk, lease)
+    return True
 
 
 def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> bool:

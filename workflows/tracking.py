@@ -103,7 +103,7 @@ def _step_logged(generation: Generation) -> bool:
         if generation.state == State.QUEUED:
             pipeline.generation_submit(generation_id=generation.pk, generation=generation)
         elif generation.state == State.FINALIZING:
-            pipeline.enqueue_finalize(generation.pk, generation.next_check_at)
+            pipeline.generation_finalize_requeue(generation=generation)
         else:
             pipeline.generation_poll(generation_id=generation.pk, generation=generation)
     except Exception:

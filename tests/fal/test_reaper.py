@@ -165,3 +165,35 @@ def test_nothing_stays_non_terminal_forever(fake_fal, user, monkeypatch):
         Generation.objects.filter(pk__in=[g.pk for g in stuck]).values_list("state", flat=True)
     )
     assert states == {State.FAILED}
+
+
+def test_a_finalize_waiting_in_a_backlog_is_not_queued_again_behind_it(
+    fake_fal, with_webhooks, user, django_capture_on_commit_callbacks
+):
+    """A queued finalize holds the row for FINALIZE_QUEUED, not the running lease: re-queued
+    after 30 s it went to the back of the queue, and a backlog of seconds became minutes."""
+    generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    fake_fal.wait_for_webhooks(1)
+    url, headers, body = fake_fal.webhooks.pending.pop()
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        fake_fal.webhooks.post(headers, body, url)  # the finalize is queued, not yet run
+    assert len(queued) == 1
+    generation.refresh_from_db()
+    assert generation.state == State.FINALIZING
+    lease = generation.next_check_at
+
+    past_running_lease = timezone.now() + pipeline.FINALIZE_LEASE + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=False) as requeued:
+        assert tracking.track_once(now=past_running_lease) == 0
+    assert requeued == []
+    generation.refresh_from_db()
+    assert generation.next_check_at == lease
+
+    lost = timezone.now() + pipeline.FINALIZE_QUEUED + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True) as requeued:
+        assert tracking.track_once(now=lost) == 1
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+    # The first task, run late, finds the lease taken over and does nothing.
+    assert not pipeline.generation_finalize(generation_id=generation.pk, lease=lease)
