@@ -12,6 +12,7 @@ benchmarks/README.md.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing
@@ -290,8 +291,16 @@ def started(commands: dict[str, list[str]], env: dict[str, str], scratch: Path):
     try:
         for role, command in commands.items():
             log = open(scratch / f"{role}.log", "wb")  # noqa: SIM115 - closed with the dir
+            # A process group of its own: qcluster's sentinel and workers are its children,
+            # and a qcluster killed after the grace period would leave them running (they
+            # outlived earlier runs and loaded the machine of the next ones).
             procs[role] = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         yield procs
     finally:
@@ -303,6 +312,8 @@ def started(commands: dict[str, list[str]], env: dict[str, str], scratch: Path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
             tail = (scratch / f"{role}.log").read_text(errors="replace")[-1500:]
             if "Traceback" in tail or "ERROR" in tail:
                 print(f"--- {role} log (tail):\n{tail}", file=sys.stderr)
