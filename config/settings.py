@@ -333,6 +333,16 @@ FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.wel
 # seconds (0: fal's default), long after finalize has copied it.
 FAL_STORE_IO = env_bool("FAL_STORE_IO", False)
 FAL_MEDIA_EXPIRATION_SECONDS = env_int("FAL_MEDIA_EXPIRATION_SECONDS", 3600)
+# fal ends a request that has not started within this many seconds itself (X-Fal-Request-
+# Timeout on every submit; a 504 that is not billed). It bounds how long a submit whose answer
+# was lost can still turn into a paid job: the reconcile deadline below builds on it.
+FAL_START_TIMEOUT_SECONDS = env_int("FAL_START_TIMEOUT_SECONDS", 3 * 60 * 60)
+# A submit whose answer was lost (timeout or reset after the POST may have reached fal) waits
+# this long for the webhook that names its attempt before it is sent again: the start timeout,
+# plus the longest run (the in-progress deadline, 1 h), plus fal's first webhook retries.
+FAL_SUBMIT_RECONCILE_SECONDS = env_int(
+    "FAL_SUBMIT_RECONCILE_SECONDS", FAL_START_TIMEOUT_SECONDS + 60 * 60 + 15 * 60
+)
 # Only for tests and local fakes: let result downloads reach loopback/private addresses.
 FAL_ALLOW_PRIVATE_RESULT_HOSTS = env_bool("FAL_ALLOW_PRIVATE_RESULT_HOSTS", False)
 # Simulated provider queue for the offline renderer, so that progress is visible.

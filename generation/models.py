@@ -141,6 +141,13 @@ class Generation(models.Model):
 
     # The provider's side.
     provider_request_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    # fal's id of the run that answered, when fal retried the request on its side (its
+    # webhook and, sometimes, its status carry it); the retried result may be reachable only
+    # under it (workflows.pipeline, shared/fal-protocol.md section 1).
+    gateway_request_id = models.CharField(max_length=100, blank=True, db_default="")
+    # The current submit attempt's secret, carried in the fal_webhook URL: a webhook for a
+    # submit whose answer was lost names its row by it (workflows.pipeline.generation_submit).
+    submit_token = models.CharField(max_length=32, unique=True, null=True, blank=True)
     provider_urls = models.JSONField(default=dict, blank=True)
     queue_position = models.PositiveIntegerField(null=True, blank=True)
     provider_metrics = models.JSONField(default=dict, blank=True)

@@ -111,25 +111,13 @@ def sign_video(src: str, dst: str, *, endpoint_id: str, when: datetime.datetime)
     certificate or key cannot be used.
     """
     material = _material()
-    try:
-        signer = c2pa.Signer.from_info(
-            c2pa.C2paSignerInfo(
-                c2pa.C2paSigningAlg.ES256,
-                material.chain_pem,
-                material.key_pem,
-                settings.C2PA_TSA_URL or None,
-            )
-        )
-    except c2pa.C2paError as exc:
-        raise ImproperlyConfigured(
-            f"The C2PA signing certificate or key is unusable: {exc}"
-        ) from exc
+    signer = _signer(material, settings.C2PA_TSA_URL or None)
     # Our own label for the manifest, so that it need not be read back to be known.
     label = f"urn:c2pa:{uuid.uuid4()}"
     definition = {**manifest_definition(endpoint_id=endpoint_id, when=when), "label": label}
     try:
         with (
-            signer,
+            _signing,
             c2pa.Builder(definition) as builder,
             open(src, "rb") as source,
             open(dst, "w+b") as target,
@@ -149,6 +137,25 @@ def sign_video(src: str, dst: str, *, endpoint_id: str, when: datetime.datetime)
 
 
 _chain_checked = threading.Event()
+# One signer per process, used by one signing at a time (the library's signer object is not
+# documented as safe to share between threads; a worker process signs one clip at a time).
+_signing = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _signer(material: _SigningMaterial, tsa_url: str | None) -> c2pa.Signer:
+    """The signer for this chain and key, built once per process rather than once per clip
+    (it parses the chain and the key each time). Kept open for the process's life."""
+    try:
+        return c2pa.Signer.from_info(
+            c2pa.C2paSignerInfo(
+                c2pa.C2paSigningAlg.ES256, material.chain_pem, material.key_pem, tsa_url
+            )
+        )
+    except c2pa.C2paError as exc:
+        raise ImproperlyConfigured(
+            f"The C2PA signing certificate or key is unusable: {exc}"
+        ) from exc
 
 
 def read_credentials(path: str) -> Credentials | None:

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from generation.backends import ProviderError
-from generation.backends.fal import _describe, _http_error, parse_output
+from generation.backends.fal import _describe, _http_error, gateway_id, parse_output
 from generation.models import Generation
 
 from . import pipeline
@@ -120,8 +120,20 @@ def fal_webhook(request):
         .values_list("pk", flat=True)
         .first()
     )
+    token = request.GET.get("attempt", "")
+    if generation_id is None and token:
+        # A submit whose answer was lost: the attempt token we put in the URL names the row.
+        generation_id = pipeline.generation_submit_confirmed(
+            token=token[:32],
+            request_id=request_id,
+            gateway_request_id=gateway_id(body, request_id),
+            actor=FAL_WEBHOOK,
+        )
     if generation_id is None:
-        # Not ours (or long gone): acknowledge so fal stops retrying.
+        # Not ours, long gone, or an attempt already given up and sent again: acknowledge
+        # so fal stops retrying.
+        if token:
+            log.warning("fal webhook for %s names no live submit attempt", request_id)
         return HttpResponse(status=204)
     record_webhook(generation_id=generation_id, body=body, request_id=request_id)
     return HttpResponse(status=204)
@@ -130,6 +142,12 @@ def fal_webhook(request):
 def record_webhook(*, generation_id, body: dict, request_id: str) -> None:
     """What fal says of `request_id` moves the row only while it waits on that request: a
     late or repeated webhook about an earlier attempt leaves a retry alone (pipeline)."""
+    retried = gateway_id(body, request_id)
+    if retried:
+        # fal retried the request on its side: keep the id its result may be filed under.
+        Generation.objects.filter(pk=generation_id, provider_request_id=request_id).update(
+            gateway_request_id=retried
+        )
     if body.get("status") == "OK":
         try:
             completed = parse_output(body.get("payload"))

@@ -6,6 +6,7 @@ None of them waits on the provider: each makes one quick call and records what i
 """
 
 import logging
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django_q.conf import Conf
 
 from core.queueing import enqueue
 from generation import media
-from generation.backends import Completed, ProviderError, get_backend
+from generation.backends import SUBMIT_UNCONFIRMED, Completed, ProviderError, get_backend
 from generation.leases import heartbeat
 from generation.models import TERMINAL, Generation, State
 from generation.polling import next_poll_at, poll_delay, retry_delay
@@ -43,12 +44,22 @@ log = logging.getLogger(__name__)
 FINALIZE_LEASE = timedelta(seconds=30)
 FINALIZE_BEAT_SECONDS = 5.0
 FINALIZE_LONGEST = timedelta(minutes=12)
+# A finalize still waiting in the broker's queue holds the row this long: nothing renews it,
+# and a backlog (1000 jobs finishing in 20 s on two workers) can keep it waiting longer than
+# FINALIZE_LEASE. With the short lease the tracker queued every waiting finalize again, at the
+# back of the queue (the one near the front then found its lease gone and did nothing), which
+# turned a backlog of seconds into minutes (benchmarks/README.md, inflight). A task lost before
+# it started (rare: a broker message dropped) waits this long to be queued again.
+FINALIZE_QUEUED = timedelta(minutes=5)
 
 
 def webhook_url_for(generation: Generation) -> str | None:
+    """fal's webhook for this row, naming its current submit attempt: a webhook for a submit
+    whose answer was lost finds the row by that token (workflows.fal_webhooks)."""
     if not settings.PUBLIC_BASE_URL or generation.backend != "fal":
         return None
-    return f"{settings.PUBLIC_BASE_URL}/webhooks/fal/"
+    url = f"{settings.PUBLIC_BASE_URL}/webhooks/fal/"
+    return f"{url}?attempt={generation.submit_token}" if generation.submit_token else url
 
 
 def generation_submit(
@@ -78,24 +89,31 @@ def generation_submit(
             )
             return False
         probing = True
+    # The attempt is recorded before the POST: its token goes into the webhook URL, so a
+    # submit whose answer is lost can still be matched to the job fal queued.
+    token = secrets.token_hex(16)
     claimed = generation_move(
         generation_id=generation_id,
         to=State.SUBMITTING,
         actor=actor,
         attempts=F("attempts") + 1,
         next_check_at=None,
+        submit_token=token,
     )
     if not claimed:
         return False
     if generation is None:
         generation = Generation.objects.get(pk=generation_id)
+    generation.submit_token = token
     backend = get_backend(generation.backend)
     try:
         submitted = backend.submit(generation, webhook_url=webhook_url_for(generation))
     except ProviderError as exc:
         if counts_against_provider(exc):
             circuit_failure(backend_name, exc)
-        if exc.code == LOCKED_CODE:
+        if exc.code == SUBMIT_UNCONFIRMED:
+            _submit_unconfirmed(generation, exc, actor=actor, now=now)
+        elif exc.code == LOCKED_CODE:
             _wait_for_provider(generation_id, actor=actor, now=now)
         else:
             _failed(generation_id, exc, actor=actor)
@@ -110,10 +128,20 @@ def generation_submit(
         actor=actor,
         **recorded,
         provider_request_id=submitted.request_id,
+        gateway_request_id=submitted.gateway_request_id,
         provider_urls=submitted.urls,
         queue_position=submitted.queue_position,
         next_check_at=now + poll_delay(0, webhook=webhook),
     )
+    if (
+        not moved
+        and Generation.objects.filter(
+            pk=generation_id, provider_request_id=submitted.request_id
+        ).exists()
+    ):
+        # Its webhook came first (a job that finished before our answer was recorded) and
+        # named the row by its attempt: that is this request, nothing to undo.
+        return True
     if not moved:
         # Canceled (or given to another submit) meanwhile: the provider has our job now, so
         # cancel it there. Record its id only on an ended row, never over a live request's.
@@ -128,6 +156,105 @@ def generation_submit(
 
 # A paused row is looked at again no sooner than this (the probe time may be now).
 PAUSED_RECHECK = timedelta(seconds=5)
+
+UNCONFIRMED_WAIT_MESSAGE = (
+    "fal's answer to the submit was lost; waiting for fal to report the job before anything "
+    "is sent again."
+)
+UNCONFIRMED_FAIL_MESSAGE = (
+    "fal's answer to the submit was lost and, without a webhook, nothing can tell whether fal "
+    "queued the job, so it was not sent again (that could have started a second paid job). "
+    "Nothing was charged: your credits are back."
+)
+
+
+def _submit_unconfirmed(generation: Generation, exc: ProviderError, *, actor: Actor, now) -> None:
+    """The POST may have reached fal: never send it again blindly (a second paid job).
+
+    With a webhook the row stays submitting: the webhook that carries this attempt's token
+    confirms it (`generation_submit_confirmed`), and only after FAL_SUBMIT_RECONCILE_SECONDS
+    without one, when fal has ended any request it got (its start timeout, then the longest
+    run), does the reaper send it again (`generation_submit_reconcile`). fal offers no lookup
+    of a request by anything we know before its answer (shared/fal-protocol.md; the platform
+    API lists requests by endpoint and time only, without our inputs under X-Fal-Store-IO: 0).
+    Without a webhook nothing could confirm it: the job fails, its credits are released.
+    """
+    if webhook_url_for(generation) is None:
+        generation_fail(
+            generation_id=generation.pk,
+            code=SUBMIT_UNCONFIRMED,
+            message=UNCONFIRMED_FAIL_MESSAGE,
+            actor=actor,
+            sources=[State.SUBMITTING],
+        )
+        return
+    log.warning("generation %s: %s", generation.pk, exc.message)
+    Generation.objects.filter(
+        pk=generation.pk, state=State.SUBMITTING, submit_token=generation.submit_token
+    ).update(
+        error_code=SUBMIT_UNCONFIRMED,
+        error_message=UNCONFIRMED_WAIT_MESSAGE,
+        updated_at=now,
+    )
+
+
+def generation_submit_confirmed(
+    *, token: str, request_id: str, gateway_request_id: str = "", actor: Actor
+) -> object | None:
+    """fal's webhook names a submit attempt whose answer we never got: record the request it
+    became. The row's id if this attempt is (or was already) the row's current request."""
+    row = (
+        Generation.objects.filter(submit_token=token)
+        .values("pk", "state", "provider_request_id")
+        .first()
+    )
+    if row is None:
+        return None
+    if row["provider_request_id"] == request_id:
+        return row["pk"]
+    moved = generation_move(
+        generation_id=row["pk"],
+        to=State.IN_QUEUE,
+        actor=actor,
+        sources=[State.SUBMITTING],
+        where={"submit_token": token, "provider_request_id__isnull": True},
+        provider_request_id=request_id,
+        gateway_request_id=gateway_request_id,
+        error_code="",
+        error_message="",
+        next_check_at=timezone.now() + poll_delay(0, webhook=True),
+    )
+    if moved:
+        log.info("generation %s: lost submit confirmed as %s", row["pk"], request_id)
+        return row["pk"]
+    return None
+
+
+def generation_submit_reconcile(*, generation: Generation, now, actor: Actor) -> bool:
+    """A row still submitting past its stage deadline: its worker died, or fal's answer was
+    lost. Either way the POST may have reached fal. True if it was sent back to the queue.
+
+    Sent again only once any request fal got for it has surely ended (the reconcile
+    deadline); without a webhook nothing can tell, so it fails (credits released)."""
+    if webhook_url_for(generation) is None:
+        generation_fail(
+            generation_id=generation.pk,
+            code=SUBMIT_UNCONFIRMED,
+            message=UNCONFIRMED_FAIL_MESSAGE,
+            actor=actor,
+            sources=[State.SUBMITTING],
+        )
+        return False
+    deadline = generation.submitting_at + timedelta(seconds=settings.FAL_SUBMIT_RECONCILE_SECONDS)
+    if now < deadline:
+        return False
+    return generation_retry_or_fail(
+        generation_id=generation.pk,
+        code=SUBMIT_UNCONFIRMED,
+        message="fal never reported the job after its submit answer was lost; sent again.",
+        actor=actor,
+        where={"submit_token": generation.submit_token},
+    )
 
 
 def _wait_for_provider(generation_id, *, actor: Actor, now) -> None:
@@ -185,7 +312,13 @@ def _about_request(request_id: str | None, sources=None) -> dict:
 
 
 def generation_retry_or_fail(
-    *, generation_id, code: str, message: str, actor: Actor, request_id: str | None = None
+    *,
+    generation_id,
+    code: str,
+    message: str,
+    actor: Actor,
+    request_id: str | None = None,
+    where: dict | None = None,
 ) -> bool:
     """After an infrastructure failure: queue the job again with back-off, or give up.
 
@@ -202,12 +335,15 @@ def generation_retry_or_fail(
             actor=actor,
             request_id=request_id,
         )
+    about = _about_request(request_id, [State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS])
+    if where:
+        about["where"] = {**about.get("where", {}), **where}
     requeued = generation_move(
         generation_id=generation_id,
         to=State.QUEUED,
         actor=actor,
         reason=f"{code}: {message}"[:2000],
-        **_about_request(request_id, [State.SUBMITTING, State.IN_QUEUE, State.IN_PROGRESS]),
+        **about,
         next_check_at=timezone.now() + retry_delay(attempts),
         queue_position=None,
         error_code=code,
@@ -317,6 +453,9 @@ def generation_poll(
             ).update(**polled)
     else:
         output_url = ""
+        if progress.gateway_request_id:
+            # fal retried it on its side: the result may be kept under the retried run's id.
+            generation.gateway_request_id = progress.gateway_request_id
         if not progress.error or not _is_retry_or_cancel(progress.error_type):
             # A failure's status only says "Invalid status code: 422"; the result holds fal's
             # detail (which field, which policy), and that is what the user should read. A
@@ -336,6 +475,7 @@ def generation_poll(
             error=progress.error,
             error_type=progress.error_type,
             output_url=output_url,
+            gateway_request_id=progress.gateway_request_id,
             actor=actor,
             request_id=request_id,
         )
@@ -361,6 +501,7 @@ def generation_complete_at_provider(
     error: str | None = None,
     error_type: str | None = None,
     output_url: str = "",
+    gateway_request_id: str = "",
     actor: Actor,
     request_id: str | None = None,
 ) -> None:
@@ -394,7 +535,9 @@ def generation_complete_at_provider(
             )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
-    lease = timezone.now() + FINALIZE_LEASE
+    lease = timezone.now() + FINALIZE_QUEUED
+    # A fal-side retry's id, kept for a finalize that must fetch the result (no webhook link).
+    retried = {"gateway_request_id": gateway_request_id} if gateway_request_id else {}
     moved = generation_move(
         generation_id=generation_id,
         to=State.FINALIZING,
@@ -405,6 +548,7 @@ def generation_complete_at_provider(
         queue_position=None,
         provider_output_url=output_url,
         next_check_at=lease,
+        **retried,
     )
     if moved:
         enqueue_finalize(generation_id, lease)
@@ -431,6 +575,19 @@ def enqueue_finalize(generation_id, lease) -> None:
             save=False,
         )
     )
+
+
+def generation_finalize_requeue(*, generation: Generation) -> bool:
+    """The tracker found a finalizing row whose lease ran out (its task was lost, or its
+    worker died): queue the finalize again, holding the row as a queued finalize does.
+    `generation.next_check_at` is the tracker's claim mark on the row."""
+    lease = timezone.now() + FINALIZE_QUEUED
+    if not Generation.objects.filter(
+        pk=generation.pk, state=State.FINALIZING, next_check_at=generation.next_check_at
+    ).update(next_check_at=lease):
+        return False
+    enqueue_finalize(generation.pk, lease)
+    return True
 
 
 def generation_finalize(*, generation_id, lease=None, actor: Actor = WORKER) -> bool:

@@ -103,7 +103,7 @@ def _step_logged(generation: Generation) -> bool:
         if generation.state == State.QUEUED:
             pipeline.generation_submit(generation_id=generation.pk, generation=generation)
         elif generation.state == State.FINALIZING:
-            pipeline.enqueue_finalize(generation.pk, generation.next_check_at)
+            pipeline.generation_finalize_requeue(generation=generation)
         else:
             pipeline.generation_poll(generation_id=generation.pk, generation=generation)
     except Exception:
@@ -156,15 +156,12 @@ def reap(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     repaired["rechecked"] += track_once(limit=limit, now=now, overdue_by=REAPER_GRACE)
 
     stamp, deadline = STAGE_DEADLINES[State.SUBMITTING]
-    for pk in _past(State.SUBMITTING, now - deadline, limit):
-        # Whether fal got the request is unknown; our credits are held once per row, so
-        # sending it again cannot charge the user twice.
-        if pipeline.generation_retry_or_fail(
-            generation_id=pk,
-            code="submit_lost",
-            message="The submission never finished.",
-            actor=REAPER,
-        ):
+    for generation in Generation.objects.filter(
+        state=State.SUBMITTING, submitting_at__lt=now - deadline
+    ).order_by("submitting_at")[:limit]:
+        # Its worker died or fal's answer was lost: whether fal got the request is unknown,
+        # and a blind resubmit could start a second paid job (pipeline reconciles it).
+        if pipeline.generation_submit_reconcile(generation=generation, now=now, actor=REAPER):
             repaired["requeued"] += 1
     for state in (State.QUEUED, State.IN_QUEUE, State.IN_PROGRESS, State.FINALIZING):
         stamp, deadline = STAGE_DEADLINES[state]
@@ -197,15 +194,6 @@ TIMEOUT_MESSAGES = {
     State.IN_PROGRESS: "The provider did not finish the job within {deadline}.",
     State.FINALIZING: "The finished video could not be saved within {deadline}.",
 }
-
-
-def _past(state: str, before: datetime, limit: int) -> list:
-    stamp = STAGE_DEADLINES[state][0]
-    return list(
-        Generation.objects.filter(state=state, **{f"{stamp}__lt": before}).values_list(
-            "pk", flat=True
-        )[:limit]
-    )
 
 
 def _plain(delta: timedelta) -> str:

@@ -12,6 +12,7 @@ benchmarks/README.md.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing
@@ -78,6 +79,11 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    parser.add_argument(
+        "--pg-name",
+        help="name of the throw-away PostgreSQL database (default bench<pid>; it is dropped "
+        "first if it exists, and afterwards)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
@@ -132,7 +138,9 @@ def run(args) -> dict:
         if args.db == "sqlite":
             env["SQLITE_PATH"] = str(scratch / "bench.sqlite3")
         else:
-            env["DATABASE_URL"] = stack.enter_context(throwaway_postgres(args.pg_admin_url, tag))
+            env["DATABASE_URL"] = stack.enter_context(
+                throwaway_postgres(args.pg_admin_url, args.pg_name or tag)
+            )
             env["REDIS_URL"] = args.redis_url
         env.update(item.split("=", 1) for item in args.env)
         # This process reads the database too: the same one as the processes it starts, never
@@ -268,6 +276,7 @@ def throwaway_postgres(admin_url: str, name: str):
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield admin_url.rsplit("/", 1)[0] + "/" + name
@@ -282,8 +291,16 @@ def started(commands: dict[str, list[str]], env: dict[str, str], scratch: Path):
     try:
         for role, command in commands.items():
             log = open(scratch / f"{role}.log", "wb")  # noqa: SIM115 - closed with the dir
+            # A process group of its own: qcluster's sentinel and workers are its children,
+            # and a qcluster killed after the grace period would leave them running (they
+            # outlived earlier runs and loaded the machine of the next ones).
             procs[role] = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         yield procs
     finally:
@@ -295,6 +312,8 @@ def started(commands: dict[str, list[str]], env: dict[str, str], scratch: Path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
             tail = (scratch / f"{role}.log").read_text(errors="replace")[-1500:]
             if "Traceback" in tail or "ERROR" in tail:
                 print(f"--- {role} log (tail):\n{tail}", file=sys.stderr)

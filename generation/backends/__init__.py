@@ -4,9 +4,16 @@ from django.conf import settings
 
 from core import metrics
 
-from .base import Completed, ProviderError, Submitted, VideoBackend
+from .base import SUBMIT_UNCONFIRMED, Completed, ProviderError, Submitted, VideoBackend
 
-__all__ = ["Completed", "ProviderError", "Submitted", "VideoBackend", "get_backend"]
+__all__ = [
+    "SUBMIT_UNCONFIRMED",
+    "Completed",
+    "ProviderError",
+    "Submitted",
+    "VideoBackend",
+    "get_backend",
+]
 
 
 def get_backend(name: str | None = None) -> VideoBackend:

@@ -3,6 +3,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# The code of a submit whose outcome is unknown: the POST may have reached the provider
+# (a read timeout, a connection reset after sending). Never resubmitted blindly
+# (workflows.pipeline.generation_submit reconciles it first).
+SUBMIT_UNCONFIRMED = "submit_unconfirmed"
+
 
 class ProviderError(Exception):
     """A provider call failed. `retryable` says whether trying again can help."""
@@ -19,6 +24,7 @@ class Submitted:
     request_id: str
     queue_position: int | None = None
     urls: dict = field(default_factory=dict)
+    gateway_request_id: str = ""
     arguments: dict | None = None  # as sent, media URLs included, when they differ from the row's
 
 
@@ -32,6 +38,8 @@ class Progress:
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     error_type: str | None = None
+    # fal's id of the run that answered, when its status names one (a fal-side retry).
+    gateway_request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,9 @@ class Completed:
 class VideoBackend(Protocol):
     name: str
 
-    def submit(self, generation, *, webhook_url: str | None) -> Submitted: ...
+    def submit(self, generation, *, webhook_url: str | None) -> Submitted:
+        """Raises ProviderError(SUBMIT_UNCONFIRMED) when the request may have left."""
+        ...
 
     def status(self, generation) -> Progress: ...
 

@@ -21,13 +21,19 @@ from django.core.files.storage import default_storage
 from core.safe_fetch import FetchRefused, open_stream
 
 from ..delivery import is_s3
-from .base import Completed, Progress, ProviderError, Submitted
+from .base import SUBMIT_UNCONFIRMED, Completed, Progress, ProviderError, Submitted
 
 # fal-client retries failed calls up to 10 times, sleeping up to 30 s between tries. Our
 # pipeline retries with its own counted back-off instead, so that no worker sleeps on fal.
+# It matters most for the submit: fal-client would send the POST again after a read timeout or
+# a reset, when the first one may have reached fal, and a second paid job would start. With one
+# attempt such a submit surfaces as SUBMIT_UNCONFIRMED and is reconciled
+# (workflows.pipeline.generation_submit). Only its connect fallback to fal's backup domain
+# stays: a failed connect sent nothing.
 fal_internals.MAX_ATTEMPTS = 1
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+CALL_TIMEOUT = 30.0  # fal-client's timeout for a submit (a submit that outlives it: unconfirmed)
 CHUNK = 1024 * 1024
 INFRASTRUCTURE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # A 200 MB video over a slow CDN link; the stream enforces it as one total deadline.
@@ -39,29 +45,30 @@ PRESIGNED_INPUT_TTL = 60 * 60 * 6  # fal may hold a job in its queue for hours
 def _client() -> fal_client.SyncClient:
     """fal-client's client, with our hook on its httpx client (made here, so the credentials
     are needed here: call it inside `_errors`)."""
-    client = fal_client.SyncClient(key=settings.FAL_KEY or None, default_timeout=30.0)
+    client = fal_client.SyncClient(key=settings.FAL_KEY or None, default_timeout=CALL_TIMEOUT)
     http = client._client
     hooks = http.event_hooks
-    http.event_hooks = {**hooks, "response": [*hooks["response"], _keep_submit_answer]}
+    http.event_hooks = {**hooks, "response": [*hooks["response"], _keep_answer]}
     return client
 
 
-# fal's submit answer carries the queue position, but fal-client's `submit` parses the answer
-# and drops it (its handle has ids and URLs only). A response hook on fal-client's own httpx
-# client keeps the answers that arrive on this thread while `_submit_answers` is open.
+# fal's submit answer carries the queue position and gateway_request_id, a status answer may
+# carry gateway_request_id, but fal-client parses them and drops both (its handle and status
+# objects have ids, URLs, logs and metrics only). A response hook on fal-client's own httpx
+# client keeps the answers that arrive on this thread while `_answers_kept` is open.
 _answers = threading.local()
 
 
-def _keep_submit_answer(response: httpx.Response) -> None:
+def _keep_answer(response: httpx.Response) -> None:
     kept = getattr(_answers, "kept", None)
-    if kept is None or response.request.method != "POST":
+    if kept is None:
         return
     response.read()  # fal-client reads it next; the body is kept on the response
     kept.append(response)
 
 
 @contextmanager
-def _submit_answers() -> Iterator[list[httpx.Response]]:
+def _answers_kept() -> Iterator[list[httpx.Response]]:
     kept: list[httpx.Response] = []
     _answers.kept = kept
     try:
@@ -70,16 +77,30 @@ def _submit_answers() -> Iterator[list[httpx.Response]]:
         _answers.kept = None
 
 
-def _queue_position(answers: list[httpx.Response], request_id: str) -> int | None:
-    """The queue position in the submit answer for `request_id`, if it gave a sensible one."""
+def _answer_for(answers: list[httpx.Response], request_id: str) -> dict:
+    """The kept answer about `request_id` (the last one), or {}."""
     for response in reversed(answers):
         body = _json(response)
         if isinstance(body, dict) and body.get("request_id") == request_id:
-            position = body.get("queue_position")
-            if isinstance(position, int) and not isinstance(position, bool) and position >= 0:
-                return position
-            return None
+            return body
+    return {}
+
+
+def _queue_position(body: dict) -> int | None:
+    """The queue position of a submit answer, if it gave a sensible one."""
+    position = body.get("queue_position")
+    if isinstance(position, int) and not isinstance(position, bool) and position >= 0:
+        return position
     return None
+
+
+def gateway_id(body: dict, request_id: str) -> str:
+    """fal's gateway_request_id when it names another run than `request_id` (a fal-side
+    retry, shared/fal-protocol.md section 1), else ""."""
+    value = body.get("gateway_request_id") if isinstance(body, dict) else None
+    if isinstance(value, str) and value and value != request_id and len(value) <= 100:
+        return value
+    return ""
 
 
 class FalBackend:
@@ -99,16 +120,21 @@ class FalBackend:
             videos = [self._input_url(item) for item in inputs if item.kind == "video"]
             if videos:
                 arguments[endpoint.video_field] = videos[0]
-        with _errors("submit"), _submit_answers() as answers:
+        with _errors("submit"), _answers_kept() as answers:
             handle = _client().submit(
                 generation.endpoint_id,
                 arguments,
                 webhook_url=webhook_url,
                 headers=privacy_headers(),
+                # fal ends a request that has not started by then, unbilled: the bound on how
+                # long a lost submit can still become a paid job (FAL_SUBMIT_RECONCILE_SECONDS).
+                start_timeout=settings.FAL_START_TIMEOUT_SECONDS,
             )
+        answer = _answer_for(answers, handle.request_id)
         return Submitted(
             request_id=handle.request_id,
-            queue_position=_queue_position(answers, handle.request_id),
+            queue_position=_queue_position(answer),
+            gateway_request_id=gateway_id(answer, handle.request_id),
             urls={
                 "status_url": handle.status_url,
                 "response_url": handle.response_url,
@@ -157,23 +183,32 @@ class FalBackend:
         return _client().get_handle(generation.endpoint_id, generation.provider_request_id)
 
     def status(self, generation) -> Progress:
-        with _errors("status"):
+        with _errors("status"), _answers_kept() as answers:
             status = self._handle(generation).status(with_logs=False)
         if isinstance(status, fal_client.Queued):
             return Progress("in_queue", queue_position=status.position)
         if isinstance(status, fal_client.InProgress):
             return Progress("in_progress", logs=status.logs or [])
+        request_id = generation.provider_request_id
         return Progress(
             "completed",
             metrics=status.metrics or {},
             error=status.error,
             error_type=_completed_error_type(status.error, status.error_type),
+            gateway_request_id=gateway_id(_answer_for(answers, request_id), request_id),
         )
 
     def result(self, generation) -> Completed:
         with _errors("result"):
             handle = self._handle(generation)
             response = handle.client.get(handle.response_url, timeout=TIMEOUT)
+            retried = generation.gateway_request_id
+            if response.status_code == 404 and retried:
+                # fal retried the request on its side and its result may be kept under the
+                # retried run's id only (fal-ai/fal#703): ask for it there.
+                url = _with_request_id(handle.response_url, handle.request_id, retried)
+                if url:
+                    response = handle.client.get(url, timeout=TIMEOUT)
         if response.status_code == 404:
             raise ProviderError(
                 "result_expired",
@@ -217,6 +252,15 @@ class FalBackend:
                 return False
             raise
         return True
+
+
+def _with_request_id(url: str, old: str, new: str) -> str | None:
+    """`url` (a …/requests/{old} address) naming request `new` instead; None if it does not
+    end with `old`."""
+    head, _, tail = url.rpartition(f"/requests/{old}")
+    if not head or tail not in ("", "/"):
+        return None
+    return f"{head}/requests/{new}{tail}"
 
 
 def privacy_headers() -> dict[str, str]:
@@ -314,6 +358,8 @@ def _errors(call: str):
     try:
         yield
     except fal_client.client.FalClientHTTPError as exc:
+        if call == "submit" and _gateway_gave_up(exc.response):
+            raise _unconfirmed(exc) from exc
         body = _json(exc.response)
         if isinstance(body, dict) and body.get("status") == "ALREADY_COMPLETED":
             raise ProviderError(
@@ -327,10 +373,14 @@ def _errors(call: str):
             response.status_code, _detail(response), response.headers.get("x-fal-error-type")
         ) from exc
     except (fal_client.client.FalClientTimeoutError, httpx.TimeoutException) as exc:
+        if call == "submit" and _may_have_arrived(exc):
+            raise _unconfirmed(exc) from exc
         raise ProviderError(
             "timeout", f"fal did not answer the {call} call in time.", retryable=True
         ) from exc
     except httpx.TransportError as exc:
+        if call == "submit" and _may_have_arrived(exc):
+            raise _unconfirmed(exc) from exc
         raise ProviderError(
             "transport_error", f"Could not reach fal for {call}: {exc}", retryable=True
         ) from exc
@@ -342,6 +392,36 @@ def _errors(call: str):
             f"fal's {call} answer was not understood: {exc}",
             retryable=True,
         ) from exc
+
+
+# Failures that prove the request never left: nothing was sent, so sending again is safe.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def _may_have_arrived(exc: Exception) -> bool:
+    """A read timeout, a reset or a protocol error after the POST was (maybe) sent: fal may
+    have queued the job and only its answer was lost."""
+    return not isinstance(exc, _NOT_SENT)
+
+
+def _gateway_gave_up(response: httpx.Response | None) -> bool:
+    """A 502/504 from fal's ingress (no x-fal-request-id: fal's queue never answered): the
+    proxy timed out waiting, so the queue may have accepted the request. A 504 with
+    X-Fal-Request-Timeout-Type is fal's own start timeout, a definite answer."""
+    return (
+        response is not None
+        and response.status_code in (502, 504)
+        and "x-fal-request-id" not in response.headers
+        and "x-fal-request-timeout-type" not in response.headers
+    )
+
+
+def _unconfirmed(exc: Exception) -> ProviderError:
+    return ProviderError(
+        SUBMIT_UNCONFIRMED,
+        f"fal's answer to the submit was lost ({type(exc).__name__}); the job may be queued.",
+        retryable=True,
+    )
 
 
 def _http_error(status: int, detail, error_type: str | None) -> ProviderError:

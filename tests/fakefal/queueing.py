@@ -167,6 +167,8 @@ class QueueSimulation:
                 body["error"] = rec.status_error
             if rec.status_error_type is not None:
                 body["error_type"] = rec.status_error_type
+            if rec.gateway_id != rec.rid:
+                body["gateway_request_id"] = rec.gateway_id  # UNCONFIRMED: fal may omit it
         return body
 
     def _logs(self, rec: _Req, now: float) -> list[dict[str, Any]]:
@@ -234,7 +236,8 @@ class QueueSimulation:
         short = "/".join(segments[:head])
         rec = _Req()
         rec.rid = rid
-        rec.gateway_id = str(uuid.uuid4())
+        # fal: "mostly the same" as request_id; another after a fal-side retry (Runner).
+        rec.gateway_id = rid
         rec.app = app
         rec.prefix = short
         rec.arguments = arguments
@@ -337,8 +340,11 @@ class QueueSimulation:
     def _result(self, rid: str, prefix: str) -> _Resp:
         with self._lock:
             now = time.monotonic()
-            rec = self._lookup(rid, prefix, now)
-            if rec is None:
+            retried = self._by_gateway.get(rid)
+            rec = self._lookup(retried or rid, prefix, now)
+            if rec is None or (retried is None and rec.gateway_id != rec.rid):
+                # A request fal retried on its side keeps its result under the last run's
+                # gateway id only (fal-ai/fal#703; UNCONFIRMED how fal really serves it).
                 return self._not_found(rid)
             state = self._state(rec, now)
             if state != "COMPLETED":

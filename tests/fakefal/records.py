@@ -112,6 +112,10 @@ class Outcome:
     bytes_per_s: float | None = None
     video: tuple[int, int, float, int] | None = None
     logs: tuple[str, ...] | None = None
+    # fal retried the request on its side this many times (a runner failed): the webhook and
+    # the COMPLETED status carry the last run's gateway_request_id, and the result is served
+    # under that id only (users report it unreachable under request_id: fal-ai/fal#703).
+    fal_retries: int = 0
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
@@ -278,9 +282,10 @@ class _Injection:
     status: int
     error_type: str | None
     detail: Any
-    mode: str  # fal | ingress | disconnect | raw
+    mode: str  # fal | ingress | disconnect | raw | lost
     body: Any = None
     headers: Mapping[str, str] | None = None
+    hold_s: float = 0.0  # lost: wait this long before dropping the connection
 
 
 @dataclass

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,6 +136,10 @@ class Runner:
         queued_cancel = rec.cancelled and rec.t_start >= now
         rec.metrics = {} if queued_cancel else {"inference_time": round(inference, 4)}
         fal_headers = {"x-fal-request-id": rec.rid}
+        if outcome.fal_retries > 0 and not rec.cancelled:
+            # fal ran it again on another runner: the last run answers under its own id.
+            rec.gateway_id = str(uuid.uuid4())
+            self._by_gateway[rec.gateway_id] = rec.rid
         webhook: dict[str, Any] = {"request_id": rec.rid, "gateway_request_id": rec.gateway_id}
         send_webhook = bool(rec.webhook_url)
 

@@ -181,6 +181,7 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._reqs: dict[str, _Req] = {}
+        self._by_gateway: dict[str, str] = {}  # a fal-side retry's gateway id -> request id
         self._files: dict[str, _File] = {}
         self._queued = 0
         self._heap: list[tuple[float, int, str, Any]] = []
@@ -331,6 +332,7 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         mode: str = "fal",
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        hold_s: float = 0.0,
     ) -> None:
         """Answer the next ``n`` calls of ``kind`` (one of ``INJECTABLE``) with an error.
 
@@ -342,15 +344,20 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
         ``x-fal-request-id`` (fal_client surfaces it, except 408/409/429 which it retries);
         ``ingress`` - an nginx HTML page without ``x-fal-request-id`` (fal_client retries
         502/503/504 of this shape by itself); ``disconnect`` - close the connection without an
-        answer (transport error: fal_client retries); ``raw`` - ``body`` as given.
+        answer (transport error: fal_client retries); ``raw`` - ``body`` as given; ``lost``
+        (submit only) - the submit IS accepted (the request is queued and will run, a paid
+        job), then the connection is dropped after ``hold_s`` seconds without the answer: a
+        reset, or with ``hold_s`` beyond the client's read timeout, a timeout.
         """
         if kind not in self._injections:
             raise ValueError(f"kind must be one of {sorted(self._injections)}")
-        if mode not in ("fal", "ingress", "disconnect", "raw"):
-            raise ValueError("mode must be fal, ingress, disconnect or raw")
+        if mode not in ("fal", "ingress", "disconnect", "raw", "lost"):
+            raise ValueError("mode must be fal, ingress, disconnect, raw or lost")
+        if mode == "lost" and kind != "submit":
+            raise ValueError("mode lost is for submits")
         if detail is None:
             detail = _DEFAULT_INFRA_DETAIL.get(error_type or "", "Service unavailable")
-        item = _Injection(status, error_type, detail, mode, body, headers)
+        item = _Injection(status, error_type, detail, mode, body, headers, hold_s)
         with self._lock:
             self._injections[kind].extend([item] * n)
 
@@ -458,6 +465,13 @@ class FakeFal(QueueSimulation, Runner, Storage, Webhooks):
             injection = queue.popleft() if queue else None
             if injection is None:
                 injection = self._chaos_injection(kind)
+        if injection is not None and injection.mode == "lost":
+            rid, resp = self._submit(segments, query, headers, body)
+            if injection.hold_s > 0:
+                self._stopping.wait(injection.hold_s)
+            lost = _Resp(0)
+            lost.drop = True
+            return kind, rid, lost
         if injection is not None:
             return kind, rid, self._injected(injection, rid)
 

@@ -839,3 +839,41 @@ def test_submit_answer_carries_the_queue_position(fake):
         ).json()
     assert answer["status"] == "IN_QUEUE" and answer["queue_position"] == 4
     fake.complete_now(answer["request_id"])
+
+
+def test_a_lost_submit_answer_queues_the_job_and_the_clients_retry_a_second(
+    fake, fal, client, monkeypatch
+):
+    """mode="lost": fal got the POST (a job that runs and is billed), the answer never came.
+    fal-client's own retry then queues a second paid job: why Promptreel turns it off."""
+    monkeypatch.setattr(fal.client, "MAX_ATTEMPTS", 10)
+    before = set(fake.request_ids())
+    fake.fail_next_submits(1, mode="lost")
+    handle = client.submit(APP, {"prompt": "x"})
+    queued = [rid for rid in fake.request_ids() if rid not in before]
+    assert len(queued) == 2 and handle.request_id == queued[1]
+    assert [r.status for r in fake.submits()] == [0, 200]
+    assert fake.wait_completed(queued[0]), "the lost one runs like any other"
+
+    monkeypatch.setattr(fal.client, "MAX_ATTEMPTS", 1)
+    fake.fail_next_submits(1, mode="lost")
+    with pytest.raises(httpx.TransportError):
+        client.submit(APP, {"prompt": "x"})
+    assert len([rid for rid in fake.request_ids() if rid not in before]) == 3
+
+
+def test_a_fal_side_retry_answers_under_its_gateway_id(fake, fal, client):
+    fake.plan_outcomes(Outcome.success(fal_retries=1))
+    handle = client.submit(APP, {"prompt": "x"})
+    assert fake.get_request(handle.request_id)["gateway_request_id"] == handle.request_id
+    assert fake.wait_completed(handle.request_id)
+    gateway = fake.get_request(handle.request_id)["gateway_request_id"]
+    assert gateway != handle.request_id
+    with _https(fake) as http:
+        auth = {"Authorization": "Key k"}
+        status = http.get(handle.status_url, headers=auth).json()
+        assert status["gateway_request_id"] == gateway
+        assert http.get(handle.response_url, headers=auth).status_code == 404
+        retried = handle.response_url.replace(handle.request_id, gateway)
+        answer = http.get(retried, headers=auth)
+        assert answer.status_code == 200 and answer.json()["video"]["url"]

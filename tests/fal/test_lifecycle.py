@@ -45,7 +45,12 @@ def test_happy_path_with_webhook(
     assert submit.path == "/fal-ai/pika/v2.2/text-to-video"
     assert submit.json == generation.arguments
     assert submit.json["seed"] == generation.seed and submit.json["prompt"] == "a red fox in snow"
-    assert submit.param("fal_webhook") == f"{PUBLIC_BASE_URL}/webhooks/fal/"
+    # The attempt's token, recorded before the POST, names the row if the answer is lost.
+    assert generation.submit_token and len(generation.submit_token) == 32
+    assert submit.param("fal_webhook") == (
+        f"{PUBLIC_BASE_URL}/webhooks/fal/?attempt={generation.submit_token}"
+    )
+    assert float(submit.header("x-fal-request-timeout")) == 10800  # fal's start timeout
     assert submit.header("authorization") == "Key fake-key-id:fake-key-secret"
     assert generation.provider_request_id == submit.request_id
     assert generation.provider_urls["status_url"].endswith(f"/requests/{submit.request_id}/status")

@@ -82,15 +82,39 @@ def test_reaper_resubmits_a_lost_submit_task(fake_fal, user, django_capture_on_c
     assert len(fake_fal.submits()) == 1
 
 
-def test_reaper_requeues_a_submit_whose_worker_died(fake_fal, user):
+def test_a_submit_whose_worker_died_is_sent_again_only_once_fal_cannot_have_it(
+    fake_fal, with_webhooks, user, settings
+):
+    """The worker may have died after its POST reached fal: a resubmit could start a second
+    paid job, so the row waits for the webhook naming its attempt until the reconcile
+    deadline (tests/fal/test_submit_reconcile.py), and only then is it sent again."""
+    generation = make_generation(user, state=State.SUBMITTING, attempts=1, submit_token="a" * 32)
+    rows = Generation.objects.filter(pk=generation.pk)
+    rows.update(submitting_at=timezone.now() - timedelta(minutes=6))
+    assert tracking.reap()["requeued"] == 0
+    generation.refresh_from_db()
+    assert generation.state == State.SUBMITTING
+    rows.update(
+        submitting_at=timezone.now()
+        - timedelta(seconds=settings.FAL_SUBMIT_RECONCILE_SECONDS, minutes=1)
+    )
+    assert tracking.reap()["requeued"] == 1
+    generation.refresh_from_db()
+    assert generation.state == State.QUEUED and generation.error_code == "submit_unconfirmed"
+    assert generation.next_check_at is not None
+    assert fake_fal.submits() == []
+
+
+def test_without_a_webhook_a_submit_whose_worker_died_fails_unbilled(fake_fal, user):
     generation = make_generation(user, state=State.SUBMITTING, attempts=1)
     Generation.objects.filter(pk=generation.pk).update(
         submitting_at=timezone.now() - timedelta(minutes=6)
     )
-    assert tracking.reap()["requeued"] == 1
+    tracking.reap()
     generation.refresh_from_db()
-    assert generation.state == State.QUEUED and generation.error_code == "submit_lost"
-    assert generation.next_check_at is not None
+    assert generation.state == State.FAILED and generation.error_code == "submit_unconfirmed"
+    assert "Nothing was charged" in generation.error_message
+    assert fake_fal.submits() == []
 
 
 @pytest.mark.parametrize(
@@ -141,3 +165,35 @@ def test_nothing_stays_non_terminal_forever(fake_fal, user, monkeypatch):
         Generation.objects.filter(pk__in=[g.pk for g in stuck]).values_list("state", flat=True)
     )
     assert states == {State.FAILED}
+
+
+def test_a_finalize_waiting_in_a_backlog_is_not_queued_again_behind_it(
+    fake_fal, with_webhooks, user, django_capture_on_commit_callbacks
+):
+    """A queued finalize holds the row for FINALIZE_QUEUED, not the running lease: re-queued
+    after 30 s it went to the back of the queue, and a backlog of seconds became minutes."""
+    generation = run_submit(make_generation(user), django_capture_on_commit_callbacks)
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    fake_fal.wait_for_webhooks(1)
+    url, headers, body = fake_fal.webhooks.pending.pop()
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        fake_fal.webhooks.post(headers, body, url)  # the finalize is queued, not yet run
+    assert len(queued) == 1
+    generation.refresh_from_db()
+    assert generation.state == State.FINALIZING
+    lease = generation.next_check_at
+
+    past_running_lease = timezone.now() + pipeline.FINALIZE_LEASE + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=False) as requeued:
+        assert tracking.track_once(now=past_running_lease) == 0
+    assert requeued == []
+    generation.refresh_from_db()
+    assert generation.next_check_at == lease
+
+    lost = timezone.now() + pipeline.FINALIZE_QUEUED + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True) as requeued:
+        assert tracking.track_once(now=lost) == 1
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+    # The first task, run late, finds the lease taken over and does nothing.
+    assert not pipeline.generation_finalize(generation_id=generation.pk, lease=lease)
