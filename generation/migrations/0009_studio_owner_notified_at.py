@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generation', '0006_generation_deleted_at'),
+        ('generation', '0008_provider_submit_token'),
     ]
 
     operations = [
