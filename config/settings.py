@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "generation",
     "billing",
     "moderation",
+    "creative",
     "api",
     "workflows",
     "studio",
