@@ -28,15 +28,19 @@ from generation.delivery import signed_url
 from generation.media import fetch_image_url
 from generation.models import Generation, State
 from moderation.models import TakeDown
-from workflows.generations import generation_cancel, generation_create, key_spend_this_month
+from workflows.batches import generation_create_composed
+from workflows.generations import (
+    DuplicateRequest,
+    generation_cancel,
+    key_spend_this_month,
+)
 from workflows.lifecycle import Actor
 
+from . import creative
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
 from .problems import CONTENT_TYPE, Problem, problem_json
 from .serializers import (
-    EstimateSerializer,
-    GenerationCreateSerializer,
     GenerationSerializer,
     WebhookDeliverySerializer,
 )
@@ -270,7 +274,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         return {**super().get_serializer_context(), "output_urls": output_urls(self.request)}
 
     @extend_schema(
-        request=GenerationCreateSerializer,
+        request=creative.CreativeCreateSerializer,
         responses={201: GenerationSerializer},
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
@@ -312,7 +316,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         return response
 
     def _create(self, request) -> Response:
-        serializer = GenerationCreateSerializer(data=request.data)
+        serializer = creative.CreativeCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if data.get("webhook_url"):
@@ -326,29 +330,47 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     errors={"webhook_url": str(exc)},
                 ) from None
         endpoint, image_count = _endpoint_and_image_count(data)
+        # Creative tools (issue 18, restapi/creative.py): template + slots, constraints,
+        # variations, reuse of an identical clip.
+        composed = creative.compose(
+            user=request.user, serializer=serializer, endpoint=endpoint, image_count=image_count
+        )
+        endpoint = composed.endpoint
         has_video = bool(data.get("video") or data.get("video_url"))
         try:
             # Refuse bad input before spending time downloading images for it.
             catalogue.validate_input(
                 endpoint,
-                serializer.endpoint_inputs(),
+                composed.inputs,
                 image_count=image_count,
                 has_video=has_video,
-                preset=data["preset"],
+                preset=composed.preset,
             )
         except InputError as exc:
             raise refusal(exc) from None
         images = _images(data)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         with _video(data) as video:
-            try:
-                generation = generation_create(
-                    user=request.user,
-                    endpoint_id=endpoint,
-                    inputs=serializer.endpoint_inputs(),
+            if composed.variants:
+                return creative.create_batch(
+                    request=request,
+                    composed=composed,
                     images=images,
                     video=video,
-                    preset=data["preset"],
+                    api_key=api_key,
+                    data=data,
+                    context=self.get_serializer_context(),
+                )
+            try:
+                generation = generation_create_composed(
+                    template=composed.template,
+                    slots=composed.slots,
+                    user=request.user,
+                    endpoint_id=endpoint,
+                    inputs=composed.inputs,
+                    images=images,
+                    video=video,
+                    preset=composed.preset,
                     seed=data.get("seed"),
                     api_key=api_key,
                     # apikey_authenticate refused suspended accounts a moment ago.
@@ -356,7 +378,11 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     webhook_url=data.get("webhook_url") or "",
                     webhook_events=data.get("webhook_events", []),
                     request=request,
+                    constraints=composed.constraints,
+                    offer_existing=not composed.force,
                 )
+            except DuplicateRequest as exc:
+                raise creative.duplicate_problem(exc, request) from None
             except InputError as exc:
                 raise refusal(exc) from None
         body = GenerationSerializer(generation, context=self.get_serializer_context()).data
@@ -501,19 +527,24 @@ class Estimate(ApiView):
 
     required_scopes = {"POST": Scope.GENERATIONS_READ}
 
-    @extend_schema(request=EstimateSerializer, responses={200: dict})
+    @extend_schema(request=creative.CreativeEstimateSerializer, responses={200: dict})
     def post(self, request):
-        serializer = EstimateSerializer(data=request.data)
+        serializer = creative.CreativeEstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         endpoint, image_count = _endpoint_and_image_count(data, declared=data["image_count"])
+        # Creative tools (issue 18): the template's prompt and settings, constraints.
+        composed = creative.compose(
+            user=request.user, serializer=serializer, endpoint=endpoint, image_count=image_count
+        )
+        has_video = bool(data.get("video") or data.get("video_url"))
         try:
             valid = catalogue.validate_input(
-                endpoint,
-                serializer.endpoint_inputs(),
+                composed.endpoint,
+                composed.inputs,
                 image_count=image_count,
-                has_video=bool(data.get("video") or data.get("video_url")),
-                preset=data["preset"],
+                has_video=has_video,
+                preset=composed.preset,
             )
             price = catalogue.price_of(valid)
             estimate = holds.estimate(
@@ -521,6 +552,13 @@ class Estimate(ApiView):
                 resolution=valid.resolution,
                 duration=valid.duration,
                 list_credits=price.credits,
+            )
+            extras = creative.estimate_extras(
+                user=request.user,
+                composed=composed,
+                valid=valid,
+                image_count=image_count,
+                has_video=has_video,
             )
         except catalogue.PriceUnknown as exc:
             raise refusal(InputError({"endpoint": str(exc)})) from None
@@ -533,6 +571,7 @@ class Estimate(ApiView):
                 "duration": valid.duration,
                 "price_confirmed": price.confirmed,
                 **estimate,
+                **extras,
             }
         )
 

@@ -144,6 +144,19 @@ def generation_create(
     ) or (rerender_of is not None and output_is_taken_down(rerender_of)):
         # A given seed remakes a video: never one that moderators took down.
         raise TakenDownRemake()
+    # The same request made a clip already: offered before any limit or price is looked at
+    # (its owner may have no credits left, and needs none to open it).
+    digest = reuse.request_digest(
+        endpoint_id=valid.endpoint.id,
+        arguments={**valid.arguments, "seed": seed},
+        preset=valid.preset,
+        files=[_content_of(image) for image in images]
+        + ([reuse.file_digest_bytes(video.path)] if video else []),
+    )
+    if offer_existing:
+        existing = reuse.existing_clip(user=user, digest=digest)
+        if existing is not None:
+            raise DuplicateRequest(existing)
     try:
         price = catalogue.price_of(valid)
     except catalogue.PriceUnknown as exc:
@@ -180,17 +193,6 @@ def generation_create(
         except ImageRejected as exc:
             field = "image" if len(images) == 1 else f"images[{index}]"
             raise InputError({field: str(exc)}) from None
-    digest = reuse.request_digest(
-        endpoint_id=valid.endpoint.id,
-        arguments={**valid.arguments, "seed": seed},
-        preset=valid.preset,
-        files=[image.content for image in cleaned]
-        + ([reuse.file_digest_bytes(video.path)] if video else []),
-    )
-    if offer_existing:
-        existing = reuse.existing_clip(user=user, digest=digest)
-        if existing is not None:
-            raise DuplicateRequest(existing)
     # Before anything is charged or sent: allow, hold for a moderator, or block.
     decision = prompt_check(
         user=user,
@@ -262,6 +264,16 @@ def generation_create(
         charge.credits,
     )
     return generation
+
+
+def _content_of(image: bytes | BinaryIO) -> bytes:
+    """An input image's bytes as given (an upload is read and rewound for clean_image)."""
+    if isinstance(image, bytes):
+        return image
+    image.seek(0)
+    content = image.read()
+    image.seek(0)
+    return content
 
 
 def _insert_and_hold(
