@@ -19,13 +19,12 @@ from moderation.services import is_moderator, output_is_taken_down, signed_link_
 from workflows.circuit import PAUSED_NOTICE, provider_paused
 from workflows.generations import (
     generation_cancel,
-    generation_create,
     generation_delete,
     generation_render_hd,
 )
 from workflows.lifecycle import Actor
 
-from . import selectors
+from . import creative, selectors
 from .forms import GenerateForm
 
 
@@ -40,29 +39,25 @@ def generate(request):
     remix = _remix_initial(request) if request.method == "GET" else {}
     form = GenerateForm(request.POST or None, request.FILES or None, initial=remix)
     refusal_status = 400
+    refusal = None
     draft = None
     if request.method == "POST" and form.is_valid():
         draft = drafts.draft_open(user=request.user, token=form.cleaned_data["image_draft"])
         images = _images_from(form, request, draft)
         if not form.errors:
             try:
-                generation = generation_create(
-                    user=request.user,
-                    endpoint_id=form.cleaned_data["endpoint"],
-                    inputs=form.endpoint_inputs(),
-                    images=images,
-                    preset=form.cleaned_data["preset"],
-                    seed=form.cleaned_data["seed"],
-                    request=request,
-                )
+                # Creative tools (issue 18): template, constraints, variations, reuse of an
+                # identical clip; one render or a batch (studio/creative.py).
+                target = creative.generate_submit(request=request, form=form, images=images)
             except InputError as exc:
+                refusal = exc
                 refusal_status = getattr(exc, "http_status", 400)  # 402: not enough credits
                 for name, message in exc.errors.items():
                     form.add_error(name if name in form.fields else None, message)
             else:
                 if draft and not request.FILES.get("image"):
                     drafts.draft_delete(draft)
-                return redirect(generation)
+                return redirect(target)
     if request.method == "POST":
         # An error: keep the image that came with this submit, so that it need not be chosen
         # again (a browser cannot refill a file input).
@@ -92,6 +87,7 @@ def generate(request):
             resolution=values.get("resolution", ""),
             duration=values.get("duration", ""),
         ),
+        "creative": creative.panel_context(request=request, refusal=refusal),
     }
     status = refusal_status if request.method == "POST" else 200
     return render(request, "generation/generate.html", context, status=status)
