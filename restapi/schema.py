@@ -21,6 +21,16 @@ PROBLEM = {
             "description": "field name (or `field.index`) → what to fix",
         },
         "allowed_by": {"type": "string"},
+        "duplicate_of": {
+            "type": "object",
+            "description": "code `duplicate`: your clip this request would make again",
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "state": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "url": {"type": "string", "format": "uri"},
+            },
+        },
     },
     "required": ["type", "title", "status", "code", "detail"],
 }
@@ -33,7 +43,8 @@ WHY = {
     "404": "No such generation for this account, or no such path",
     "405": "Method not allowed",
     "406": "Only application/json responses are available",
-    "409": "A request with this Idempotency-Key is still running",
+    "409": "A request with this Idempotency-Key is still running, or you made this exact video "
+    "before (code `duplicate`, with `duplicate_of`; send force: true to render it again)",
     "415": "Unsupported body media type",
     "422": "The Idempotency-Key was used with a different request",
     "429": "Rate limited; see Retry-After",
@@ -47,6 +58,10 @@ BY_OPERATION = {
     ("get", "/api/v1/generations/{id}"): ["404"],
     ("post", "/api/v1/generations/{id}/cancel"): ["404"],
     ("get", "/api/v1/generations/{id}/webhooks"): ["404"],
+    # Creative tools (issue 18).
+    ("post", "/api/v1/templates"): ["400", "415"],
+    ("get", "/api/v1/batches/{id}"): ["404"],
+    ("post", "/api/v1/storyboards"): ["400", "402", "415"],
 }
 _STATE = "(" + "|".join(sorted(State.values)) + ")"
 LIST_FILTERS = [

@@ -62,6 +62,34 @@ def _posted_template(request):
     return template, {str(k)[:40]: str(v)[:200] for k, v in slots.items()}
 
 
+def _slot_variants(request, form, template, slots) -> list[Variant]:
+    """ "Vary one slot": the template's prompt once per value (one per line), one seed."""
+    name = request.POST.get("vary_slot", "")[:40]
+    lines = request.POST.get("vary_values", "").splitlines()
+    values = [" ".join(line.split())[:200] for line in lines if line.strip()]
+    if template is None or not name or not values:
+        return []
+    if name not in {slot["name"] for slot in template.slots}:
+        raise InputError({"vary_slot": f"{template.title} has no slot {name!r}."})
+    if not 2 <= len(values) <= MAX_VARIATIONS:
+        raise InputError(
+            {"vary_values": f"Give 2 to {MAX_VARIATIONS} values, one per line; got {len(values)}."}
+        )
+    seed = seeds_for(1, form.cleaned_data["seed"])[0]  # one seed: only the slot differs
+    variants = []
+    for value in values:
+        filled = templating.template_fill(template, {**slots, name: value})
+        variants.append(
+            Variant(
+                inputs={**form.endpoint_inputs(), "prompt": filled.prompt},
+                seed=seed,
+                label=value,
+                slots=filled.slots,
+            )
+        )
+    return variants
+
+
 def generate_submit(*, request, form, images) -> str:
     """Create what the generate page asked for; the URL to show next. Raises InputError
     (DuplicateRequest and BatchRefused included) for the page to explain."""
@@ -73,11 +101,15 @@ def generate_submit(*, request, form, images) -> str:
     except ValueError:
         count = 1
     count = max(1, min(count, MAX_VARIATIONS))
-    if count > 1:
+    variants, varied = _slot_variants(request, form, template, slots), "seed"
+    if variants:
+        varied = request.POST["vary_slot"][:40]
+    elif count > 1:
         variants = [
             Variant(inputs=form.endpoint_inputs(), seed=seed, label=f"Seed {seed}", slots=slots)
             for seed in seeds_for(count, data["seed"])
         ]
+    if variants:
         result = batch_create(
             user=request.user,
             kind=Batch.Kind.VARIATIONS,
@@ -87,7 +119,7 @@ def generate_submit(*, request, form, images) -> str:
             preset=data["preset"],
             template=template,
             title=(data.get("prompt") or "")[:200],
-            varied="seed",
+            varied=varied,
             constraints=constraints,
             partial=bool(request.POST.get("partial")),
             request=request,

@@ -50,10 +50,14 @@
     return text.replace(/\s*,(\s*,)+/g, ",").replace(/\s+/g, " ").trim().replace(/^[,\s]+|[,\s]+$/g, "");
   }
 
+  const varyBox = document.getElementById("vary-box");
+  const varySlot = document.getElementById("vary-slot");
   function showTemplate() {
     const template = bySlug[select.value];
     slotsBox.textContent = "";
-    previewRow.hidden = useButton.hidden = !template;
+    previewRow.hidden = useButton.hidden = varyBox.hidden = !template;
+    varySlot.length = 1;
+    for (const slot of template ? template.slots : []) varySlot.add(new Option(slot.label, slot.name));
     description.textContent = template ? template.description : "";
     if (!template) return;
     for (const slot of template.slots) {

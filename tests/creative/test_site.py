@@ -141,3 +141,33 @@ def test_someone_elses_batch_is_404(site, other_user, client):
     batch = Batch.objects.get()
     client.force_login(other_user)
     assert client.get(f"/batches/{batch.pk}/").status_code == 404
+
+
+def test_one_slot_varied_keeps_one_seed(site):
+    response = site.post(
+        "/generate/",
+        {
+            **FORM,
+            "template": "cinematic-establishing",
+            "slots": json.dumps({"subject": "a lighthouse"}),
+            "vary_slot": "lighting",
+            "vary_values": "soft golden light\ncold blue moonlight\n",
+        },
+    )
+    assert response.status_code == 302
+    batch = Batch.objects.get()
+    generations = Generation.objects.filter(recipe__batch=batch).order_by("recipe__position")
+    assert batch.varied == "lighting" and len({g.seed for g in generations}) == 1
+    assert ["soft golden light" in generations[0].prompt, "cold blue moonlight" in
+            generations[1].prompt] == [True, True]  # fmt: skip
+    one = site.post(
+        "/generate/",
+        {
+            **FORM,
+            "template": "cinematic-establishing",
+            "slots": "{}",
+            "vary_slot": "lighting",
+            "vary_values": "only one",
+        },  # fmt: skip
+    )
+    assert one.status_code == 400 and "Give 2 to 4 values" in one.content.decode()
