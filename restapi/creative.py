@@ -327,6 +327,10 @@ class TemplateSerializer(serializers.Serializer):
     shared = serializers.BooleanField()
 
 
+class TemplateListSerializer(serializers.Serializer):
+    templates = TemplateSerializer(many=True)
+
+
 class StoryboardSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=storyboard.MAX_TEXT_CHARS)
     template = serializers.CharField(required=False, max_length=60)

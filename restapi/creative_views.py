@@ -13,7 +13,13 @@ from creative.models import Batch
 from generation import catalogue
 from workflows.batches import BatchRefused, Variant, batch_create, batch_estimate
 
-from .creative import StoryboardSerializer, TemplateSerializer, batch_document, batch_problem
+from .creative import (
+    StoryboardSerializer,
+    TemplateListSerializer,
+    TemplateSerializer,
+    batch_document,
+    batch_problem,
+)
 from .views import ApiView, output_urls, refusal
 
 
@@ -32,7 +38,7 @@ class Templates(ApiView):
 
     required_scopes = {"GET": Scope.GENERATIONS_READ, "POST": Scope.GENERATIONS_WRITE}
 
-    @extend_schema(responses={200: TemplateSerializer(many=True)})
+    @extend_schema(responses={200: TemplateListSerializer})
     def get(self, request):
         rows = templating.templates_for(request.user)
         kind = request.query_params.get("kind")
