@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from core.errors import InputError
 from creative import constraints as creative_constraints
-from creative import lint, storyboard, templating
+from creative import lint, reuse, storyboard, templating
 from creative.models import Batch, PromptTemplate
 from generation import catalogue
 from workflows.batches import (
@@ -101,6 +101,7 @@ class Composed:
     varied: str = ""
     force: bool = False
     partial: bool = False
+    seed: int | None = None
 
 
 def _bad(errors: dict) -> Problem:
@@ -188,6 +189,7 @@ def compose(*, user, serializer, endpoint: str, image_count: int) -> Composed:
         varied=varied,
         force=data.get("force", False),
         partial=data.get("partial", False),
+        seed=data.get("seed"),
     )
 
 
@@ -297,6 +299,27 @@ def estimate_extras(*, user, composed: Composed, valid, image_count: int, has_vi
             )
         ],
     }
+    seed = None if composed.variants else composed.seed
+    if seed is not None and not image_count and not has_video:
+        # The same request as a clip of yours: said before anything is spent (with images the
+        # create compares the files themselves).
+        arguments = dict(valid.arguments)
+        if composed.constraints and applies:
+            arguments["negative_prompt"] = negative
+        existing = reuse.existing_clip(
+            user=user,
+            digest=reuse.request_digest(
+                endpoint_id=valid.endpoint.id,
+                arguments={**arguments, "seed": seed},
+                preset=valid.preset,
+            ),
+        )
+        if existing is not None:
+            extras["duplicate_of"] = {
+                "id": str(existing.pk),
+                "state": existing.state,
+                "created_at": existing.created_at.isoformat(),
+            }
     if composed.variants:
         extras["variations"] = batch_estimate(
             user=user,

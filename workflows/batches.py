@@ -72,8 +72,7 @@ class BatchRefused(InputError):
             f"{noun} {position + 1} of {total}{f' ({label})' if label else ''} was "
             f"refused: {why} Nothing was started or charged. {fit}"
         )
-        errors = {"batch": message}
-        errors.update({f"{noun.lower()}s[{position}].{k}": v for k, v in cause.errors.items()})
+        errors = {"batch": message}  # the cause's own fields are in .cause
         super().__init__(errors)
 
 

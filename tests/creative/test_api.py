@@ -338,3 +338,13 @@ def test_shared_templates_hidden_by_staff_are_not_offered(alice_api):
         format="json",
     )
     assert response.status_code == 400
+
+
+def test_estimate_says_when_you_made_it_already(alice_api, creator):
+    request = {"prompt": "a red fox in snow, slow dolly-in", "seed": 11}
+    assert "duplicate_of" not in alice_api.post("/api/v1/estimate", request, format="json").json()
+    made = alice_api.post("/api/v1/generations", request, format="json").json()
+    estimate = alice_api.post("/api/v1/estimate", request, format="json").json()
+    assert estimate["duplicate_of"]["id"] == made["id"]
+    other = alice_api.post("/api/v1/estimate", {**request, "seed": 12}, format="json").json()
+    assert "duplicate_of" not in other
