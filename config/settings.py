@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "generation",
     "billing",
     "moderation",
+    "creative",
     "api",
     "workflows",
     "studio",
@@ -434,6 +435,10 @@ MODERATION_POLICY_FILE = Path(
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")  # only for tests / proxies; empty = OpenAI
 OPENAI_MODERATION_MODEL = env_str("OPENAI_MODERATION_MODEL", "omni-moderation-latest")
 OPENAI_MODERATION_TIMEOUT = env_float("OPENAI_MODERATION_TIMEOUT", 5.0)
+# Storyboards (creative/storyboard.py): with OPENAI_API_KEY a chat model writes one prompt per
+# scene; without it, or when it fails, the text is split offline.
+OPENAI_STORYBOARD_MODEL = env_str("OPENAI_STORYBOARD_MODEL", "gpt-4o-mini")
+OPENAI_STORYBOARD_TIMEOUT = env_float("OPENAI_STORYBOARD_TIMEOUT", 20.0)
 # Confirmed violations (moderator rejections, take-downs) that suspend an account; 0 = never.
 AUTO_SUSPEND_AFTER_VIOLATIONS = env_int("AUTO_SUSPEND_AFTER_VIOLATIONS", 3)
 # Days the prompts of held / blocked requests are kept on their moderation case; 0 = forever.

@@ -21,6 +21,7 @@ TITLES = {
     "idempotency_conflict": "A request with this Idempotency-Key is still running",
     "idempotency_mismatch": "The Idempotency-Key was used with a different request",
     "conflict": "Conflict",
+    "duplicate": "You made this video already",
     "server_error": "Internal error",
 }
 

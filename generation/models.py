@@ -178,6 +178,12 @@ class Generation(models.Model):
     # db_default: rows inserted without it (code of the previous release during a deploy, old
     # migrations' historical models in tests) are valid too.
     c2pa_manifest = models.CharField(max_length=100, blank=True, db_default="")
+    # What the request was, for reuse before paying twice (creative.reuse.request_digest):
+    # the same user asking for the same digest is offered this clip. Empty on older rows.
+    request_digest = models.CharField(max_length=64, blank=True, db_default="")
+    # The built-in constraints added to the negative prompt (creative.constraints); empty when
+    # off or when the endpoint takes no negative prompt.
+    constraints = models.CharField(max_length=300, blank=True, db_default="")
 
     # When each stage was entered.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -196,6 +202,11 @@ class Generation(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["state", "next_check_at"]),
+            models.Index(
+                fields=["user", "request_digest"],
+                condition=~Q(request_digest=""),
+                name="generation_request_digest",
+            ),
             # generation.polling: the recent run times of one kind of job.
             models.Index(
                 fields=["endpoint_id", "resolution", "duration", "-finished_at"],

@@ -35,6 +35,16 @@ PROBLEM = {
             "enum": sorted(State.values),
             "description": "409 on cancel: the state the generation ended in",
         },
+        "duplicate_of": {
+            "type": "object",
+            "description": "code `duplicate`: your clip this request would make again",
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "state": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "url": {"type": "string", "format": "uri"},
+            },
+        },
     },
     "required": ["type", "title", "status", "code", "detail"],
 }
@@ -47,8 +57,9 @@ WHY = {
     "404": "No such generation for this account, or no such path",
     "405": "Method not allowed",
     "406": "Only application/json responses are available",
-    "409": "A request with this Idempotency-Key is still running, or the generation has "
-    "ended (cancel: `state` says how)",
+    "409": "A request with this Idempotency-Key is still running, the generation has "
+    "ended (cancel: `state` says how), or you made this exact video before (code "
+    "`duplicate`, with `duplicate_of`; send force: true to render it again)",
     "415": "Unsupported body media type",
     "422": "The Idempotency-Key was used with a different request",
     "429": "Rate limited, or a plan limit that time lifts (jobs in flight, generations a "
@@ -66,6 +77,10 @@ BY_OPERATION = {
     ("get", "/api/v1/generations/{id}/webhooks"): ["404"],
     ("post", "/api/v1/generations/{id}/webhooks/{message_id}/redeliver"): ["404"],
     ("post", "/api/v1/webhooks/test"): ["400", "415"],
+    # Creative tools (issue 18).
+    ("post", "/api/v1/templates"): ["400", "415"],
+    ("get", "/api/v1/batches/{id}"): ["404"],
+    ("post", "/api/v1/storyboards"): ["400", "402", "415"],
 }
 _STATE = "(" + "|".join(sorted(State.values)) + ")"
 LIST_FILTERS = [

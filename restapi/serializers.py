@@ -7,6 +7,7 @@ from api import documents
 from api.models import WebhookDelivery, WebhookEvent
 from generation.models import Generation, State, Tier
 from generation.render import MOTION_PRESETS
+from workflows.batches import MAX_VARIATIONS, MIN_VARIATIONS
 
 # Catalogue fields a create request may carry; the catalogue decides which an endpoint takes.
 ENDPOINT_FIELDS = (
@@ -31,7 +32,52 @@ class TransitionsField(serializers.ListField):
 _shared_fields = threading.local()
 
 
-class GenerationCreateSerializer(serializers.Serializer):
+class CreativeFields(serializers.Serializer):
+    """The creative tools' fields of a create or an estimate (mixed into both)."""
+
+    template = serializers.CharField(
+        required=False, max_length=60, help_text="A template slug from GET /templates"
+    )
+    slots = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=200),
+        required=False,
+        help_text="The template's slot values by name; a slot without a default is required",
+    )
+    constraints = serializers.BooleanField(
+        required=False,
+        help_text="Add the built-in constraints (no text, no watermark, no logo, no distortion, "
+        "stable frames) to the negative prompt; default: your account's setting (on)",
+    )
+    constraints_text = serializers.CharField(
+        required=False, max_length=300, help_text="Your own constraint terms, comma-separated"
+    )
+    variations = serializers.IntegerField(
+        required=False,
+        min_value=MIN_VARIATIONS,
+        max_value=MAX_VARIATIONS,
+        help_text="Render 2 to 4 variations (different seeds, or vary_slot) as one batch",
+    )
+    vary_slot = serializers.CharField(
+        required=False, max_length=40, help_text="A template slot to vary across variations"
+    )
+    vary_values = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        min_length=MIN_VARIATIONS,
+        max_length=MAX_VARIATIONS,
+        help_text="One value of vary_slot per variation",
+    )
+    force = serializers.BooleanField(
+        default=False,
+        help_text="Render even when you made this exact video before (else 409 duplicate)",
+    )
+    partial = serializers.BooleanField(
+        default=False,
+        help_text="Variations: start the ones your plan and balance allow, list the others",
+    )
+
+
+class GenerationCreateSerializer(CreativeFields):
     endpoint = serializers.CharField(
         required=False, help_text="Catalogue endpoint id; see GET /models"
     )

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views
+from . import creative_views, views
 
 urlpatterns = [
     path("v1/generations", views.GenerationListCreate.as_view(), name="api_generations"),
@@ -29,6 +29,10 @@ urlpatterns = [
     path("v1/models", views.Models.as_view(), name="api_models"),
     path("v1/account", views.Account.as_view(), name="api_account"),
     path("v1/estimate", views.Estimate.as_view(), name="api_estimate"),
+    # Creative tools (issue 18): restapi/creative_views.py.
+    path("v1/templates", creative_views.Templates.as_view(), name="api_templates"),
+    path("v1/batches/<uuid:pk>", creative_views.BatchDetail.as_view(), name="api_batch"),
+    path("v1/storyboards", creative_views.Storyboards.as_view(), name="api_storyboards"),
     path("schema/", views.SchemaView.as_view(), name="api_schema"),
     path("docs/", views.DocsView.as_view(url_name="api_schema"), name="api_docs"),
     # Last: any other path under /api/ (a typo, an id that is not a UUID) is a problem+json

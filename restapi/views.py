@@ -42,15 +42,16 @@ from generation.images import ImageRejected, clean_image
 from generation.media import fetch_image_url
 from generation.models import Generation, State
 from moderation.models import TakeDown
+from workflows.batches import generation_create_composed
 from workflows.generations import (
+    DuplicateRequest,
     generation_cancel,
-    generation_create,
     generation_refusal_now,
     key_spend_this_month,
 )
 from workflows.lifecycle import Actor
 
-from . import waiting
+from . import creative, waiting
 from .authentication import ApiKeyAuthentication
 from .idempotency import idempotency_begin, idempotency_finish, request_fingerprint
 from .parsers import BoundedJSONParser
@@ -59,11 +60,9 @@ from .serializers import (
     AccountSerializer,
     EstimateJsonSerializer,
     EstimateResultSerializer,
-    EstimateSerializer,
     EstimateUploadSerializer,
     GenerationCancelSerializer,
     GenerationCreateJsonSerializer,
-    GenerationCreateSerializer,
     GenerationCreateUploadSerializer,
     GenerationSerializer,
     ModelListSerializer,
@@ -393,21 +392,34 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         return response
 
     def _create(self, request) -> Response:
-        serializer = GenerationCreateSerializer(data=request.data)
+        serializer = creative.CreativeCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        endpoint, _ = request_checks(serializer)
+        composed, _, _ = request_checks(serializer, user=request.user)
+        endpoint = composed.endpoint
         images = _images(data)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         with _video(data) as video:
-            try:
-                generation = generation_create(
-                    user=request.user,
-                    endpoint_id=endpoint,
-                    inputs=serializer.endpoint_inputs(),
+            if composed.variants:
+                return creative.create_batch(
+                    request=request,
+                    composed=composed,
                     images=images,
                     video=video,
-                    preset=data["preset"],
+                    api_key=api_key,
+                    data=data,
+                    context=self.get_serializer_context(),
+                )
+            try:
+                generation = generation_create_composed(
+                    template=composed.template,
+                    slots=composed.slots,
+                    user=request.user,
+                    endpoint_id=endpoint,
+                    inputs=composed.inputs,
+                    images=images,
+                    video=video,
+                    preset=composed.preset,
                     seed=data.get("seed"),
                     api_key=api_key,
                     # apikey_authenticate refused suspended accounts a moment ago.
@@ -415,7 +427,11 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
                     webhook_url=data.get("webhook_url") or "",
                     webhook_events=data.get("webhook_events", []),
                     request=request,
+                    constraints=composed.constraints,
+                    offer_existing=not composed.force,
                 )
+            except DuplicateRequest as exc:
+                raise creative.duplicate_problem(exc, request) from None
             except InputError as exc:
                 raise refusal(exc) from None
         generation, waited_headers = waited(request, generation)
@@ -430,11 +446,12 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         )
 
 
-def request_checks(serializer, *, declared_images: int = 0):
+def request_checks(serializer, *, user, declared_images: int = 0):
     """The checks of a create body that need no download, shared by create and estimate so
-    that an estimate never says yes where create says no: the webhook target, then the
-    catalogue's (endpoint, fields, image count, video). Returns (endpoint id, validated input).
-    Raises Problem."""
+    that an estimate never says yes where create says no: the webhook target, the creative
+    tools' composition (template + slots, constraints, variations: restapi/creative.py), then
+    the catalogue's (endpoint, fields, image count, video). Returns (composed, validated input,
+    image count). Raises Problem."""
     data = serializer.validated_data
     if data.get("webhook_url"):
         try:
@@ -447,18 +464,21 @@ def request_checks(serializer, *, declared_images: int = 0):
                 errors={"webhook_url": str(exc)},
             ) from None
     endpoint, image_count = _endpoint_and_image_count(data, declared=declared_images)
+    composed = creative.compose(
+        user=user, serializer=serializer, endpoint=endpoint, image_count=image_count
+    )
     try:
         # Refuse bad input before spending time downloading images for it.
         valid = catalogue.validate_input(
-            endpoint,
-            serializer.endpoint_inputs(),
+            composed.endpoint,
+            composed.inputs,
             image_count=image_count,
             has_video=bool(data.get("video") or data.get("video_url")),
-            preset=data["preset"],
+            preset=composed.preset,
         )
     except InputError as exc:
         raise refusal(exc) from None
-    return endpoint, valid
+    return composed, valid, image_count
 
 
 def uploads_check(data) -> None:
@@ -799,10 +819,13 @@ class Estimate(ApiView):
         responses=EstimateResultSerializer,
     )
     def post(self, request):
-        serializer = EstimateSerializer(data=request.data)
+        serializer = creative.CreativeEstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        _, valid = request_checks(serializer, declared_images=data["image_count"])
+        composed, valid, image_count = request_checks(
+            serializer, user=request.user, declared_images=data["image_count"]
+        )
+        has_video = bool(data.get("video") or data.get("video_url"))
         uploads_check(data)
         with _video(data if data.get("video") else {}):  # an upload is probed, as create does
             pass
@@ -813,6 +836,13 @@ class Estimate(ApiView):
                 resolution=valid.resolution,
                 duration=valid.duration,
                 list_credits=price.credits,
+            )
+            extras = creative.estimate_extras(
+                user=request.user,
+                composed=composed,
+                valid=valid,
+                image_count=image_count,
+                has_video=has_video,
             )
         except catalogue.PriceUnknown as exc:
             raise refusal(InputError({"endpoint": str(exc)})) from None
@@ -837,6 +867,7 @@ class Estimate(ApiView):
                 "refusal": None
                 if refused_now is None
                 else exception_handler(refusal(refused_now), {}).data,
+                **extras,
             }
         )
 

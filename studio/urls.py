@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import creative, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,6 +9,12 @@ urlpatterns = [
     path("generate/draft/<str:token>/", views.draft_image, name="generate_draft"),
     path("gallery/", views.gallery, name="gallery"),
     path("settings/", views.account_settings, name="account_settings"),
+    # Creative tools (issue 18): studio/creative.py.
+    path("generate/hints/", creative.hints, name="generate_hints"),
+    path("generate/variations/price/", creative.variations_price, name="variations_price"),
+    path("batches/<uuid:pk>/", creative.batch_detail, name="batch_detail"),
+    path("batches/<uuid:pk>/keep/<uuid:generation_id>/", creative.keep, name="batch_keep"),
+    path("storyboard/", creative.storyboard_page, name="storyboard"),
     path("g/<uuid:pk>/", views.detail, name="generation_detail"),
     path("g/<uuid:pk>/status/", views.status, name="generation_status"),
     path("g/<uuid:pk>/delete/", views.delete, name="generation_delete"),

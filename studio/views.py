@@ -22,13 +22,12 @@ from moderation.services import is_moderator, output_is_taken_down, signed_link_
 from workflows.circuit import PAUSED_NOTICE, provider_paused
 from workflows.generations import (
     generation_cancel,
-    generation_create,
     generation_delete,
     generation_render_hd,
 )
 from workflows.lifecycle import Actor
 
-from . import selectors
+from . import creative, selectors
 from .forms import MAX_TRANSITIONS, GenerateForm, SettingsForm
 
 
@@ -43,6 +42,7 @@ def generate(request):
     remix = _remix_initial(request) if request.method == "GET" else {}
     form = GenerateForm(request.POST or None, request.FILES or None, initial=remix)
     refusal_status = 400
+    refusal = None
     items = _image_items(form, request) if request.method == "POST" else []
     if request.method == "POST" and form.is_valid():
         endpoint = catalogue.get_endpoint(form.cleaned_data["endpoint"])
@@ -51,17 +51,13 @@ def generate(request):
             video = _video_from(form, request, endpoint, stack)
             if not form.errors:
                 try:
-                    generation = generation_create(
-                        user=request.user,
-                        endpoint_id=endpoint.id,
-                        inputs=form.endpoint_inputs(image_count=len(images)),
-                        images=images,
-                        video=video,
-                        preset=form.cleaned_data["preset"],
-                        seed=form.cleaned_data["seed"],
-                        request=request,
+                    # Creative tools (issue 18): template, constraints, variations, reuse of
+                    # an identical clip; one render or a batch (studio/creative.py).
+                    target = creative.generate_submit(
+                        request=request, form=form, images=images, video=video
                     )
                 except InputError as exc:
+                    refusal = exc
                     refusal_status = getattr(exc, "http_status", 400)  # 402: not enough credits
                     for name, message in exc.errors.items():
                         form.add_error(_form_field(form, name), message)
@@ -69,7 +65,7 @@ def generate(request):
                     for kind, value in items:
                         if kind == "d":
                             drafts.draft_delete(value[1])
-                    return redirect(generation)
+                    return redirect(target)
     if request.method == "POST":
         # An error: keep the images that came with this submit, in their order, so that they
         # need not be chosen again (a browser cannot refill a file input).
@@ -97,6 +93,7 @@ def generate(request):
             duration=values.get("duration", ""),
             transitions=_transition_seconds(values, len(tokens.split())),
         ),
+        "creative": creative.panel_context(request=request, refusal=refusal),
     }
     status = refusal_status if request.method == "POST" else 200
     return render(request, "generation/generate.html", context, status=status)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = {
-    "accounts", "api", "billing", "config", "core", "desk", "generation", "moderation",
-    "restapi", "studio", "workflows",
+    "accounts", "api", "billing", "config", "core", "creative", "desk", "generation",
+    "moderation", "restapi", "studio", "workflows",
 }  # fmt: skip
 
 

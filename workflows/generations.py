@@ -21,6 +21,8 @@ from billing.hd import hd_available, hd_version
 from core.audit import audit_record
 from core.errors import InputError
 from core.models import AuditAction
+from creative import constraints as creative_constraints
+from creative import reuse
 from generation import catalogue, media
 from generation.backends import ProviderError, get_backend
 from generation.images import ImageRejected, clean_image
@@ -59,6 +61,24 @@ class TakenDownRemake(InputError):
         )
 
 
+class DuplicateRequest(InputError):
+    """The same request made a clip that exists or is on its way (creative.reuse): offered
+    instead of a second charge, unless the caller forces a new render."""
+
+    code = "duplicate"
+    http_status = 409
+
+    def __init__(self, existing: Generation):
+        self.existing = existing
+        when = "is being made now" if not existing.is_terminal else "exists already"
+        super().__init__(
+            {
+                "request": f"You made this exact video before ({existing.pk}) and it {when}: "
+                "open it, or send force: true to render it again (and pay again)."
+            }
+        )
+
+
 class AccountSuspended(InputError):
     code = "account_suspended"
     http_status = 403
@@ -85,6 +105,8 @@ def generation_create(
     webhook_url: str = "",
     webhook_events: Sequence[str] = (),
     request=None,
+    constraints: str = "",
+    offer_existing: bool = False,
 ) -> Generation:
     """Validate, price and record a generation, and queue it for submission.
 
@@ -97,12 +119,22 @@ def generation_create(
     authentication does), so it is not asked twice. webhook_url / webhook_events: an API
     client's subscription, stored with the row so that even an event of the create itself (held,
     blocked) is announced. request: where the create came from, for the audit log.
+    constraints: the built-in constraints' terms (creative.constraints) to add to the negative
+    prompt, when the endpoint takes one; recorded on the row. offer_existing: refuse with
+    DuplicateRequest when the same request by this user made a clip that is still there
+    (creative.reuse) — the interfaces pass it unless the caller forces a new render.
     """
     if not suspension_checked and user_is_suspended(user):
         raise AccountSuspended()
     valid = catalogue.validate_input(
         endpoint_id, inputs, image_count=len(images), has_video=video is not None, preset=preset
     )
+    applied_constraints = ""
+    if constraints and "negative_prompt" in valid.endpoint.fields:
+        applied_constraints = constraints
+        valid.arguments["negative_prompt"] = creative_constraints.with_constraints(
+            valid.arguments.get("negative_prompt", ""), constraints
+        )
     if seed is None:
         seed = secrets.randbelow(SEED_LIMIT)
     elif not 0 <= seed < SEED_LIMIT:
@@ -112,6 +144,19 @@ def generation_create(
     ) or (rerender_of is not None and output_is_taken_down(rerender_of)):
         # A given seed remakes a video: never one that moderators took down.
         raise TakenDownRemake()
+    # The same request made a clip already: offered before any limit or price is looked at
+    # (its owner may have no credits left, and needs none to open it).
+    digest = reuse.request_digest(
+        endpoint_id=valid.endpoint.id,
+        arguments={**valid.arguments, "seed": seed},
+        preset=valid.preset,
+        files=[_content_of(image) for image in images]
+        + ([reuse.file_digest_bytes(video.path)] if video else []),
+    )
+    if offer_existing:
+        existing = reuse.existing_clip(user=user, digest=digest)
+        if existing is not None:
+            raise DuplicateRequest(existing)
     try:
         price = catalogue.price_of(valid)
     except catalogue.PriceUnknown as exc:
@@ -177,6 +222,8 @@ def generation_create(
         tier=tier,
         rerender_of=rerender_of,
         fal_price_usd=price.usd,
+        request_digest=digest,
+        constraints=applied_constraints,
     )
     stored = [
         default_storage.save(
@@ -217,6 +264,16 @@ def generation_create(
         charge.credits,
     )
     return generation
+
+
+def _content_of(image: bytes | BinaryIO) -> bytes:
+    """An input image's bytes as given (an upload is read and rewound for clean_image)."""
+    if isinstance(image, bytes):
+        return image
+    image.seek(0)
+    content = image.read()
+    image.seek(0)
+    return content
 
 
 def _insert_and_hold(
@@ -437,6 +494,8 @@ def _render_hd(*, user, source: Generation) -> Generation:
         seed=source.seed,
         tier=Tier.HD,
         rerender_of=source,
+        # The preview's negative prompt has them already (added once); recorded again.
+        constraints=source.constraints,
     )
 
 

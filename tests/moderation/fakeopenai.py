@@ -13,6 +13,11 @@ Image inputs are checked as the real API does: at most one `image_url` item per 
 `invalid_image`; the real wording of that one is unconfirmed). A multi-modal input gets one
 result; its `category_applied_input_types` list the input types each category was judged on.
 Every request body is kept in `server.requests` (parsed JSON) for assertions.
+
+POST /v1/chat/completions (storyboards, creative/storyboard.py) answers with
+`server.chat_content` as the assistant's message (a JSON string of scenes by default, built
+from the user's text: one scene per sentence, at most 5), or per `server.chat_mode`:
+"ok", "500", "garbage" (a message that is not JSON).
 """
 
 from __future__ import annotations
@@ -100,6 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
             {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
         )
         mode = self.server.mode
+        if self.path.rstrip("/") == "/v1/chat/completions":
+            return self._chat(body)
         if self.path.rstrip("/") != "/v1/moderations":
             return self._send(404, {"error": {"message": "not found"}})
         if mode == "500":
@@ -120,6 +127,38 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode.startswith("flag-image:") and "image" in types:
             flagged = set(mode.split(":", 1)[1].split(",")) & IMAGE_CATEGORIES
         return self._send(200, moderation_body(flagged, body.get("model", ""), types))
+
+    def _chat(self, body):
+        if self.server.chat_mode == "500":
+            return self._send(500, {"error": {"message": "boom", "type": "server_error"}})
+        if self.server.chat_mode == "garbage":
+            content = "Sure! Here are your scenes: one, two."
+        elif self.server.chat_content is not None:
+            content = self.server.chat_content
+        else:
+            text = next(
+                (m["content"] for m in body.get("messages", []) if m.get("role") == "user"), ""
+            )
+            sentences = [s.strip() for s in text.replace("\n", " ").split(".") if s.strip()]
+            scenes = [{"prompt": f"Visual: {sentence}"} for sentence in sentences[:5]]
+            content = json.dumps({"scenes": scenes})
+        return self._send(
+            200,
+            {
+                "id": "chatcmpl-fake-1",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", ""),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            },
+        )
 
     def _send(self, status, payload, content_type="application/json"):
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -166,6 +205,8 @@ class FakeOpenAI(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = "clean"
+        self.chat_mode = "ok"
+        self.chat_content: str | None = None
         self.sleep_seconds = 2.0
         self.requests: list[dict] = []
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
