@@ -493,6 +493,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "catalogue", "description": "Models, prices and estimates"},
         {"name": "account", "description": "Balance, plan and limits"},
         {"name": "webhooks", "description": "Deliveries of your webhooks, test events, redelivery"},
+        {"name": "creative", "description": "Prompt templates, variations and storyboards"},
     ],
     "WEBHOOKS": ["restapi.schema.GENERATION_EVENT"],
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -38,7 +38,14 @@ class Templates(ApiView):
 
     required_scopes = {"GET": Scope.GENERATIONS_READ, "POST": Scope.GENERATIONS_WRITE}
 
-    @extend_schema(responses={200: TemplateListSerializer})
+    @extend_schema(
+        operation_id="templates_list",
+        summary="List prompt templates",
+        description="The shared prompt templates and your own, each with its slots, a preview "
+        "of the filled prompt and the endpoint and settings it suits.",
+        tags=["creative"],
+        responses={200: TemplateListSerializer},
+    )
     def get(self, request):
         rows = templating.templates_for(request.user)
         kind = request.query_params.get("kind")
@@ -46,7 +53,15 @@ class Templates(ApiView):
             rows = [t for t in rows if t.kind == kind]
         return Response({"templates": [templating.template_document(t) for t in rows]})
 
-    @extend_schema(request=TemplateSaveSerializer, responses={201: TemplateSerializer})
+    @extend_schema(
+        operation_id="templates_create",
+        summary="Save a prompt template",
+        description="Save a template of your own (a text with {slot} names, defaults and "
+        "settings); it is listed for you only.",
+        tags=["creative"],
+        request=TemplateSaveSerializer,
+        responses={201: TemplateSerializer},
+    )
     def post(self, request):
         serializer = TemplateSaveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -70,7 +85,14 @@ class BatchDetail(ApiView):
 
     required_scopes = {"GET": Scope.GENERATIONS_READ}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="batches_retrieve",
+        summary="Get a batch",
+        description="A batch of variations or a storyboard: its total price and its "
+        "generations in order, each with its label and whether you kept it.",
+        tags=["creative"],
+        responses={200: dict},
+    )
     def get(self, request, pk):
         batch = get_object_or_404(Batch.objects.filter(user=request.user), pk=pk)
         recipes = batch.recipes.select_related("generation").filter(
@@ -90,7 +112,16 @@ class Storyboards(ApiView):
 
     required_scopes = {"POST": Scope.GENERATIONS_WRITE}
 
-    @extend_schema(request=StoryboardSerializer, responses={200: dict, 201: dict})
+    @extend_schema(
+        operation_id="storyboards_create",
+        summary="Make a storyboard from a text",
+        description="Split a text into up to 5 scenes filled into a template. With "
+        "`draft: true` answers 200 with the scenes and the total price to edit; otherwise "
+        "queues them as one batch (201).",
+        tags=["creative"],
+        request=StoryboardSerializer,
+        responses={200: dict, 201: dict},
+    )
     def post(self, request):
         serializer = StoryboardSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

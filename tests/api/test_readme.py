@@ -94,7 +94,9 @@ def test_the_readme_curl_examples_run_as_written(machine, user):
     assert clip[4:8] == b"ftyp"  # an MP4, downloaded from the signed link
     assert "conflict" in lines  # cancel of the ended one
     assert '"delivered": true' in result.stdout and len(receiver.received) == 1
-    assert Generation.objects.filter(user=user).count() == 2
+    # two from the core examples; the creative tools' one from a template, two variations and a
+    # two-scene storyboard
+    assert Generation.objects.filter(user=user).count() == 7
     assert "null" not in lines, result.stdout  # no example printed an absent field
 
 

@@ -205,7 +205,7 @@ def test_limits_count_per_variant_and_the_refusal_says_which(alice_api, user, qu
         {"prompt": "a red fox in snow, slow dolly-in", "variations": 3},
         format="json",
     )
-    assert response.status_code == 400  # the plan refusal's own status
+    assert response.status_code == 429  # the in-flight limit: the plan refusal's own status
     body = response.json()
     assert body["code"] == "plan_limit"
     assert "Variation 2 of 3" in body["detail"]

@@ -68,7 +68,7 @@ def test_three_variations_lead_to_the_comparison_page(site):
 def test_a_refused_variation_explains_and_offers_the_ones_that_fit(client, user):
     client.force_login(user)  # free plan: one job at a time
     page = client.post("/generate/", {**FORM, "variations": "2"})
-    assert page.status_code == 400
+    assert page.status_code == 429  # the in-flight limit, as every plan limit
     text = page.content.decode()
     assert "Variation 2 of 2" in text and 'id="start-fitting"' in text
     assert not Generation.objects.exists()
