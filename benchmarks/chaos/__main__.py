@@ -176,6 +176,12 @@ def run(args) -> dict:
             # keeps the run short. The plans let every create through: the limits are not
             # what this measures.
             "PROVIDER_PROBE_SECONDS": "5",
+            # A submit whose answer was lost (or whose tracker died mid-POST) waits for fal's
+            # webhook, and is sent again only after fal's start timeout plus the longest run
+            # (workflows/pipeline.py, _submit_unconfirmed): 4 h 15 min in production, a minute
+            # here, with the jobs' start timeout cut to match, so a run drains.
+            "FAL_START_TIMEOUT_SECONDS": "30",
+            "FAL_SUBMIT_RECONCILE_SECONDS": "60",
             "BILLING_PLAN_OVERRIDES": json.dumps(
                 {
                     "studio": {

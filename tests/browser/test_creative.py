@@ -12,8 +12,8 @@ from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# The studio tests' browser, tabs (CSP violations fail the test) and queued-only tasks.
-browser, tabs, _tasks_queued_not_run = shared.browser, shared.tabs, shared._tasks_queued_not_run
+# The studio tests' queued-only tasks (the browser and tabs come from tests/browser/conftest.py).
+_tasks_queued_not_run = shared._tasks_queued_not_run
 
 STORY = "\n\n".join(
     [
