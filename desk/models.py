@@ -11,11 +11,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 
-class GenerationHour(models.Model):
-    """Generations created in one UTC hour with the same endpoint, tier, free-preview flag,
+class GenerationCounts(models.Model):
+    """What GenerationHour and GenerationDay count, per endpoint, tier, free-preview flag,
     state (at the last rollup) and error code (failed rows only)."""
 
-    hour = models.DateTimeField()
     endpoint_id = models.CharField(max_length=100)
     tier = models.CharField(max_length=8)
     free_preview = models.BooleanField()
@@ -26,11 +25,21 @@ class GenerationHour(models.Model):
     fal_runs = models.PositiveIntegerField()
     fal_usd = models.DecimalField(max_digits=14, decimal_places=4)
 
+    KEY = ("endpoint_id", "tier", "free_preview", "state", "error_code")
+
+    class Meta:
+        abstract = True
+
+
+class GenerationHour(GenerationCounts):
+    """Generations created in one UTC hour."""
+
+    hour = models.DateTimeField()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["hour", "endpoint_id", "tier", "free_preview", "state", "error_code"],
-                name="generation_hour_unique",
+                fields=["hour", *GenerationCounts.KEY], name="generation_hour_unique"
             ),
         ]
 
@@ -38,25 +47,16 @@ class GenerationHour(models.Model):
         return f"{self.hour:%Y-%m-%d %H:00} {self.endpoint_id} {self.state}: {self.generations}"
 
 
-class GenerationDay(models.Model):
+class GenerationDay(GenerationCounts):
     """GenerationHour added up by UTC day (desk.rollup writes both together), so a month of
     the dashboard reads about 60 rows a day rather than 24 times as many."""
 
     day = models.DateField()
-    endpoint_id = models.CharField(max_length=100)
-    tier = models.CharField(max_length=8)
-    free_preview = models.BooleanField()
-    state = models.CharField(max_length=16)
-    error_code = models.CharField(max_length=40, blank=True)
-    generations = models.PositiveIntegerField()
-    fal_runs = models.PositiveIntegerField()
-    fal_usd = models.DecimalField(max_digits=14, decimal_places=4)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "endpoint_id", "tier", "free_preview", "state", "error_code"],
-                name="generation_day_unique",
+                fields=["day", *GenerationCounts.KEY], name="generation_day_unique"
             ),
         ]
 

@@ -108,24 +108,13 @@ def rollup_days(*, days) -> None:
         GenerationDay.objects.filter(day=day).delete()
         day_rows = (
             GenerationHour.objects.filter(hour__gte=start, hour__lt=end)
-            .values("endpoint_id", "tier", "free_preview", "state", "error_code")
-            .annotate(n=Sum("generations"), runs=Sum("fal_runs"), usd=Sum("fal_usd"))
+            .values(*GenerationDay.KEY)
+            .annotate(
+                generations=Sum("generations"), fal_runs=Sum("fal_runs"), fal_usd=Sum("fal_usd")
+            )
             .order_by()
         )
-        GenerationDay.objects.bulk_create(
-            GenerationDay(
-                day=day,
-                endpoint_id=row["endpoint_id"],
-                tier=row["tier"],
-                free_preview=row["free_preview"],
-                state=row["state"],
-                error_code=row["error_code"],
-                generations=row["n"],
-                fal_runs=row["runs"],
-                fal_usd=row["usd"],
-            )
-            for row in day_rows
-        )
+        GenerationDay.objects.bulk_create(GenerationDay(day=day, **row) for row in day_rows)
         LedgerHour.objects.filter(hour__gte=start, hour__lt=end).delete()
         entries = LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end)
         LedgerHour.objects.bulk_create(

@@ -23,18 +23,7 @@ from workflows.batches import (
 from workflows.generations import DuplicateRequest
 
 from .problems import Problem
-from .serializers import EstimateSerializer, GenerationCreateSerializer, GenerationSerializer
-
-CREATIVE_FIELDS = (
-    "template", "slots", "constraints", "constraints_text", "variations", "vary_slot",
-    "vary_values", "force", "partial",
-)  # fmt: skip
-
-
-# The fields live on the create serializers themselves (restapi/serializers.py), so the
-# JSON and multipart schemas of create and estimate carry them.
-CreativeCreateSerializer = GenerationCreateSerializer
-CreativeEstimateSerializer = EstimateSerializer
+from .serializers import GenerationSerializer
 
 
 @dataclass

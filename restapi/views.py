@@ -60,9 +60,11 @@ from .serializers import (
     AccountSerializer,
     EstimateJsonSerializer,
     EstimateResultSerializer,
+    EstimateSerializer,
     EstimateUploadSerializer,
     GenerationCancelSerializer,
     GenerationCreateJsonSerializer,
+    GenerationCreateSerializer,
     GenerationCreateUploadSerializer,
     GenerationSerializer,
     ModelListSerializer,
@@ -392,7 +394,7 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         return response
 
     def _create(self, request) -> Response:
-        serializer = creative.CreativeCreateSerializer(data=request.data)
+        serializer = GenerationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         composed, _, _ = request_checks(serializer, user=request.user)
@@ -819,7 +821,7 @@ class Estimate(ApiView):
         responses=EstimateResultSerializer,
     )
     def post(self, request):
-        serializer = creative.CreativeEstimateSerializer(data=request.data)
+        serializer = EstimateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         composed, valid, image_count = request_checks(

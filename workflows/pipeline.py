@@ -168,6 +168,18 @@ UNCONFIRMED_FAIL_MESSAGE = (
 )
 
 
+def _unconfirmable_fail(generation: Generation, *, actor: Actor) -> None:
+    """A submit that may have reached fal, on a row without a webhook: nothing could ever
+    confirm it, and sending it again could start a second paid job, so it fails unbilled."""
+    generation_fail(
+        generation_id=generation.pk,
+        code=SUBMIT_UNCONFIRMED,
+        message=UNCONFIRMED_FAIL_MESSAGE,
+        actor=actor,
+        sources=[State.SUBMITTING],
+    )
+
+
 def _submit_unconfirmed(generation: Generation, exc: ProviderError, *, actor: Actor, now) -> None:
     """The POST may have reached fal: never send it again blindly (a second paid job).
 
@@ -180,13 +192,7 @@ def _submit_unconfirmed(generation: Generation, exc: ProviderError, *, actor: Ac
     Without a webhook nothing could confirm it: the job fails, its credits are released.
     """
     if webhook_url_for(generation) is None:
-        generation_fail(
-            generation_id=generation.pk,
-            code=SUBMIT_UNCONFIRMED,
-            message=UNCONFIRMED_FAIL_MESSAGE,
-            actor=actor,
-            sources=[State.SUBMITTING],
-        )
+        _unconfirmable_fail(generation, actor=actor)
         return
     log.warning("generation %s: %s", generation.pk, exc.message)
     Generation.objects.filter(
@@ -237,13 +243,7 @@ def generation_submit_reconcile(*, generation: Generation, now, actor: Actor) ->
     Sent again only once any request fal got for it has surely ended (the reconcile
     deadline); without a webhook nothing can tell, so it fails (credits released)."""
     if webhook_url_for(generation) is None:
-        generation_fail(
-            generation_id=generation.pk,
-            code=SUBMIT_UNCONFIRMED,
-            message=UNCONFIRMED_FAIL_MESSAGE,
-            actor=actor,
-            sources=[State.SUBMITTING],
-        )
+        _unconfirmable_fail(generation, actor=actor)
         return False
     deadline = generation.submitting_at + timedelta(seconds=settings.FAL_SUBMIT_RECONCILE_SECONDS)
     if now < deadline:

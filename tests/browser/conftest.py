@@ -29,6 +29,26 @@ def browser():
 
 
 @pytest.fixture
+def browser_page(browser):
+    """A page of the session's one Chromium: a second sync_playwright in the same process
+    would fail inside the first one's event loop."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def tasks_queued_not_run(monkeypatch):
+    """Renders are queued and left there (for tests about the pages): a render run inline
+    inside the request (django-q's sync mode) would make each click take seconds."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+
+@pytest.fixture
 def tabs(browser, live_server):
     opened = []
 

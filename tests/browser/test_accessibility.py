@@ -12,7 +12,11 @@ from tests.support.media import png_bytes
 
 from .pages import DESKTOP, PHONE, axe_violations
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("tasks_queued_not_run"),
+]
 
 SIGNED_OUT = [
     "/",
@@ -27,13 +31,6 @@ SIGNED_OUT = [
     "/policy/content/",
     "/policy/acceptable-use/",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _tasks_queued_not_run(monkeypatch):
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", False)
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ import pytest
 from billing import plans, services
 from creative.models import Batch
 from generation.models import Generation
-from tests.browser import test_studio as shared
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("tasks_queued_not_run"),
+]
 
-# The studio tests' queued-only tasks (the browser and tabs come from tests/browser/conftest.py).
-_tasks_queued_not_run = shared._tasks_queued_not_run
 
 STORY = "\n\n".join(
     [

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from desk import rollup
 from generation.models import State, Tier
-from tests.browser.test_smoke import browser_page  # noqa: F401  (the fixture)
 from tests.factories import UserFactory
 from tests.ops.test_dashboard import make
 
@@ -20,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
 def test_dashboard_fits_the_screen_without_csp_errors(
-    browser_page,  # noqa: F811
+    browser_page,
     live_server,
     tmp_path,
     width,

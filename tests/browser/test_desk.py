@@ -7,7 +7,6 @@ from django.test import Client
 from generation.models import Generation, State
 from moderation import services
 from moderation.models import TakeDown, UserStanding
-from tests.browser.test_smoke import browser_page  # noqa: F401  (the fixture)
 from tests.factories import UserFactory
 from tests.moderation.conftest import make_held
 from tests.moderation.test_queues import _succeeded
@@ -25,7 +24,7 @@ class Clicks:
 
 
 @pytest.fixture
-def desk(browser_page, live_server):  # noqa: F811
+def desk(browser_page, live_server):
     # A superuser: transactional tests flush the moderators group that a migration made.
     moderator = UserFactory(email="mod@example.com", is_staff=True, is_superuser=True)
     client = Client()

@@ -1,51 +1,11 @@
 """A person's first minute: sign in as the demo user, generate, watch the video appear."""
 
-import shutil
-import threading
-
 import pytest
 from django.conf import settings
 
 from accounts.services import user_ensure_demo
-from workflows.tracking import track_once
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser_page(browser):
-    """A page of the session's one Chromium (tests/browser/conftest.py): a second
-    sync_playwright in the same process would fail inside the first one's event loop."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def tracker(settings):
-    """The tracker process's loop, in a thread beside the live server."""
-    settings.TRACK_POLL_MIN_SECONDS = 0.1
-    stop = threading.Event()
-
-    def loop():
-        from django.db import connection
-
-        try:
-            while not stop.is_set():
-                if track_once() == 0:
-                    stop.wait(0.1)
-        finally:
-            connection.close()  # or PostgreSQL cannot drop the test database afterwards
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 @pytest.fixture

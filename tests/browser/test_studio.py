@@ -16,16 +16,11 @@ from tests.support.media import png_bytes
 
 from .pages import DESKTOP, PHONE
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _tasks_queued_not_run(monkeypatch):
-    """Renders are queued and left there: these tests are about the pages, and a render run
-    inline inside the request (django-q's sync mode) would make each click take seconds."""
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", False)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("tasks_queued_not_run"),
+]
 
 
 @pytest.fixture
