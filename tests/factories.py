@@ -40,3 +40,16 @@ class GenerationFactory(factory.django.DjangoModelFactory):
     credit_cost = 40
     fal_price_usd = "0.20"
     queued_at = factory.LazyFunction(timezone.now)
+
+    class Params:
+        # A clip that rendered and was stored: GenerationFactory(succeeded=True).
+        succeeded = factory.Trait(
+            state=State.SUCCEEDED,
+            output="outputs/a.mp4",
+            poster="posters/a.jpg",
+            video_width=1280,
+            video_height=720,
+            video_duration=5.0,
+            video_bytes=1000,
+            video_codec="h264",
+        )

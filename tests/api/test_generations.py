@@ -68,14 +68,7 @@ def test_malformed_json_is_a_400_problem(alice_api):
 def test_get_own_generation_with_signed_output(alice_api, user):
     generation = GenerationFactory(
         user=user,
-        state=State.SUCCEEDED,
-        output="outputs/a.mp4",
-        poster="posters/a.jpg",
-        video_width=1280,
-        video_height=720,
-        video_duration=5.0,
-        video_bytes=1000,
-        video_codec="h264",
+        succeeded=True,
     )
     response = alice_api.get(f"{URL}/{generation.pk}")
     assert response.status_code == 200

@@ -151,14 +151,7 @@ def test_a_generated_client_drives_the_api(
     monkeypatch.setattr(Conf, "SYNC", False)
     finished = GenerationFactory(
         user=user,
-        state="succeeded",
-        output="outputs/a.mp4",
-        poster="posters/a.jpg",
-        video_width=1280,
-        video_height=720,
-        video_duration=5.0,
-        video_bytes=1000,
-        video_codec="h264",
+        succeeded=True,
         finished_at=timezone.now(),
         created_at=timezone.now() - timedelta(hours=1),
     )

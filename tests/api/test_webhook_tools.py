@@ -70,14 +70,7 @@ def laptop(settings):
 def succeeded(user):
     return GenerationFactory(
         user=user,
-        state=State.SUCCEEDED,
-        output="outputs/a.mp4",
-        poster="posters/a.jpg",
-        video_width=1280,
-        video_height=720,
-        video_duration=5.0,
-        video_bytes=1000,
-        video_codec="h264",
+        succeeded=True,
     )
 
 
