@@ -34,7 +34,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from benchmarks.chaos import fakeproc
-from benchmarks.inflight.__main__ import free_port
+from benchmarks.inflight.__main__ import free_port, process_env
 from generation import provenance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,22 +153,8 @@ def run(args) -> dict:
         receiver = stack.enter_context(webhook_receiver())
         web_port = free_port()
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
-            **fake["env"],
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
-            "DEBUG": "0",
-            "SECURE_SSL_REDIRECT": "0",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "MEDIA_ROOT": str(scratch / "media"),
-            "VIDEO_BACKEND": "fal",
-            "FAL_ALLOW_PRIVATE_RESULT_HOSTS": "1",
-            "FAL_WEBHOOK_JWKS_URL": fake["jwks_url"],
+            **process_env(scratch=scratch, fake=fake, tag=tag, workers=args.workers),
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
-            "Q_WORKERS": str(args.workers),
-            "Q_QUEUE_NAME": tag,
-            "CACHE_KEY_PREFIX": tag,
-            "LOG_LEVEL": "WARNING",
             "OPENAI_API_KEY": "",
             "CHAOS_RECEIVER_PORT": str(receiver.port),
             "CHAOS_RECEIVER_CERT": receiver.cert_path,

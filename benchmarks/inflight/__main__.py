@@ -103,6 +103,28 @@ def main() -> int:
     return 0 if figures["all_succeeded"] else 1
 
 
+def process_env(*, scratch: Path, fake: dict, tag: str, workers: int) -> dict[str, str]:
+    """The environment every benchmark process shares: production-like settings (DEBUG off),
+    the fal backend pointed at the fake, and this run's own queue and cache keys."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
+        **fake["env"],
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "MEDIA_ROOT": str(scratch / "media"),
+        "VIDEO_BACKEND": "fal",
+        "FAL_ALLOW_PRIVATE_RESULT_HOSTS": "1",
+        "FAL_WEBHOOK_JWKS_URL": fake["jwks_url"],
+        "Q_WORKERS": str(workers),
+        "Q_QUEUE_NAME": tag,
+        "CACHE_KEY_PREFIX": tag,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def run(args) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="promptreel-bench-"))
     counts_dir = scratch / "counts"
@@ -113,21 +135,7 @@ def run(args) -> dict:
         fake = stack.enter_context(fake_fal_process(args.inference, args.queue))
         web_port = free_port()
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
-            **fake["env"],
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
-            "DEBUG": "0",
-            "SECURE_SSL_REDIRECT": "0",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "MEDIA_ROOT": str(scratch / "media"),
-            "VIDEO_BACKEND": "fal",
-            "FAL_ALLOW_PRIVATE_RESULT_HOSTS": "1",
-            "FAL_WEBHOOK_JWKS_URL": fake["jwks_url"],
-            "Q_WORKERS": str(args.workers),
-            "Q_QUEUE_NAME": tag,
-            "CACHE_KEY_PREFIX": tag,
-            "LOG_LEVEL": "WARNING",
+            **process_env(scratch=scratch, fake=fake, tag=tag, workers=args.workers),
             "BENCH_COUNT_DIR": str(counts_dir),
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}" if args.webhooks == "on" else "",
         }
