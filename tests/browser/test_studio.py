@@ -183,6 +183,8 @@ def test_a_form_error_keeps_the_dropped_image(tabs, creator, tmp_path):
         }""",
         [list(image.read_bytes())],
     )
+    # The drop is read and uploaded as a draft asynchronously: wait for its thumbnail.
+    page.locator("#thumbs img").wait_for(state="visible")
     assert page.locator("#thumbs img").is_visible()
     page.fill("textarea[name=prompt]", "")  # the error: image-to-video needs a prompt
     page.click("#generate-button")
