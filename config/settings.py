@@ -344,6 +344,9 @@ FAL_START_TIMEOUT_SECONDS = env_int("FAL_START_TIMEOUT_SECONDS", 3 * 60 * 60)
 FAL_SUBMIT_RECONCILE_SECONDS = env_int(
     "FAL_SUBMIT_RECONCILE_SECONDS", FAL_START_TIMEOUT_SECONDS + 60 * 60 + 15 * 60
 )
+# A row still submitting after this long lost its worker (a submit call gives up after 30 s,
+# generation/backends/fal.py CALL_TIMEOUT): the reaper reconciles it (workflows/tracking.py).
+SUBMIT_STUCK_SECONDS = env_int("SUBMIT_STUCK_SECONDS", 5 * 60)
 # Only for tests and local fakes: let result downloads reach loopback/private addresses.
 FAL_ALLOW_PRIVATE_RESULT_HOSTS = env_bool("FAL_ALLOW_PRIVATE_RESULT_HOSTS", False)
 # Simulated provider queue for the offline renderer, so that progress is visible.

@@ -132,7 +132,8 @@ def _step_in_thread(generation: Generation) -> None:
 # How long a row may sit in each state (since entering it) before the reaper ends it.
 STAGE_DEADLINES = {
     State.QUEUED: ("queued_at", timedelta(hours=1)),  # never got through to the provider
-    State.SUBMITTING: ("submitting_at", timedelta(minutes=5)),  # the worker died submitting
+    # The worker died submitting, or fal's answer was lost (settings: SUBMIT_STUCK_SECONDS).
+    State.SUBMITTING: ("submitting_at", timedelta(seconds=settings.SUBMIT_STUCK_SECONDS)),
     State.IN_QUEUE: ("in_queue_at", timedelta(hours=3)),  # fal never ran it
     State.IN_PROGRESS: ("in_progress_at", timedelta(hours=1)),  # fal never finished it
     State.FINALIZING: ("finalizing_at", timedelta(minutes=30)),  # we never saved the video

@@ -168,6 +168,9 @@ def run(args) -> dict:
             # here, with the jobs' start timeout cut to match, so a run drains.
             "FAL_START_TIMEOUT_SECONDS": "30",
             "FAL_SUBMIT_RECONCILE_SECONDS": "60",
+            # A tracker killed mid-submit leaves its row submitting: the reaper (once a
+            # minute) takes it up after this, not after production's 5 minutes.
+            "SUBMIT_STUCK_SECONDS": "15",
             "BILLING_PLAN_OVERRIDES": json.dumps(
                 {
                     "studio": {
