@@ -190,7 +190,11 @@ Q_CLUSTER = {
     "max_attempts": 3,
     "ack_failures": True,
     "catch_up": False,
-    "save_limit": 500,
+    # Successful tasks are not stored (-1): the product never reads their results, and
+    # django-q's pruning (save_limit > 0) locks and loads every stored success on each task,
+    # 1 in 10 of the worker cluster's CPU at 1000 in flight (benchmarks/README.md). Failures
+    # are always stored (admin: Failed tasks).
+    "save_limit": -1,
     "poll": 0.1,
     "label": "Tasks",
 }

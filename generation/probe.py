@@ -73,6 +73,11 @@ def _open(path: str) -> Iterator[tuple[av.container.InputContainer, av.video.str
         stream = container.streams.video[0]
         if stream.codec_context is None:  # e.g. an index cut off, or a codec FFmpeg lacks
             raise NotAVideo("The video stream cannot be decoded (unknown codec or cut short).")
+        # One decoding thread: FFmpeg's default starts a thread per core on every open, which
+        # costs more than the one or few frames a probe or a poster decodes (and a finalize
+        # shares the cores with the other workers anyway). sample_frames opts back in.
+        stream.thread_type = "NONE"
+        stream.codec_context.thread_count = 1
         yield container, stream
     except av.FFmpegError as exc:
         raise NotAVideo(f"The video cannot be decoded: {exc}") from exc
@@ -168,7 +173,9 @@ def extract_poster(
         if frame is None:
             raise NotAVideo("The video has no frames.")
         image = _fit(frame.to_image(), max_width)
-    image.save(out_path, "JPEG", quality=85, optimize=True, progressive=True)
+    # Optimized Huffman tables (about 9 % smaller), not progressive: progressive encoding took
+    # 20 ms for a 1280x720 poster against 9 ms, for another 3 %.
+    image.save(out_path, "JPEG", quality=85, optimize=True)
     return image.size
 
 
