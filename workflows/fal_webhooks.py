@@ -45,6 +45,14 @@ class Unverified(Exception):
     pass
 
 
+# Each web process keeps the parsed keys this long before it reads the shared cache again: a
+# cache round trip and a key parse per webhook were a quarter of the web's CPU at 1000 in
+# flight (benchmarks/README.md). A rotated key is still picked up at once: a signature no
+# memo key verifies takes the refresh path in verify().
+JWKS_MEMO_SECONDS = 300
+_memo: dict = {"keys": (), "parsed": (), "until": 0.0}
+
+
 def _fetch_jwks() -> list[str]:
     response = httpx.get(settings.FAL_WEBHOOK_JWKS_URL, timeout=5.0)
     response.raise_for_status()
@@ -53,19 +61,37 @@ def _fetch_jwks() -> list[str]:
     return keys
 
 
-def _public_keys(*, refresh: bool = False) -> list[str]:
+def _public_keys(*, refresh: bool = False) -> tuple[Ed25519PublicKey, ...]:
+    if not refresh and _memo["until"] > time.monotonic():
+        return _memo["parsed"]
     keys = None if refresh else cache.get(JWKS_CACHE_KEY)
     if keys is None:
         keys = _fetch_jwks()
-    return keys
+    if tuple(keys) != _memo["keys"]:
+        _memo.update(keys=tuple(keys), parsed=tuple(_parsed(keys)))
+    _memo["until"] = time.monotonic() + JWKS_MEMO_SECONDS
+    return _memo["parsed"]
 
 
-def _verifies(keys: list[str], message: bytes, signature: bytes) -> bool:
+def jwks_memo_clear() -> None:
+    """Forget this process's parsed keys (tests that change fal's keys or the cache)."""
+    _memo.update(keys=(), parsed=(), until=0.0)
+
+
+def _parsed(keys: list[str]):
     for encoded in keys:
         try:
             raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-            Ed25519PublicKey.from_public_bytes(raw).verify(signature, message)
-        except (InvalidSignature, ValueError, binascii.Error):
+            yield Ed25519PublicKey.from_public_bytes(raw)
+        except (ValueError, binascii.Error):
+            log.warning("fal's JWKS has a key that is not Ed25519: %r", encoded[:16])
+
+
+def _verifies(keys: tuple[Ed25519PublicKey, ...], message: bytes, signature: bytes) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
             continue
         return True
     return False

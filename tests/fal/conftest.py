@@ -96,6 +96,7 @@ def fake_fal(fake_fal_server, settings, monkeypatch):
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     monkeypatch.setattr(caches["default"], "key_prefix", f"test-fal-{worker}")
     cache.delete_many([fal_webhooks.JWKS_CACHE_KEY, fal_webhooks.JWKS_REFRESH_GUARD])
+    fal_webhooks.jwks_memo_clear()
     yield fake
     fal_backend._client.cache_clear()
     assert not fake.errors, fake.errors

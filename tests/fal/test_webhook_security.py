@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from django.core.cache import cache
 
 from generation.models import Generation, State
 from workflows import fal_webhooks
@@ -102,6 +103,21 @@ def test_webhook_for_an_unknown_request_is_acknowledged_and_ignored(fake_fal, co
     response = fake_fal.webhooks.post(fake_fal.sign_webhook("not-ours", body), body)
     assert response.status_code == 204
     assert_unchanged(generation)
+
+
+def test_each_process_keeps_the_parsed_keys_for_a_while(fake_fal, completed):
+    _generation, headers, body = completed
+    fetches = fake_fal.jwks_fetches
+    fal_webhooks.verify(headers, body)
+    # Gone from the shared cache: the process still has them, no cache read, no fetch.
+    cache.delete(fal_webhooks.JWKS_CACHE_KEY)
+    fal_webhooks.verify(headers, body)
+    assert fake_fal.jwks_fetches - fetches == 1
+    # Once the memo is older than JWKS_MEMO_SECONDS the process reads the cache again (empty
+    # here, so it fetches).
+    fal_webhooks._memo["until"] = 0.0
+    fal_webhooks.verify(headers, body)
+    assert fake_fal.jwks_fetches - fetches == 2
 
 
 def test_jwks_is_cached_and_refetched_when_fal_rotates_its_key(fake_fal, completed):
