@@ -121,9 +121,11 @@ def run_submit(generation, capture) -> Generation:
     return generation
 
 
-def track_until_terminal(capture, *, rounds: int = 1000) -> None:
-    """What `manage.py track` does, pass by pass, with on-commit tasks run inline."""
-    for _ in range(rounds):
+def track_until_terminal(capture, *, seconds: float = 90.0) -> None:
+    """What `manage.py track` does, pass by pass, with on-commit tasks run inline, until every
+    row has ended. Bounded by time, not by passes: on a loaded CI box a pass takes longer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         with capture(execute=True):
             track_once()
         if not Generation.objects.exclude(
@@ -131,7 +133,8 @@ def track_until_terminal(capture, *, rounds: int = 1000) -> None:
         ).exists():
             return
         time.sleep(0.02)
-    raise AssertionError("the tracker did not finish the generations")
+    states = list(Generation.objects.values_list("state", "next_check_at", "polls"))
+    raise AssertionError(f"the tracker did not finish the generations: {states}")
 
 
 def webhook_body(delivery_body: bytes) -> dict:
