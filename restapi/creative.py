@@ -315,3 +315,81 @@ class StoryboardSerializer(serializers.Serializer):
     draft = serializers.BooleanField(
         default=False, help_text="Only split and price: return the scenes to edit"
     )
+
+
+# --- Response documents (what batch_document and the storyboard draft return) ----------------
+
+
+class BatchSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=Batch.Kind.choices)
+    title = serializers.CharField(allow_blank=True)
+    varied = serializers.CharField(
+        allow_blank=True, help_text="What differs between the renders: seed or a slot's name"
+    )
+    total_credits = serializers.IntegerField(min_value=0)
+    created_at = serializers.DateTimeField()
+
+
+class BatchRefusalSerializer(serializers.Serializer):
+    position = serializers.IntegerField(min_value=0)
+    label = serializers.CharField(allow_blank=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BatchCreatedSerializer(serializers.Serializer):
+    """A create with `variations`, or a storyboard queued: the batch and its renders."""
+
+    batch = BatchSummarySerializer()
+    generations = GenerationSerializer(many=True)
+    refused = BatchRefusalSerializer(
+        many=True, help_text="Renders left out with `partial: true`, and why"
+    )
+
+
+class BatchGenerationSerializer(GenerationSerializer):
+    label = serializers.CharField(help_text="The variation's value or the scene's text")
+    kept = serializers.BooleanField(help_text="Whether you marked it as the one to keep")
+
+    class Meta(GenerationSerializer.Meta):
+        fields = [*GenerationSerializer.Meta.fields, "label", "kept"]
+
+
+class BatchDetailSerializer(serializers.Serializer):
+    batch = BatchSummarySerializer()
+    generations = BatchGenerationSerializer(many=True)
+
+
+class BatchRenderPriceSerializer(serializers.Serializer):
+    position = serializers.IntegerField(min_value=0)
+    credits = serializers.IntegerField(min_value=0)
+    free_preview = serializers.BooleanField()
+    fits = serializers.BooleanField()
+    why = serializers.CharField(allow_blank=True, help_text="Why it would not start, if not")
+
+
+class BatchPriceSerializer(serializers.Serializer):
+    endpoint = serializers.CharField()
+    resolution = serializers.CharField()
+    duration = serializers.IntegerField(min_value=1)
+    count = serializers.IntegerField(min_value=1)
+    total_credits = serializers.IntegerField(min_value=0)
+    list_credits_each = serializers.IntegerField(min_value=0)
+    all_fit = serializers.BooleanField()
+    fitting = serializers.IntegerField(min_value=0)
+    renders = BatchRenderPriceSerializer(many=True)
+    price_confirmed = serializers.BooleanField()
+
+
+class StoryboardSceneSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    prompt = serializers.CharField()
+
+
+class StoryboardDraftSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["offline", "openai", "yours"])
+    note = serializers.CharField(allow_blank=True)
+    template = serializers.CharField()
+    scenes = StoryboardSceneSerializer(many=True)
+    price = BatchPriceSerializer()

@@ -14,6 +14,9 @@ from generation import catalogue
 from workflows.batches import BatchRefused, Variant, batch_create, batch_estimate
 
 from .creative import (
+    BatchCreatedSerializer,
+    BatchDetailSerializer,
+    StoryboardDraftSerializer,
     StoryboardSerializer,
     TemplateListSerializer,
     TemplateSerializer,
@@ -59,7 +62,7 @@ class Templates(ApiView):
         description="Save a template of your own (a text with {slot} names, defaults and "
         "settings); it is listed for you only.",
         tags=["creative"],
-        request=TemplateSaveSerializer,
+        request={"application/json": TemplateSaveSerializer},
         responses={201: TemplateSerializer},
     )
     def post(self, request):
@@ -91,7 +94,7 @@ class BatchDetail(ApiView):
         description="A batch of variations or a storyboard: its total price and its "
         "generations in order, each with its label and whether you kept it.",
         tags=["creative"],
-        responses={200: dict},
+        responses={200: BatchDetailSerializer},
     )
     def get(self, request, pk):
         batch = get_object_or_404(Batch.objects.filter(user=request.user), pk=pk)
@@ -119,8 +122,8 @@ class Storyboards(ApiView):
         "`draft: true` answers 200 with the scenes and the total price to edit; otherwise "
         "queues them as one batch (201).",
         tags=["creative"],
-        request=StoryboardSerializer,
-        responses={200: dict, 201: dict},
+        request={"application/json": StoryboardSerializer},
+        responses={200: StoryboardDraftSerializer, 201: BatchCreatedSerializer},
     )
     def post(self, request):
         serializer = StoryboardSerializer(data=request.data)

@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
 )
@@ -346,14 +347,21 @@ class GenerationListCreate(ApiView, generics.ListAPIView):
         description="Start a video from a prompt (and images or a video, by https link in "
         "JSON or uploaded as multipart). Credits are held at once and settled when it ends: "
         "captured on success, released otherwise. Answers 201 with the generation and its "
-        "Location; poll it, wait with `Prefer: wait=N`, stream its events, or ask for a "
-        "webhook.",
+        "Location (with `variations`: the batch and its renders); poll it, wait with "
+        "`Prefer: wait=N`, stream its events, or ask for a webhook.",
         tags=["generations"],
         request={
             "application/json": GenerationCreateJsonSerializer,
             "multipart/form-data": GenerationCreateUploadSerializer,
         },
-        responses={201: GenerationSerializer},
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="GenerationCreated",
+                serializers=[GenerationSerializer, creative.BatchCreatedSerializer],
+                resource_type_field_name=None,
+                many=False,
+            )
+        },
         parameters=[IDEMPOTENCY_KEY, PREFER],
     )
     def post(self, request):
@@ -739,7 +747,7 @@ class WebhookTest(ApiView):
         "sent (same headers and signature, `data` your latest generation or null), and answer "
         "how the receiver replied. Nothing is stored or retried.",
         tags=["webhooks"],
-        request=WebhookTestSerializer,
+        request={"application/json": WebhookTestSerializer},
         responses={200: WebhookTestResultSerializer},
     )
     def post(self, request):

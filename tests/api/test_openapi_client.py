@@ -10,6 +10,7 @@ import importlib
 import io
 import json
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,15 @@ def client_package(schema_file, tmp_path_factory):
 
 def test_the_generated_client_warns_of_nothing(client_package):
     assert hasattr(client_package, "AuthenticatedClient")
+    # Every module imports: a body declared under several media types once generated code
+    # that named a type it never imported (NameError on import of that operation).
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(client_package.__path__, f"{client_package.__name__}.")
+    ]
+    for name in names:
+        importlib.import_module(name)
+    assert f"{client_package.__name__}.api.creative.storyboards_create" in names
 
 
 @pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
@@ -219,3 +229,49 @@ def test_a_generated_client_drives_the_api(
     assert isinstance(account, Account) and account.email == user.email
     assert account.key.prefix and account.usage_today.generations == 3
     assert account.usage_today.in_flight == 2  # the upload was canceled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generated_client_reads_batches_and_storyboards(
+    client_package, live_server, user, settings, monkeypatch
+):
+    """The creative answers are typed too: a create with `variations` answers a batch (the
+    create's 201 is one of Generation or BatchCreated), and the client parses each."""
+    from promptreel_client import AuthenticatedClient
+    from promptreel_client.api.creative import batches_retrieve, storyboards_create
+    from promptreel_client.api.generations import generations_create
+    from promptreel_client.models import (
+        BatchCreated,
+        BatchDetail,
+        GenerationCreateRequest,
+        StoryboardDraft,
+        StoryboardRequest,
+    )
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # queued and left there, as above
+    settings.FREE_DAILY_PREVIEWS = 10
+    settings.OPENAI_API_KEY = ""  # the storyboard splits the text offline
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_in_flight": 10}}'
+    raw = apikey_create(user=user, name="generated", scopes=list(Scope.values))[1]
+    api = AuthenticatedClient(base_url=live_server.url, token=raw, raise_on_unexpected_status=True)
+
+    made = generations_create.sync(
+        client=api, body=GenerationCreateRequest(prompt="a red fox in snow", variations=3)
+    )
+    assert isinstance(made, BatchCreated), made
+    assert made.batch.kind.value == "variations" and len(made.generations) == 3
+    assert len({g.seed for g in made.generations}) == 3 and made.refused == []
+
+    detail = batches_retrieve.sync(client=api, id=made.batch.id)
+    assert isinstance(detail, BatchDetail)
+    assert [g.id for g in detail.generations] == [g.id for g in made.generations]
+    assert all(g.kept is False and g.label for g in detail.generations)
+
+    text = "A lighthouse at dusk. A storm rolls in. Morning comes calm."
+    draft = storyboards_create.sync(client=api, body=StoryboardRequest(text=text, draft=True))
+    assert isinstance(draft, StoryboardDraft), draft
+    assert draft.source.value == "offline" and len(draft.scenes) == 3
+    assert draft.price.count == 3 and len(draft.price.renders) == 3
+    queued = storyboards_create.sync(client=api, body=StoryboardRequest(text=text))
+    assert isinstance(queued, BatchCreated), queued
+    assert queued.batch.kind.value == "storyboard" and len(queued.generations) == 3
