@@ -31,10 +31,17 @@ run() {
   "$PY" manage.py migrate --noinput
   "$PY" manage.py ensure_demo_user
   echo "Starting web (http://127.0.0.1:${PORT:-8000}/), worker and tracker; Ctrl-C stops all three."
-  trap 'trap - EXIT INT TERM; kill 0 2>/dev/null; wait' EXIT INT TERM
+  # SIGTERM to the three processes (and runserver's reloaded child), not to the whole group:
+  # qcluster stops its own workers after they hand their tasks back (core/shutdown.py), as
+  # under systemd's KillMode=mixed.
+  PIDS=()
+  trap 'trap - EXIT INT TERM; pkill -TERM -P "${PIDS[2]:-0}" 2>/dev/null; kill "${PIDS[@]}" 2>/dev/null; wait' EXIT INT TERM
   "$PY" manage.py qcluster &
+  PIDS+=($!)
   "$PY" manage.py track &
+  PIDS+=($!)
   "$PY" manage.py runserver "${PORT:-8000}" &
+  PIDS+=($!)
   wait -n
 }
 

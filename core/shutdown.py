@@ -5,7 +5,10 @@ prefetched into the cluster's queue, so a `qcluster` busy with renders took over
 one killed at the end of systemd's timeout left leases held (a finalize's for 15 minutes).
 
 `manage.py qcluster` (core/management/commands/qcluster.py) makes STOP before it forks, sets it
-on SIGTERM/SIGINT, then lets django-q2 stop as usual. In each worker, a task wrapped in
+on SIGTERM/SIGINT, then lets django-q2 stop as usual. STOP is a byte of shared memory that each
+worker's watcher polls, not a multiprocessing.Event: Event.set() waits for every thread asleep
+in wait() to acknowledge, so one worker that had died (recycled, killed for its timeout) made
+the next stop hang for ever (Ctrl-C on `./dev.sh run` left qcluster stuck). In each worker, a task wrapped in
 @hands_back_on_stop then:
 - that has not started when STOP is set is queued again at once, for another cluster;
 - that is running gets STOP_GRACE_SECONDS to finish; after that WorkerStopping is raised inside
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Set in the qcluster's main process on SIGTERM; every forked worker shares it.
 STOP = None
+WATCH_EVERY_SECONDS = 0.1
 _running = threading.Event()  # a wrapped task is running in this worker
 
 
@@ -42,16 +46,16 @@ class WorkerStopping(BaseException):  # noqa: N818 - not an error: a request to 
 def prepare() -> None:
     """Make STOP; call in the qcluster's main process before it forks the cluster."""
     global STOP
-    STOP = multiprocessing.get_context("fork").Event()
+    STOP = multiprocessing.get_context("fork").RawValue("b", 0)
 
 
 def request_stop() -> None:
     if STOP is not None:
-        STOP.set()
+        STOP.value = 1  # one byte written: nothing to wait for, nothing to deadlock on
 
 
 def stopping() -> bool:
-    return STOP is not None and STOP.is_set()
+    return STOP is not None and STOP.value == 1
 
 
 def hands_back_on_stop(release=None):
@@ -95,7 +99,8 @@ def _interrupt(signum, frame):
 
 
 def _watch(main_thread_id: int) -> None:
-    STOP.wait()
+    while not stopping():
+        time.sleep(WATCH_EVERY_SECONDS)
     # Let the running task finish if it can; then interrupt it (between two bytecodes of the
     # main thread, or when its current system call returns).
     deadline = time.monotonic() + settings.Q_STOP_GRACE_SECONDS

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
+from django_q.tasks import async_task
 
 from core import queueing, shutdown
 from generation import tasks as generation_tasks
@@ -145,7 +147,7 @@ def stopping_worker(monkeypatch, own_queue):
     monkeypatch.setattr("django.conf.settings.Q_STOP_GRACE_SECONDS", 0)
     shutdown._on_worker_spawn()
     yield own_queue[1]
-    shutdown.STOP.set()  # ends the watcher thread
+    shutdown.request_stop()  # ends the watcher thread
     signal.signal(signal.SIGUSR1, previous)
 
 
@@ -192,3 +194,42 @@ def test_a_task_not_started_when_the_cluster_stops_goes_back_to_the_broker(stopp
     shutdown.request_stop()
     assert generation_tasks.local_render("no-such-job") == "handed back before it started"
     assert broker.queue_size() == 1
+
+
+def _worker_pids(log: Path) -> list[int]:
+    return [int(pid) for pid in re.findall(r"ready for work at (\d+)", log.read_text())]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("case", ["SIGTERM to the whole group", "a worker died first"])
+def test_qcluster_stops_when_the_signal_or_a_death_reached_its_children(case, own_queue, tmp_path):
+    """Two ways qcluster used to hang for ever on a multiprocessing.Event, whose set() waits
+    for every process asleep in wait(): SIGTERM to the whole process group (`kill 0` in
+    ./dev.sh, systemd's KillMode=control-group) killed the sentinel asleep on django-q2's stop
+    event; a worker killed for its timeout left its stop-watcher asleep on ours."""
+    queue, _broker = own_queue
+    log = tmp_path / "qcluster.log"
+    env = process_env(Q_QUEUE_NAME=queue, Q_WORKERS=2, Q_TIMEOUT=2)
+    proc = start(["qcluster"], env, log)
+    try:
+        wait_for(lambda: len(_worker_pids(log)) >= 2, 60, "two workers ready", log)
+        if case == "a worker died first":
+            async_task("time.sleep", 60)  # outlives Q_TIMEOUT: django-q2 kills its worker
+            wait_for(lambda: "reincarnated worker" in log.read_text(), 60, "a timeout kill", log)
+            wait_for(lambda: len(_worker_pids(log)) >= 3, 30, "a replacement worker", log)
+        time.sleep(0.5)  # every worker's stop-watcher is running
+        started = time.monotonic()
+        if case == "SIGTERM to the whole group":
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_WITHIN + 10)
+        took = time.monotonic() - started
+        stopped = proc.poll() is not None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert stopped and took < STOP_WITHIN, f"{took:.1f} s:\n{log.read_text()[-3000:]}"
