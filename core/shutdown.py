@@ -7,9 +7,11 @@ one killed at the end of systemd's timeout left leases held (a finalize's for 15
 `manage.py qcluster` (core/management/commands/qcluster.py) makes STOP before it forks, sets it
 on SIGTERM/SIGINT, then lets django-q2 stop as usual. STOP is a byte of shared memory that each
 worker's watcher polls, not a multiprocessing.Event: Event.set() waits for every thread asleep
-in wait() to acknowledge, so one worker that had died (recycled, killed for its timeout) made
-the next stop hang for ever (Ctrl-C on `./dev.sh run` left qcluster stuck). In each worker, a task wrapped in
-@hands_back_on_stop then:
+in wait() to acknowledge, so one worker that had died (killed for its timeout, say) made the
+next stop hang for ever. (django-q2's own stop event has the same flaw with its sentinel:
+core/management/commands/qcluster.py.)
+
+In each worker, a task wrapped in @hands_back_on_stop then:
 - that has not started when STOP is set is queued again at once, for another cluster;
 - that is running gets STOP_GRACE_SECONDS to finish; after that WorkerStopping is raised inside
   it (by SIGUSR1 to the worker's main thread), its `release` undoes its claim, and it is queued

@@ -7,6 +7,8 @@ from django.db.models import OuterRef, Subquery
 
 from billing import holds
 from billing.errors import how_to_get_credits
+from billing.limits import check_daily_cap, usage_today
+from billing.services import account_for
 from core.errors import InputError
 from generation import catalogue
 from generation.models import TERMINAL, Generation, State, Tier
@@ -138,6 +140,9 @@ def generate_price(
         estimate = holds.estimate(
             user=user, resolution=resolution, duration=int(duration), list_credits=list_credits
         )
+        # The day's cap refuses a create whatever it costs: said before the click, not after.
+        account = account_for(user)
+        check_daily_cap(account.plan_info, usage_today(account)[0])
     except catalogue.PriceUnknown as exc:
         return _refused(str(exc))
     except InputError as exc:  # PlanLimit: the message names the plan that allows it

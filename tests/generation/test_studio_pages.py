@@ -372,3 +372,16 @@ def test_copy_settings_brings_every_keyframe_back_in_order(alice_client, user):
     tokens = re.search(r'name="image_draft" value="([^"]+)"', form).group(1).split()
     assert len(tokens) == 3
     assert 'value="first move"' in form
+
+
+def test_at_the_days_cap_the_button_says_so_before_the_click(alice_client, user, settings):
+    settings.BILLING_PLAN_OVERRIDES = '{"free": {"max_generations_per_day": 1, "max_in_flight": 5}}'
+    choice = {"endpoint": T2V, "resolution": "720p", "duration": "5"}
+    assert alice_client.get(reverse("generate_price"), choice).json()["allowed"]
+    made = alice_client.post(reverse("generate"), {**choice, **CHOICES, "prompt": "a fox"})
+    assert made.status_code == 302
+    price = alice_client.get(reverse("generate_price"), choice).json()
+    assert not price["allowed"] and price["action"] == "billing"
+    assert "allows 1 generations a day" in price["message"]
+    refused = alice_client.post(reverse("generate"), {**choice, **CHOICES, "prompt": "a cat"})
+    assert refused.status_code == 429 and Generation.objects.count() == 1

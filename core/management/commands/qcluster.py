@@ -14,7 +14,6 @@ from django_q.management.commands import qcluster
 
 from core import shutdown
 
-
 log = logging.getLogger("django-q")
 
 
