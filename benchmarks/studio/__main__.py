@@ -14,12 +14,14 @@ once FAL_PRICE_OVERRIDES prices fal-ai/pika/v2/pikaswaps.
 import argparse
 import io
 import os
+import re
 import shutil
 import statistics
 import tempfile
 import time
 
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -88,6 +90,33 @@ def _play(page) -> None:
     )
 
 
+def _no_room(args, modes: int, why: str) -> SystemExit:
+    return SystemExit(
+        f"The account cannot render this run's {args.rounds * modes} clips: {why}\n"
+        "Give it credits and a plan with room first (the benchmark does not change accounts):\n"
+        f"  .venv/bin/python manage.py grant_credits {args.email} 5000 --plan studio"
+    )
+
+
+def _ready(page, args, modes: int) -> None:
+    """The Generate button enabled, or a clear exit naming why not (credits, plan, cap)."""
+    try:
+        page.wait_for_function(
+            "() => !document.getElementById('generate-button').disabled", timeout=30_000
+        )
+    except PlaywrightTimeout:
+        raise _no_room(args, modes, page.inner_text("#price-note")) from None
+
+
+def _started(page, args, modes: int) -> None:
+    """On the video page after the click, or a clear exit with the refusal the page shows."""
+    try:
+        page.wait_for_url(re.compile(r".*/g/[^/]+/?$"), timeout=60_000)
+    except PlaywrightTimeout:
+        errors = page.locator("p.error").all_inner_texts()
+        raise _no_room(args, modes, " ".join(errors) or "the create was not accepted") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
@@ -117,11 +146,12 @@ def main() -> None:
             for mode in modes:
                 page.goto(f"{args.base}/generate/")
                 _fill(page, mode, stills, clip)
-                page.wait_for_function("() => !document.getElementById('generate-button').disabled")
+                _ready(page, args, len(modes))
                 if args.shots:
                     page.screenshot(path=f"{args.shots}/generate-{mode}-1280.png", full_page=True)
                 started = time.monotonic()
                 page.click("#generate-button")
+                _started(page, args, len(modes))
                 _play(page)
                 times.setdefault(mode, []).append(time.monotonic() - started)
                 if args.shots:
