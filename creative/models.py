@@ -110,6 +110,7 @@ class Batch(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "batches"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "-created_at"])]
         constraints = [

@@ -137,8 +137,11 @@ def storyboard_fill(
     if len(scenes) > MAX_SCENES:
         raise InputError({"scenes": f"At most {MAX_SCENES} scenes; got {len(scenes)}."})
     slot = main_slot(template)
+    mid_sentence = not template.text.lstrip().startswith("{" + slot + "}")
     filled, errors = [], {}
     for index, scene in enumerate(scenes):
+        if mid_sentence:
+            scene = _lowercase_article(scene)
         try:
             filled.append(template_fill(template, {**(slots or {}), slot: scene}))
         except InputError as exc:
@@ -146,3 +149,14 @@ def storyboard_fill(
     if errors:
         raise InputError(errors)
     return filled
+
+
+# A scene is a sentence ("A baker wakes before dawn."); inside a template's sentence
+# ("Cinematic medium shot of {scene}") its opening article reads as a typo. Only these words
+# are lowered: a name ("Paris at night") keeps its capital.
+_ARTICLES = ("A", "An", "The", "This", "That", "These", "Those", "Her", "His", "Their", "Our")
+
+
+def _lowercase_article(scene: str) -> str:
+    first, _, rest = scene.partition(" ")
+    return f"{first.lower()} {rest}" if rest and first in _ARTICLES else scene

@@ -108,6 +108,15 @@ def test_scenes_fill_the_templates_main_slot():
     assert list(caught.value.errors) == ["scenes[1]"]
 
 
+def test_a_scene_sentence_reads_as_part_of_the_templates_sentence():
+    template = PromptTemplate.objects.get(owner=None, slug="story-scene")
+    scenes = ["A baker wakes before dawn.", "Paris wakes up.", "The oven glows"]
+    prompts = [f.prompt for f in storyboard.storyboard_fill(template, scenes, {"mood": "warm"})]
+    assert prompts[0].startswith("Cinematic medium shot of a baker wakes before dawn.")
+    assert prompts[1].startswith("Cinematic medium shot of Paris wakes up.")  # a name stays
+    assert prompts[2].startswith("Cinematic medium shot of the oven glows")
+
+
 def test_api_draft_then_queue_as_one_batch(alice_api, creator, settings):
     settings.OPENAI_API_KEY = ""
     draft = alice_api.post(
