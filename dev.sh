@@ -29,7 +29,7 @@ setup() {
 run() {
   setup
   "$PY" manage.py migrate --noinput
-  "$PY" manage.py ensure_demo_user
+  "$PY" manage.py ensure_demo_user --staff
   echo "Starting web (http://127.0.0.1:${PORT:-8000}/), worker and tracker; Ctrl-C stops all three."
   # SIGTERM to the three processes (and runserver's reloaded child), not to the whole group:
   # qcluster stops its own workers after they hand their tasks back (core/shutdown.py), as

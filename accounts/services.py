@@ -1,5 +1,6 @@
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from billing.services import account_for, credits_purchase
@@ -25,6 +26,24 @@ def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
             key=f"demo:{user.pk}",
             reason="Demo account starting credits",
         )
+    return user, created
+
+
+@transaction.atomic
+def user_ensure_demo_staff(*, email: str, password: str) -> tuple[User, bool]:
+    """A verified superuser in the moderators group (or its password reset), so that the
+    admin, the moderator queues and the staff dashboard can be tried offline: an account
+    made with createsuperuser must first confirm its address by email. For ./dev.sh run."""
+    user, created = User.objects.get_or_create(email=email.lower())
+    user.set_password(password)
+    user.is_active = user.is_staff = user.is_superuser = True
+    user.save()
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    moderators = Group.objects.filter(name="moderators").first()  # made by a migration
+    if moderators is not None:
+        user.groups.add(moderators)
     return user, created
 
 

@@ -456,6 +456,7 @@ ACCOUNT_SIGNUP_FORM_CLASS = "moderation.forms.SignupForm"
 # --- Demo account made by the run command -----------------------------------------------------
 DEMO_EMAIL = env_str("DEMO_EMAIL", "demo@promptreel.localhost")
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "promptreel-demo")
+DEMO_STAFF_EMAIL = env_str("DEMO_STAFF_EMAIL", "staff@promptreel.localhost")
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,3 +1,4 @@
+import io
 import re
 
 import pytest
@@ -84,3 +85,23 @@ def test_demo_user_is_verified_and_idempotent():
     assert created and not created_again and first.pk == again.pk
     assert first.emailaddress_set.get().verified
     assert again.check_password("pw-one-two-three")
+
+
+def test_the_demo_staff_account_signs_in_to_the_admin_at_once(client, settings):
+    from django.core.management import call_command
+
+    settings.DEBUG = False
+    call_command("ensure_demo_user", "--staff", stdout=io.StringIO())
+    assert not User.objects.filter(email=settings.DEMO_STAFF_EMAIL).exists()  # never in prod
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("ensure_demo_user", "--staff", stdout=out)
+    assert settings.DEMO_STAFF_EMAIL in out.getvalue()
+    staff = User.objects.get(email=settings.DEMO_STAFF_EMAIL)
+    assert staff.is_superuser and staff.groups.filter(name="moderators").exists()
+    signed_in = client.post(
+        reverse("account_login"),
+        {"login": settings.DEMO_STAFF_EMAIL, "password": settings.DEMO_PASSWORD},
+    )
+    assert signed_in.status_code == 302 and "confirm-email" not in signed_in["Location"]
+    assert client.get("/admin/").status_code == 200
