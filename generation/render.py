@@ -92,6 +92,9 @@ class RenderSpec:
     seed: int = 0
     prompt: str = ""
     image_path: str | None = None
+    # All the input images in order (Scenes, Keyframes): the clip goes from each to the next.
+    # image_path alone is one image (and what jobs queued before this field carried).
+    image_paths: tuple[str, ...] = ()
     title: str = "Promptreel"
 
 
@@ -296,8 +299,12 @@ def _frames(spec: RenderSpec, count: int) -> Iterator[Image.Image]:
     """Yield the frames one by one; only the canvas and the current frame live in memory."""
     w, h = spec.width, spec.height
     cw, ch = round(w * MARGIN), round(h * MARGIN)
-    if spec.image_path:
-        canvas, light, caption = _load_image(spec.image_path, cw, ch), None, None
+    paths = list(spec.image_paths) or ([spec.image_path] if spec.image_path else [])
+    if len(paths) > 1:
+        yield from _sequence_frames(spec, [_load_image(path, cw, ch) for path in paths], count)
+        return
+    if paths:
+        canvas, light, caption = _load_image(paths[0], cw, ch), None, None
     else:
         rng = _rng(spec)
         canvas, light = _scene(rng, cw, ch)
@@ -327,6 +334,33 @@ def _frames(spec: RenderSpec, count: int) -> Iterator[Image.Image]:
         if caption is not None:
             frame.paste(caption[0], (0, h - caption[0].height), caption[1])
         yield frame
+
+
+# Of each image's share of the clip, the last this much crossfades into the next image.
+CROSSFADE_SHARE = 0.5
+
+
+def _sequence_frames(spec: RenderSpec, canvases: list, count: int) -> Iterator[Image.Image]:
+    """Several images in order: each holds, then crossfades into the next (eased), under the
+    preset's camera, so the first frame is the first image and the last the last."""
+    w, h = spec.width, spec.height
+    cw, ch = canvases[0].size
+    steps = len(canvases) - 1
+    for i in range(count):
+        t = i / (count - 1) if count > 1 else 0.0
+        position = t * steps
+        index = min(int(position), steps - 1)
+        into = position - index  # 0..1 through the move from image `index` to the next
+        hold = 1.0 - CROSSFADE_SHARE
+        mix = _ease(max(0.0, (into - hold) / CROSSFADE_SHARE))
+        canvas = (
+            canvases[index]
+            if mix <= 0.0
+            else Image.blend(canvases[index], canvases[index + 1], min(mix, 1.0))
+        )
+        yield canvas.resize(
+            (w, h), Image.Resampling.BILINEAR, box=_crop_box(spec.preset, t, cw, ch)
+        )
 
 
 def _prefetch(items: Iterator, depth: int = 4) -> Iterator:

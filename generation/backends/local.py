@@ -49,15 +49,14 @@ class LocalBackend:
         request_id = uuid.uuid4().hex
         folder = self.job_dir(request_id)
         folder.mkdir(parents=True)
-        image_path = None
-        first_input = generation.inputs.filter(kind="image").first()
-        if first_input is not None:
-            image_path = folder / f"input{Path(first_input.file.name).suffix}"
-            with (
-                default_storage.open(first_input.file.name, "rb") as src,
-                open(image_path, "wb") as dst,
-            ):
+        image_paths = []
+        images = list(generation.inputs.filter(kind="image").order_by("position"))
+        for index, image in enumerate(images):
+            path = folder / f"input-{index}{Path(image.file.name).suffix}"
+            with default_storage.open(image.file.name, "rb") as src, open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst)
+            image_paths.append(str(path))
+        first_input = images[0] if images else None
         aspect = generation.aspect_ratio or (
             nearest_aspect_ratio(first_input.width, first_input.height) if first_input else "16:9"
         )
@@ -72,7 +71,8 @@ class LocalBackend:
                 "preset": generation.preset,
                 "seed": generation.seed,
                 "prompt": generation.prompt,
-                "image_path": str(image_path) if image_path else None,
+                "image_path": image_paths[0] if image_paths else None,
+                "image_paths": image_paths,
                 "title": f"Promptreel {generation.pk}",
             },
         }

@@ -413,3 +413,19 @@ def test_poster_rejects_fractions_outside_the_video(tmp_path):
     video = render(tmp_path, duration_s=0.25)
     with pytest.raises(ValueError):
         extract_poster(video, str(tmp_path / "p.jpg"), at_fraction=1.5)
+
+
+def test_several_images_play_in_order_with_crossfades(tmp_path):
+    """Scenes and Keyframes offline: from the first image to the last, through each."""
+    colours = [(220, 30, 30), (30, 220, 30), (30, 30, 220)]
+    paths = [
+        save_image(tmp_path, Image.new("RGB", (160, 90), colour), f"{index}.png")
+        for index, colour in enumerate(colours)
+    ]
+    decoded = frames(render(tmp_path, duration_s=2, image_paths=tuple(paths)))
+    dominant = [int(np.argmax(frame.reshape(-1, 3).mean(axis=0))) for frame in decoded]
+    assert dominant[0] == 0 and dominant[len(decoded) // 2] == 1 and dominant[-1] == 2
+    assert dominant == sorted(dominant)  # red, then green, then blue: never back
+    # Between two holds, a crossfade: frames that are neither colour.
+    mixed = [f for f in decoded if sorted(f.reshape(-1, 3).mean(axis=0))[-2] > 60]
+    assert mixed, "no crossfade frame"
