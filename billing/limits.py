@@ -102,7 +102,8 @@ def check_daily_cap(plan: plans.Plan, made_today: int) -> None:
     now = timezone.now().astimezone(dt.UTC)
     midnight = dt.datetime.combine(today(now) + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     raise UsageLimit(
-        f"The {plan.name} plan allows {cap} generations a day (UTC) and you have reached it."
+        f"The {plan.name} plan allows {cap} generation{'s' if cap != 1 else ''} a day (UTC) "
+        "and you have reached it."
         + (f" {better.name} allows {better.max_generations_per_day}." if better else ""),
         limit="max_generations_per_day",
         allowed=cap,

@@ -382,7 +382,7 @@ def test_at_the_days_cap_the_button_says_so_before_the_click(alice_client, user,
     assert made.status_code == 302
     price = alice_client.get(reverse("generate_price"), choice).json()
     assert not price["allowed"] and price["action"] == "billing"
-    assert "allows 1 generations a day" in price["message"]
+    assert "allows 1 generation a day" in price["message"]
     refused = alice_client.post(reverse("generate"), {**choice, **CHOICES, "prompt": "a cat"})
     assert refused.status_code == 429 and Generation.objects.count() == 1
 

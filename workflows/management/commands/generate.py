@@ -29,7 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--aspect-ratio")
         parser.add_argument("--preset", default="static", choices=list(MOTION_PRESETS))
         parser.add_argument("--seed", type=int)
-        parser.add_argument("--user", default=settings.DEMO_EMAIL, help="the owner's email")
+        parser.add_argument(
+            "--user",
+            default=settings.DEMO_EMAIL,
+            help=f"the owner's email (default: the demo account, {settings.DEMO_EMAIL})",
+        )
         parser.add_argument("--wait", action="store_true", help="wait for the result")
         parser.add_argument("--timeout", type=float, default=600, help="seconds to wait at most")
 
