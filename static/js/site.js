@@ -24,3 +24,23 @@ for (const clip of document.querySelectorAll(".gallery a.clip[data-video]")) {
     if (poster) poster.hidden = false;
   });
 }
+
+// A "Copy" button next to a value shown once (a new API key): copies the element it names.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch {
+    // No clipboard (an insecure origin, a refused permission): select it for Ctrl-C instead.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    button.textContent = "Selected: press Ctrl-C";
+  }
+});

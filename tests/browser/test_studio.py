@@ -230,3 +230,16 @@ def test_hd_is_bought_once_then_delete_and_filter(tabs, creator):
     tab.page.wait_for_selector("text=Deleted.")
     assert "a paper boat" not in tab.page.inner_text("main")
     assert Generation.objects.filter(prompt="a paper boat", deleted_at__isnull=False).exists()
+
+
+def test_a_new_api_key_is_copied_with_one_click(tabs, creator):
+    tab = tabs(creator)
+    tab.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=tab.base)
+    tab.open("/api/keys/")
+    tab.page.fill("input[name=name]", "my script")
+    tab.page.click("form.card:has(input[name=name]) button[type=submit]")
+    key = tab.page.inner_text("#new-key").strip()
+    assert key.startswith("prk_")
+    tab.page.click("button[data-copy='#new-key']")
+    tab.page.wait_for_selector("button[data-copy='#new-key']:has-text('Copied')")
+    assert tab.page.evaluate("navigator.clipboard.readText()") == key
