@@ -35,6 +35,8 @@ def studio_endpoints() -> list[dict]:
                     *(["video", "video_url"] if endpoint.video_field else []),
                 ],
                 "images": {"min": endpoint.media_min, "max": endpoint.media_max},
+                # What the provider leaves out when "Leave out" is empty (Pikascenes has one).
+                "negative_default": str(endpoint.default("negative_prompt") or ""),
                 "choices": {
                     name: [str(c) for c in endpoint.choices(name)]
                     for name in (

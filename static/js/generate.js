@@ -62,6 +62,8 @@
     }
     images.setLimit(spec.images.max);
     showTransitions();
+    const leaveOut = form.querySelector('[name="negative_prompt"]');
+    if (leaveOut) leaveOut.placeholder = spec.negative_default ? `Left out by default: ${spec.negative_default}` : "";
   }
 
   // Keyframes: one transition row fewer than there are keyframes (at least one).

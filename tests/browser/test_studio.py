@@ -243,3 +243,19 @@ def test_a_new_api_key_is_copied_with_one_click(tabs, creator):
     tab.page.click("button[data-copy='#new-key']")
     tab.page.wait_for_selector("button[data-copy='#new-key']:has-text('Copied')")
     assert tab.page.evaluate("navigator.clipboard.readText()") == key
+
+
+def test_leave_out_shows_what_the_model_leaves_out_by_default(tabs, creator):
+    tab = tabs(creator)
+    tab.open("/generate/")
+    leave_out = tab.page.locator("[name=negative_prompt]")
+    tab.page.check("input[name=mode][value=scenes]")
+    assert leave_out.get_attribute("placeholder") == "Left out by default: ugly, bad, terrible"
+    # Each endpoint's own default, from the catalogue (an empty one: no placeholder).
+    from generation import catalogue
+
+    tab.page.check("input[name=mode][value=text]")
+    endpoint = tab.page.locator("input[name=endpoint]:checked").get_attribute("value")
+    default = catalogue.get_endpoint(endpoint).default("negative_prompt") or ""
+    expected = f"Left out by default: {default}" if default else ""
+    assert leave_out.get_attribute("placeholder") == expected
