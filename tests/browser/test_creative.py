@@ -103,6 +103,7 @@ def test_pasted_text_to_a_five_scene_storyboard(tabs, studio_user):
     batch = Batch.objects.get()
     assert (batch.kind, batch.title) == ("storyboard", "The bakery")
     first = Generation.objects.get(recipe__batch=batch, recipe__position=0)
-    assert "A baker lights the oven before dawn" in first.prompt
+    # The edited scene, its article lowered to read inside the template's sentence.
+    assert "Cinematic medium shot of a baker lights the oven before dawn" in first.prompt
     tab.open("/gallery/")
     assert "The bakery" in page.inner_text("#collections")
