@@ -24,6 +24,10 @@ def _acceptance_label():
 
 
 class SignupForm(forms.Form):
+    # allauth's signup form takes this class as its base and honours field_order: the
+    # policies box after the passwords, not between the email and the password.
+    field_order = ["email", "password1", "password2", "accept_policies"]
+
     accept_policies = forms.BooleanField(
         required=True,
         label=lazy(_acceptance_label, str)(),

@@ -38,6 +38,9 @@ def test_sign_up_verify_email_then_generate(client):
     # Signed in by the confirmation (ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION), straight to work.
     assert response.status_code == 302 and response["Location"] == reverse("generate")
     assert client.get(reverse("generate")).status_code == 200
+    # The link clicked again: not "invalid", but where to go from here.
+    again = client.get(confirm_path).content.decode()
+    assert "used already" in again and reverse("generate") in again
 
 
 def test_unverified_user_cannot_log_in(client):
@@ -105,3 +108,9 @@ def test_the_demo_staff_account_signs_in_to_the_admin_at_once(client, settings):
     )
     assert signed_in.status_code == 302 and "confirm-email" not in signed_in["Location"]
     assert client.get("/admin/").status_code == 200
+
+
+def test_the_sign_up_form_asks_for_the_policies_after_the_passwords(client):
+    page = client.get(reverse("account_signup")).content.decode()
+    order = [page.index(f'name="{name}"') for name in ("email", "password1", "password2")]
+    assert order == sorted(order) and page.index('name="accept_policies"') > order[-1]
