@@ -8,16 +8,24 @@ from billing.services import account_for, credits_purchase
 from .models import User
 
 
-@transaction.atomic
-def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
-    """Create (or reset the password of) a verified demo account; say whether it is new."""
+def _verified_user(*, email: str, password: str, staff: bool = False) -> tuple[User, bool]:
+    """An active account with this password and a verified address (made or reset)."""
     user, created = User.objects.get_or_create(email=email.lower())
     user.set_password(password)
     user.is_active = True
+    if staff:
+        user.is_staff = user.is_superuser = True
     user.save()
     EmailAddress.objects.update_or_create(
         user=user, email=user.email, defaults={"verified": True, "primary": True}
     )
+    return user, created
+
+
+@transaction.atomic
+def user_ensure_demo(*, email: str, password: str) -> tuple[User, bool]:
+    """Create (or reset the password of) a verified demo account; say whether it is new."""
+    user, created = _verified_user(email=email, password=password)
     if settings.DEMO_CREDITS > 0:
         # Once per demo user (keyed), so that it can render in HD without Stripe.
         credits_purchase(
@@ -34,13 +42,7 @@ def user_ensure_demo_staff(*, email: str, password: str) -> tuple[User, bool]:
     """A verified superuser in the moderators group (or its password reset), so that the
     admin, the moderator queues and the staff dashboard can be tried offline: an account
     made with createsuperuser must first confirm its address by email. For ./dev.sh run."""
-    user, created = User.objects.get_or_create(email=email.lower())
-    user.set_password(password)
-    user.is_active = user.is_staff = user.is_superuser = True
-    user.save()
-    EmailAddress.objects.update_or_create(
-        user=user, email=user.email, defaults={"verified": True, "primary": True}
-    )
+    user, created = _verified_user(email=email, password=password, staff=True)
     moderators = Group.objects.filter(name="moderators").first()  # made by a migration
     if moderators is not None:
         user.groups.add(moderators)
