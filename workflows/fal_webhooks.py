@@ -50,7 +50,7 @@ class Unverified(Exception):
 # flight (benchmarks/README.md). A rotated key is still picked up at once: a signature no
 # memo key verifies takes the refresh path in verify().
 JWKS_MEMO_SECONDS = 300
-_memo: dict = {"keys": (), "parsed": (), "until": 0.0}
+_memo: dict = {"parsed": (), "until": 0.0}
 
 
 def _fetch_jwks() -> list[str]:
@@ -67,15 +67,13 @@ def _public_keys(*, refresh: bool = False) -> tuple[Ed25519PublicKey, ...]:
     keys = None if refresh else cache.get(JWKS_CACHE_KEY)
     if keys is None:
         keys = _fetch_jwks()
-    if tuple(keys) != _memo["keys"]:
-        _memo.update(keys=tuple(keys), parsed=tuple(_parsed(keys)))
-    _memo["until"] = time.monotonic() + JWKS_MEMO_SECONDS
+    _memo.update(parsed=tuple(_parsed(keys)), until=time.monotonic() + JWKS_MEMO_SECONDS)
     return _memo["parsed"]
 
 
 def jwks_memo_clear() -> None:
     """Forget this process's parsed keys (tests that change fal's keys or the cache)."""
-    _memo.update(keys=(), parsed=(), until=0.0)
+    _memo.update(parsed=(), until=0.0)
 
 
 def _parsed(keys: list[str]):
