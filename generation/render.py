@@ -346,17 +346,17 @@ def _sequence_frames(spec: RenderSpec, canvases: list, count: int) -> Iterator[I
     w, h = spec.width, spec.height
     cw, ch = canvases[0].size
     steps = len(canvases) - 1
+    hold = 1.0 - CROSSFADE_SHARE
     for i in range(count):
         t = i / (count - 1) if count > 1 else 0.0
         position = t * steps
         index = min(int(position), steps - 1)
         into = position - index  # 0..1 through the move from image `index` to the next
-        hold = 1.0 - CROSSFADE_SHARE
-        mix = _ease(max(0.0, (into - hold) / CROSSFADE_SHARE))
+        mix = _ease(max(0.0, (into - hold) / CROSSFADE_SHARE))  # 0 while holding, 1 at the end
         canvas = (
             canvases[index]
-            if mix <= 0.0
-            else Image.blend(canvases[index], canvases[index + 1], min(mix, 1.0))
+            if mix == 0.0
+            else Image.blend(canvases[index], canvases[index + 1], mix)
         )
         yield canvas.resize(
             (w, h), Image.Resampling.BILINEAR, box=_crop_box(spec.preset, t, cw, ch)
