@@ -165,8 +165,10 @@ class Generation(models.Model):
     # Deleted by its owner: the files are gone, the row stays for the ledger, moderation and
     # audit records that refer to it (generation_delete).
     deleted_at = models.DateTimeField(null=True, blank=True)
-    # When its owner was emailed that it is ready or failed (workflows.notifications): set by
-    # one conditional UPDATE before the send, so no clip is ever announced twice.
+    # When the email saying it is ready or failed was dealt with (workflows.notifications):
+    # claimed by one conditional UPDATE before the send (also when the owner's setting says
+    # not to send), so no clip is ever announced twice; set by the move out of a moderator's
+    # hold, whose decision email announces it.
     owner_notified_at = models.DateTimeField(null=True, blank=True)
     poster = models.FileField(upload_to=poster_path, blank=True, max_length=300)
     video_codec = models.CharField(max_length=16, blank=True)
@@ -219,6 +221,17 @@ class Generation(models.Model):
                 fields=["finished_at"],
                 condition=Q(finished_at__isnull=False),
                 name="generation_finished",
+            ),
+            # workflows.notifications: the site's clips that ended and are not yet announced
+            # (a row leaves it when claimed, so the sender never scans the day's clips).
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(
+                    owner_notified_at__isnull=True,
+                    api_key__isnull=True,
+                    state__in=[State.SUCCEEDED, State.FAILED],
+                ),
+                name="generation_outcome_unsent",
             ),
         ]
         constraints = [

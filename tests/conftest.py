@@ -8,6 +8,7 @@ from api import ratelimit
 from generation.polling import forget_typical_run_times
 from tests.factories import UserFactory
 from workflows.circuit import circuit_forget
+from workflows.notifications import outcome_notice_forget
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +21,10 @@ def _isolated_files_and_tasks(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(ratelimit, "NAMESPACE", f"test-{uuid.uuid4().hex}")
     forget_typical_run_times()  # each test's database starts with no history of runs
     circuit_forget()  # and no provider circuit state cached from another test
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        # Nor a shut gate of the outcome emails' sender (the database cache's rows roll back
+        # with each test by themselves).
+        outcome_notice_forget()
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ A move is one transaction holding all that it causes, so either all of it happen
    sent by a task enqueued on commit and by the minute sweep if that task is lost;
 4. an audit entry for every move that ends or redirects a job, whoever made it: the owner, an
    API key's client, a moderator or one of our own processes (core.audit);
-5. on succeeded or failed, the owner's email, queued for when the move commits
-   (workflows.notifications; at most one per clip).
+5. on succeeded or failed, the owner's email: the sender is kicked when the move commits
+   (workflows.notifications; at most one email per clip, several of one owner's in one).
 
 Routine progress (submitting, in the provider's queue, rendering, saving) changes the row alone:
 one UPDATE, no transaction of its own, since nothing else depends on it. The state machine
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from api.webhooks import webhook_outbox_add
 from billing.holds import credits_settle, slot_free, slot_take
@@ -105,14 +106,17 @@ def generation_move(
         if moved:
             _counted(generation_id, to)
         return moved
+    # A row held for a moderator holds credits but no slot in flight (billing.holds): it
+    # takes one when approved and, ending from held, frees none.
+    from_held_only = set(sources or ALLOWED_SOURCES[to]) == {State.HELD}
+    if to in ANNOUNCED_OUTCOMES and from_held_only:
+        # Announced by the moderator's decision email (workflows.review), not by the sender.
+        changes.setdefault("owner_notified_at", timezone.now())
     with transaction.atomic():
         if not Generation.objects.transition(
             generation_id, to, sources=sources, where=where, **changes
         ):
             return False
-        # A row held for a moderator holds credits but no slot in flight (billing.holds):
-        # it takes one when approved and, ending from held, frees none.
-        from_held_only = set(sources or ALLOWED_SOURCES[to]) == {State.HELD}
         if to in TERMINAL:
             credits_settle(generation_id=generation_id, state=to, frees_slot=not from_held_only)
         elif from_held_only:
@@ -122,7 +126,6 @@ def generation_move(
         if to in ANNOUNCED:
             webhook_outbox_add(generation_id=generation_id, state=to)
         if to in ANNOUNCED_OUTCOMES and not from_held_only:
-            # Out of a moderator's hold, the decision email says it already (workflows.review).
             outcome_notice_queue(generation_id=generation_id)
         if action is not None:
             audit_record(

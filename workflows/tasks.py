@@ -29,9 +29,13 @@ def finalize(generation_id: str, lease: str | None = None) -> None:
         )
 
 
-def notify_outcome(generation_id: str) -> bool:
-    with log_context(generation_id=generation_id):
-        return notifications.generation_outcome_notify(generation_id=generation_id)
+def notify_outcomes() -> int:
+    return notifications.outcomes_notify()
+
+
+def notify_outcome(generation_id: str | None = None) -> int:
+    """A task queued by a release before the sender was batched: send what is pending."""
+    return notifications.outcomes_notify()
 
 
 def reap() -> dict:
