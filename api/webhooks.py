@@ -124,24 +124,26 @@ def webhook_outbox_add(*, generation_id, state: str) -> WebhookDelivery | None:
     event = EVENT_FOR_STATE.get(state)
     if event is None:
         return None
+    # Most moves are of clips no client subscribed to: this one narrow read is all they cost.
     hook = (
         GenerationWebhook.objects.filter(generation_id=generation_id)
-        .select_related("generation")
+        .values("url", "events")
         .first()
     )
-    if hook is None or event not in hook.events:
+    if hook is None or event not in hook["events"]:
         return None
     # One row per (generation, event): the lifecycle moves a row into a state once, so this
     # finds one only when called twice by hand.
     if WebhookDelivery.objects.filter(generation_id=generation_id, event=event).exists():
         return None
-    generation = hook.generation  # read after this transaction's move: its new state
+    # Read after this transaction's move: its new state.
+    generation = Generation.objects.get(pk=generation_id)
     payload = event_payload(event, generation)
     delivery = WebhookDelivery.objects.create(
         generation=generation,
         event=event,
         message_id="msg_" + secrets.token_urlsafe(18),
-        url=hook.url,
+        url=hook["url"],
         payload=payload,
         next_attempt_at=timezone.now(),
     )

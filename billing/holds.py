@@ -239,15 +239,18 @@ def credits_settle(*, generation_id, state: str, frees_slot: bool = True) -> str
     flight (frees_slot False: it never had one, as a generation that ends while held for a
     moderator). Runs in the transaction of the terminal transition; idempotent by key. Returns
     what it did (for logs and tests)."""
-    hold = LedgerEntry.objects.filter(idempotency_key=hold_key(generation_id)).first()
+    # The hold and any settlement of it, in one read.
+    keys = [hold_key(generation_id), f"gen:{generation_id}:capture", f"gen:{generation_id}:release"]
+    entries = {
+        entry.idempotency_key: entry
+        for entry in LedgerEntry.objects.filter(idempotency_key__in=keys)
+    }
+    hold = entries.get(keys[0])
     if hold is None:
         return "nothing held"  # made before billing existed, or by a test factory
     # A hold is settled one way only. The terminal transition that calls this moves the row
     # once, so the two can never race; a stray direct call finds the other key and stops.
-    settled = LedgerEntry.objects.filter(
-        idempotency_key__in=[f"gen:{generation_id}:capture", f"gen:{generation_id}:release"]
-    )
-    if settled.exists():
+    if len(entries) > 1:
         return "already settled"
     counters = {"in_flight": ONE_SLOT_LESS} if frees_slot else {}
     if state == State.SUCCEEDED:
