@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import av
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -30,14 +29,7 @@ from storages.utils import clean_name
 from core import safe_fetch
 
 from . import provenance
-from .probe import (
-    NotAVideo,
-    VideoInfo,
-    container_format,
-    extract_poster,
-    probe_video,
-    sample_frames,
-)
+from .probe import NotAVideo, VideoInfo, container_format, opened, sample_frames
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +142,15 @@ def _probed_input(path: str, poster_path: str) -> InputVideo:
             kind = "webm"
         if kind not in INPUT_VIDEO_FORMATS:
             raise VideoRejected("The video must be an MP4, WebM or QuickTime (.mov) file.")
-        info = probe_video(path)
-        if info.codec not in INPUT_VIDEO_CODECS:
-            raise VideoRejected(
-                f"The video is encoded as {info.codec}; use "
-                f"{', '.join(INPUT_VIDEO_CODECS.values())} (most phones and editors export H.264)."
-            )
-        extract_poster(path, poster_path, max_width=640)
+        with opened(path) as video:
+            info = video.info()
+            if info.codec not in INPUT_VIDEO_CODECS:
+                raise VideoRejected(
+                    f"The video is encoded as {info.codec}; use "
+                    f"{', '.join(INPUT_VIDEO_CODECS.values())} "
+                    "(most phones and editors export H.264)."
+                )
+            video.save_poster(poster_path, max_width=640)
     except NotAVideo as exc:
         raise VideoRejected(f"The video could not be read: {exc}") from None
     seconds = settings.INPUT_VIDEO_MAX_SECONDS
@@ -215,19 +209,21 @@ def store_video(
                     raise BadVideo(f"The video is larger than the {limit // 2**20} MB limit.")
                 spool.write(chunk)
         try:
-            # The download as it came: complete (not cut short) and decodable?
-            original = probe_video(spool_path)
             video_path = spool_path
-            # Remuxed into MP4 also when tagged already: the manifest is signed as an MP4.
-            if container_format(spool_path) != "mp4" or not is_disclosed(original.metadata):
-                add_tags(spool_path, tagged_path, disclosure_tags(generation))
-                video_path = tagged_path
+            with opened(spool_path) as download:
+                # The download as it came: complete (not cut short) and decodable?
+                original = download.info()
+                # Remuxed into MP4 also when tagged already: the manifest is signed as an MP4.
+                if download.format != "mp4" or not is_disclosed(original.metadata):
+                    download.copy_as_mp4(tagged_path, disclosure_tags(generation))
+                    video_path = tagged_path
             manifest_label = provenance.sign_video(
                 video_path, signed_path, endpoint_id=generation.endpoint_id, when=timezone.now()
             )
             video_path = signed_path
-            info = probe_video(video_path)  # what we keep is what we describe
-            extract_poster(video_path, poster_path)
+            with opened(video_path) as ours:
+                info = ours.info()  # what we keep is what we describe
+                ours.save_poster(poster_path)
             stills = tuple(sample_frames(video_path)) if frames else ()
         except NotAVideo as exc:
             raise BadVideo(f"The provider's output is not a playable video: {exc}") from exc
@@ -274,34 +270,6 @@ def save_file(name: str, path: str) -> str:
         return clean_name(name)
     with open(path, "rb") as handle:
         return default_storage.save(name, File(handle))  # FileSystemStorage: 64 KiB chunks
-
-
-def add_tags(src: str, dst: str, tags: dict[str, str]) -> None:
-    """Copy src to dst as MP4 with these container tags: stream copy, no re-encoding.
-
-    Video and audio streams are copied packet by packet (other tracks, such as timecode or
-    data tracks, are dropped); faststart moves the index to the front for browsers.
-    Raises NotAVideo if FFmpeg cannot remux the file.
-    """
-    try:
-        with (
-            av.open(src, format=container_format(src), metadata_errors="replace") as source,
-            av.open(dst, "w", format="mp4", options={"movflags": "+faststart"}) as target,
-        ):
-            target.metadata.update(tags)
-            mapping = {}
-            for stream in source.streams:
-                if stream.type in ("video", "audio"):
-                    mapping[stream.index] = target.add_stream_from_template(stream)
-            if not mapping:
-                raise NotAVideo("The file has no video stream.")
-            for packet in source.demux([source.streams[index] for index in mapping]):
-                if packet.dts is None:  # the demuxer's end-of-stream marker
-                    continue
-                packet.stream = mapping[packet.stream.index]
-                target.mux(packet)
-    except av.FFmpegError as exc:
-        raise NotAVideo(f"The video cannot be copied: {exc}") from exc
 
 
 def delete_quietly(*names: str) -> None:

@@ -1,4 +1,5 @@
-"""Reading facts from a video file we hold: codec, size, duration, tags, and a poster frame.
+"""Reading facts from a video file we hold (codec, size, duration, tags, a poster frame), and
+copying its streams into an MP4 with our tags.
 
 Whatever a provider claims about its output, these are the numbers we record, so the file is
 opened with PyAV and its first frame actually decoded. Pure Python, no Django.
@@ -60,9 +61,11 @@ def container_format(path: str) -> str:
 
 
 @contextmanager
-def _open(path: str) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+def _open(
+    path: str, fmt: str | None = None
+) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """The container and its first video stream; FFmpeg's errors come out as NotAVideo."""
-    fmt = _demuxer(path)
+    fmt = fmt or _demuxer(path)
     try:
         container = av.open(path, format=fmt, metadata_errors="replace")
     except av.FFmpegError as exc:
@@ -109,43 +112,112 @@ def _scan(container, stream) -> tuple[int, bool]:
     return packets, decoded
 
 
+class OpenVideo:
+    """A video file opened once for the reads a caller needs (its facts, a poster, an MP4
+    copy). Each open costs FFmpeg a parse of the container and its index; copying a provider's
+    clip used to open it five times (benchmarks/README.md, inflight). Get one from opened()."""
+
+    def __init__(self, path: str, fmt: str, container, stream) -> None:
+        self.path = path
+        self.format = fmt  # container_format's name: "mp4" or "matroska"
+        self._container = container
+        self._stream = stream
+        self._info: VideoInfo | None = None
+
+    def info(self) -> VideoInfo:
+        """Codec, frame size, duration, frame rate and container tags (see probe_video)."""
+        if self._info is None:
+            container, stream = self._container, self._stream
+            listed = stream.frames  # from the MP4 index; Matroska has none and says 0
+            packets, decoded = _scan(container, stream)
+            if not decoded:
+                raise NotAVideo("The video has no decodable frames.")
+            if listed and packets < listed:
+                raise NotAVideo(
+                    f"The video is cut short: {packets} of its {listed} frames are there."
+                )
+            ctx = stream.codec_context
+            rate = stream.average_rate or stream.guessed_rate
+            self._info = VideoInfo(
+                codec=ctx.name,
+                width=ctx.width,
+                height=ctx.height,
+                duration_s=_duration(container, stream),
+                fps=float(rate) if rate else 0.0,
+                frame_count=packets,
+                size_bytes=os.path.getsize(self.path),
+                metadata={str(key): str(value) for key, value in container.metadata.items()},
+            )
+        return self._info
+
+    def save_poster(
+        self, out_path: str, *, at_fraction: float = 0.5, max_width: int = 1280
+    ) -> tuple[int, int]:
+        """Save the frame nearest at_fraction of the duration as a JPEG at most max_width
+        wide; returns the poster's (width, height)."""
+        if not 0.0 <= at_fraction <= 1.0:
+            raise ValueError(f"at_fraction must be between 0 and 1, got {at_fraction!r}.")
+        if max_width < 1:
+            raise ValueError(f"max_width must be positive, got {max_width!r}.")
+        frame = _frame_near(self._container, self._stream, at_fraction)
+        if frame is None:
+            raise NotAVideo("The video has no frames.")
+        image = _fit(frame.to_image(), max_width)
+        # Optimized Huffman tables (about 9 % smaller), not progressive: progressive encoding
+        # took 20 ms for a 1280x720 poster against 9 ms, for another 3 %.
+        image.save(out_path, "JPEG", quality=85, optimize=True)
+        return image.size
+
+    def copy_as_mp4(self, dst: str, tags: dict[str, str]) -> None:
+        """Copy the video and audio streams into dst as MP4 with these container tags: stream
+        copy, no re-encoding (other tracks, such as timecode or data tracks, are dropped);
+        faststart moves the index to the front for browsers. Raises NotAVideo if FFmpeg cannot
+        remux the file."""
+        source = self._container
+        try:
+            source.seek(0)  # info() or a poster may have read on from the start
+            with av.open(dst, "w", format="mp4", options={"movflags": "+faststart"}) as target:
+                target.metadata.update(tags)
+                mapping = {}
+                for stream in source.streams:
+                    if stream.type in ("video", "audio"):
+                        mapping[stream.index] = target.add_stream_from_template(stream)
+                for packet in source.demux([source.streams[index] for index in mapping]):
+                    if packet.dts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.stream = mapping[packet.stream.index]
+                    target.mux(packet)
+        except av.FFmpegError as exc:
+            raise NotAVideo(f"The video cannot be copied: {exc}") from exc
+
+
+@contextmanager
+def opened(path: str) -> Iterator[OpenVideo]:
+    """The video at path, opened once (NotAVideo if it is not one)."""
+    fmt = _demuxer(path)
+    with _open(path, fmt) as (container, stream):
+        yield OpenVideo(path, fmt, container, stream)
+
+
 def probe_video(path: str) -> VideoInfo:
     """Codec, frame size, duration, frame rate and container tags of the video at path.
 
     Raises NotAVideo when the file is not a video, its first frame does not decode, or it is
     cut short (fewer frames present than its index lists, as after an interrupted download).
     """
-    with _open(path) as (container, stream):
-        listed = stream.frames  # from the MP4 index; Matroska has none and says 0
-        packets, decoded = _scan(container, stream)
-        if not decoded:
-            raise NotAVideo("The video has no decodable frames.")
-        if listed and packets < listed:
-            raise NotAVideo(f"The video is cut short: {packets} of its {listed} frames are there.")
-        ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate
-        return VideoInfo(
-            codec=ctx.name,
-            width=ctx.width,
-            height=ctx.height,
-            duration_s=_duration(container, stream),
-            fps=float(rate) if rate else 0.0,
-            frame_count=packets,
-            size_bytes=os.path.getsize(path),
-            metadata={str(key): str(value) for key, value in container.metadata.items()},
-        )
+    with opened(path) as video:
+        return video.info()
 
 
 def _frame_near(container, stream, at_fraction: float):
     """Decode the frame whose timestamp is nearest at_fraction of the way through."""
     start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
     target = start + _duration(container, stream) * at_fraction
-    if target > start:
-        try:
-            # Lands on the keyframe at or before the target; decoding walks forward from there.
-            container.seek(int(target / stream.time_base), stream=stream, backward=True)
-        except av.FFmpegError:
-            container.seek(0)
+    try:
+        # Lands on the keyframe at or before the target; decoding walks forward from there.
+        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+    except av.FFmpegError:
+        container.seek(0)
     best = None
     for frame in container.decode(stream):
         if frame.time is None:
@@ -164,19 +236,8 @@ def extract_poster(
 
     Returns the poster's (width, height).
     """
-    if not 0.0 <= at_fraction <= 1.0:
-        raise ValueError(f"at_fraction must be between 0 and 1, got {at_fraction!r}.")
-    if max_width < 1:
-        raise ValueError(f"max_width must be positive, got {max_width!r}.")
-    with _open(video_path) as (container, stream):
-        frame = _frame_near(container, stream, at_fraction)
-        if frame is None:
-            raise NotAVideo("The video has no frames.")
-        image = _fit(frame.to_image(), max_width)
-    # Optimized Huffman tables (about 9 % smaller), not progressive: progressive encoding took
-    # 20 ms for a 1280x720 poster against 9 ms, for another 3 %.
-    image.save(out_path, "JPEG", quality=85, optimize=True)
-    return image.size
+    with opened(video_path) as video:
+        return video.save_poster(out_path, at_fraction=at_fraction, max_width=max_width)
 
 
 def _fit(image: Image.Image, max_width: int) -> Image.Image:

@@ -131,9 +131,10 @@ def child(args) -> None:
 
         return wrapper
 
-    media.probe_video = timed("probe_tag_poster", probe.probe_video)
-    media.add_tags = timed("probe_tag_poster", media.add_tags)
-    media.extract_poster = timed("probe_tag_poster", probe.extract_poster)
+    for method in ("info", "copy_as_mp4", "save_poster"):
+        setattr(
+            probe.OpenVideo, method, timed("probe_tag_poster", getattr(probe.OpenVideo, method))
+        )
     media.save_file = timed("save", media.save_file)
 
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
