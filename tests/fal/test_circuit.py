@@ -100,11 +100,13 @@ def test_a_probe_that_goes_through_resumes_everything(
         "[Promptreel] Submissions to fal are paused",
         "[Promptreel] Submissions to fal have resumed",
     ]
-    # The owner hears of each clip once, when it is ready: both ended before the sender ran,
-    # so in one email (workflows.notifications).
-    owner = [m for m in mail.outbox if m.to == [user.email]]
-    assert [m.subject for m in owner] == ["Promptreel: 2 videos are ready"]
-    assert owner[0].body.count("Ready: ") == 2
+    # The owner hears of each clip once, when it is ready: in one email when both ended
+    # before the sender ran, else one each (workflows.notifications; timing decides).
+    owner = [m.subject for m in mail.outbox if m.to == [user.email]]
+    assert owner in (
+        ["Promptreel: 2 videos are ready"],
+        ["Promptreel: your video is ready"] * 2,
+    )
 
 
 def test_a_probe_that_fails_keeps_waiting(fake_fal, user, django_capture_on_commit_callbacks):
