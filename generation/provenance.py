@@ -139,6 +139,11 @@ def sign_video(src: str, dst: str, *, endpoint_id: str, when: datetime.datetime)
 _chain_checked = threading.Event()
 
 
+# One signer per process, used by one signing at a time (the library's signer object is not
+# documented as safe to share between threads; a worker process signs one clip at a time).
+_signing = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _signing_context() -> c2pa.Context:
     """The library's settings for signing, once per process. By default it validates every copy
@@ -146,9 +151,6 @@ def _signing_context() -> c2pa.Context:
     short clip, benchmarks/README.md); the read-back above already proves the chain once per
     process, and what the library cannot sign it refuses with an error."""
     return c2pa.Context.from_dict({"verify": {"verify_after_sign": False}})
-# One signer per process, used by one signing at a time (the library's signer object is not
-# documented as safe to share between threads; a worker process signs one clip at a time).
-_signing = threading.Lock()
 
 
 @lru_cache(maxsize=4)
