@@ -141,6 +141,7 @@ def open_stream(
     ip_check: Callable[[IPAddress], None] = check_ip,
     accept: str = "*/*",
     what: str = "file",
+    keep_alive: bool = False,
 ) -> Iterator[Stream]:
     """Open url with every check of fetch_url and yield a Stream of its body's chunks.
 
@@ -149,7 +150,9 @@ def open_stream(
     only; redirects are followed by hand and checked hop by hop; a Content-Length over
     max_bytes is refused before the body is read; timeout bounds everything from the first
     connect to the last byte (pass a larger one for large files). `what` names the file in
-    the messages ("image", "video").
+    the messages ("image", "video"). keep_alive leaves the connection open for the next
+    fetch from the same host and checked address (transport.http_get): for a provider's CDN,
+    never for a link a user gave.
     """
     deadline = time.monotonic() + timeout
     current = url
@@ -162,7 +165,9 @@ def open_stream(
                 raise
             raise FetchRefused(exc.code, f"The link redirects to a refused address: {exc}") from exc
         ssl_context = make_ssl_context(verify) if target.scheme == "https" else None
-        with http_get(target, addresses, ssl_context, deadline, accept, what) as (
+        with http_get(
+            target, addresses, ssl_context, deadline, accept, what, keep_alive=keep_alive
+        ) as (
             status,
             headers,
             response,

@@ -332,6 +332,8 @@ def _stream(url: str):
         max_bytes=settings.VIDEO_MAX_BYTES,
         timeout=DOWNLOAD_TIMEOUT,
         what="video",
+        # One download per finished job from fal's CDN: the next one reuses the connection.
+        keep_alive=True,
         # Honour SSL_CERT_FILE like httpx does (a private CA in front of the CDN, or tests).
         verify=os.environ.get("SSL_CERT_FILE") or True,
         **options,

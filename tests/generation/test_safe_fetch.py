@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.safe_fetch import FetchRefused, check_ip, fetch_url
+from core.safe_fetch import FetchRefused, check_ip, fetch_url, open_stream
+from core.safe_fetch.transport import forget_kept_connections
 
 PUBLIC = "93.184.216.34"
 STUB_DNS = {
@@ -367,6 +368,16 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(301, headers=[("Location", f"/chain/{left - 1}")])
 
+    def route_keep(self, path, query):
+        # A server that keeps connections open (as a CDN does): the body names the connection
+        # by the client's port.
+        body = str(self.client_address[1]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def route_drip(self, path, query):
         self.send_response(200)
         self.send_header("Content-Length", "1000")
@@ -536,6 +547,52 @@ def test_a_slow_drip_body_hits_the_total_deadline(fetch):
 
 def test_slow_headers_hit_the_deadline(fetch):
     assert refused_fetch(fetch, "/slow-headers", timeout=0.3).code == "url_timeout"
+
+
+@pytest.fixture
+def kept(http_server):
+    """kept(path, host=…, **options): open_stream with keep_alive against the local server;
+    returns the body."""
+    port = http_server.server_address[1]
+    forget_kept_connections()
+
+    def kept(path, host="cdn.example", *, keep_alive=True, **options):
+        options = {"max_bytes": 10_000, "timeout": 3.0, **options}
+        with open_stream(
+            f"http://{host}:{port}{path}",
+            resolver=StubResolver({host: ["127.0.0.1"]}),
+            allow_http=True,
+            allowed_ports={port},
+            ip_check=loopback_counts_as_public,
+            keep_alive=keep_alive,
+            **options,
+        ) as stream:
+            return b"".join(stream)
+
+    yield kept
+    forget_kept_connections()
+
+
+def test_kept_alive_downloads_reuse_one_connection_and_others_do_not(kept):
+    first, second = kept("/keep"), kept("/keep")
+    assert first == second, "the second download came over the first one's connection"
+    assert kept("/keep", keep_alive=False) != first
+    assert kept("/keep", keep_alive=False) != kept("/keep", keep_alive=False)
+
+
+def test_a_kept_connection_serves_only_the_host_name_it_was_opened_for(kept):
+    # Same checked address, another name: its own connection (and its own TLS identity).
+    assert kept("/keep", host="cdn.example") != kept("/keep", host="other.example")
+
+
+def test_a_kept_connection_is_bound_by_each_fetchs_own_deadline(kept):
+    kept("/keep", timeout=30.0)  # the connection is opened under a long deadline
+    started = time.monotonic()
+    with pytest.raises(FetchRefused) as info:
+        kept("/drip", timeout=0.5)  # reuses it: the drip must stop at this fetch's deadline
+    assert info.value.code == "url_timeout"
+    assert time.monotonic() - started < 2.5
+    assert kept("/keep")  # a connection cut mid-body is not handed out again
 
 
 def test_a_closed_port_is_an_error_not_a_crash():
