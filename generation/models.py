@@ -151,6 +151,9 @@ class Generation(models.Model):
     provider_urls = models.JSONField(default=dict, blank=True)
     queue_position = models.PositiveIntegerField(null=True, blank=True)
     provider_metrics = models.JSONField(default=dict, blank=True)
+    # How long the provider ran it: fal's own figure when a poll brought its metrics; from a
+    # webhook (which carries none) the time since we first saw it running, a little short of
+    # fal's. What generation.polling times its polls by.
     inference_seconds = models.FloatField(null=True, blank=True)
     provider_output_url = models.URLField(max_length=2000, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

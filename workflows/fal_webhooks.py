@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import time
+from datetime import datetime
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -139,11 +140,11 @@ def fal_webhook(request):
         return JsonResponse({"detail": "Body is not JSON."}, status=400)
     if not isinstance(body, dict) or body.get("request_id", request_id) != request_id:
         return JsonResponse({"detail": "Body does not match the signed request id."}, status=400)
-    generation_id = (
+    generation_id, running_since = (
         Generation.objects.filter(provider_request_id=request_id)
-        .values_list("pk", flat=True)
+        .values_list("pk", "in_progress_at")
         .first()
-    )
+    ) or (None, None)
     token = request.GET.get("attempt", "")
     if generation_id is None and token:
         # A submit whose answer was lost: the attempt token we put in the URL names the row.
@@ -159,11 +160,18 @@ def fal_webhook(request):
         if token:
             log.warning("fal webhook for %s names no live submit attempt", request_id)
         return HttpResponse(status=204)
-    record_webhook(generation_id=generation_id, body=body, request_id=request_id)
+    record_webhook(
+        generation_id=generation_id,
+        body=body,
+        request_id=request_id,
+        running_since=running_since,
+    )
     return HttpResponse(status=204)
 
 
-def record_webhook(*, generation_id, body: dict, request_id: str) -> None:
+def record_webhook(
+    *, generation_id, body: dict, request_id: str, running_since: datetime | None = None
+) -> None:
     """What fal says of `request_id` moves the row only while it waits on that request: a
     late or repeated webhook about an earlier attempt leaves a retry alone (pipeline)."""
     retried = gateway_id(body, request_id)
@@ -191,6 +199,7 @@ def record_webhook(*, generation_id, body: dict, request_id: str) -> None:
             output_url=completed.video_url,
             actor=FAL_WEBHOOK,
             request_id=request_id,
+            running_since=running_since,
         )
         return
     payload = body.get("payload") or {}

@@ -7,7 +7,7 @@ None of them waits on the provider: each makes one quick call and records what i
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -504,9 +504,11 @@ def generation_complete_at_provider(
     gateway_request_id: str = "",
     actor: Actor,
     request_id: str | None = None,
+    running_since: datetime | None = None,
 ) -> None:
     """The provider says the request is finished (from a poll or a webhook). request_id: the
-    request it speaks of; the row moves only while it waits on that one (_about_request)."""
+    request it speaks of; the row moves only while it waits on that one (_about_request).
+    running_since: when we first saw it running, for a run time when the metrics have none."""
     about = _about_request(request_id)
     if error:
         if error_type == "canceled":
@@ -535,7 +537,12 @@ def generation_complete_at_provider(
             )
         return
     inference = metrics.get("inference_time") if isinstance(metrics, dict) else None
-    lease = timezone.now() + FINALIZE_QUEUED
+    now = timezone.now()
+    if not isinstance(inference, int | float) and running_since is not None:
+        # A webhook's finish: without a run time, the tracker could never learn how long such
+        # jobs take, and would poll every job it expects a webhook for while it runs.
+        inference = max((now - running_since).total_seconds(), 0.0)
+    lease = now + FINALIZE_QUEUED
     # A fal-side retry's id, kept for a finalize that must fetch the result (no webhook link).
     retried = {"gateway_request_id": gateway_request_id} if gateway_request_id else {}
     moved = generation_move(

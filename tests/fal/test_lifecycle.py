@@ -386,3 +386,31 @@ def test_malformed_result_fails_clearly(
     assert message in generation.error_message
     assert generation.error_code == "malformed_result"
     assert not generation.output
+
+
+def test_a_webhook_finish_records_how_long_the_job_ran(
+    fake_fal, with_webhooks, user, django_capture_on_commit_callbacks, monkeypatch
+):
+    # fal's webhook carries no metrics: the run time is taken from when we saw it running, so
+    # the tracker learns how long such jobs take (generation.polling) with webhooks on too.
+    monkeypatch.setattr(fake_fal, "inference_time", 0.6)
+    generation = run_submit(
+        make_generation(user, state=State.QUEUED), django_capture_on_commit_callbacks
+    )
+    deadline = time.monotonic() + 10
+    while generation.state != State.IN_PROGRESS and time.monotonic() < deadline:
+        Generation.objects.filter(pk=generation.pk).update(next_check_at=timezone.now())
+        with django_capture_on_commit_callbacks(execute=True):
+            track_once()
+        generation.refresh_from_db()
+        time.sleep(0.02)
+    assert generation.state == State.IN_PROGRESS
+    assert fake_fal.wait_completed(generation.provider_request_id)
+    fake_fal.wait_for_webhooks(1)
+    (answer,) = fake_fal.webhooks.deliver(django_capture_on_commit_callbacks)
+    assert answer.status_code == 204
+
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED
+    ran = (generation.finished_at - generation.in_progress_at).total_seconds()
+    assert 0.2 < generation.inference_seconds <= ran
