@@ -239,13 +239,14 @@ def credits_settle(*, generation_id, state: str, frees_slot: bool = True) -> str
     flight (frees_slot False: it never had one, as a generation that ends while held for a
     moderator). Runs in the transaction of the terminal transition; idempotent by key. Returns
     what it did (for logs and tests)."""
+    held = hold_key(generation_id)
+    capture, release = f"gen:{generation_id}:capture", f"gen:{generation_id}:release"
     # The hold and any settlement of it, in one read.
-    keys = [hold_key(generation_id), f"gen:{generation_id}:capture", f"gen:{generation_id}:release"]
     entries = {
         entry.idempotency_key: entry
-        for entry in LedgerEntry.objects.filter(idempotency_key__in=keys)
+        for entry in LedgerEntry.objects.filter(idempotency_key__in=[held, capture, release])
     }
-    hold = entries.get(keys[0])
+    hold = entries.get(held)
     if hold is None:
         return "nothing held"  # made before billing existed, or by a test factory
     # A hold is settled one way only. The terminal transition that calls this moves the row
@@ -257,7 +258,7 @@ def credits_settle(*, generation_id, state: str, frees_slot: bool = True) -> str
         done = ledger_apply(
             account_id=hold.account_id,
             kind=Kind.CAPTURE,
-            key=f"gen:{generation_id}:capture",
+            key=capture,
             generation_id=generation_id,
             reason=("Free preview" if hold.amount == 0 else f"{-hold.amount} held credits charged"),
             also=counters,
@@ -281,7 +282,7 @@ def credits_settle(*, generation_id, state: str, frees_slot: bool = True) -> str
     done = ledger_apply(
         account_id=hold.account_id,
         kind=Kind.RELEASE,
-        key=f"gen:{generation_id}:release",
+        key=release,
         monthly=-hold.monthly,
         purchased=-hold.purchased,
         generation_id=generation_id,
