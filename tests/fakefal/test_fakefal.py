@@ -167,7 +167,9 @@ def test_env_points_fal_client_at_the_fake(fake, fal):
 
 
 def test_lifecycle_status_result_and_recorded_request(fake, fal, client, receiver):
-    fake.plan_outcomes(Outcome.success(queue_time=0.12, inference_time=0.12))
+    # The run lasts long enough for a poll to land in it: at 0.12 s, one slow status call on
+    # a loaded CI box stepped over it (seen in CI on PostgreSQL + Redis).
+    fake.plan_outcomes(Outcome.success(queue_time=0.12, inference_time=0.6))
     args = {"prompt": "a red fox in snow", "resolution": "720p", "duration": 5}
     handle = client.submit(APP, args, webhook_url=receiver.url)
 
