@@ -160,6 +160,10 @@ class Generation(models.Model):
     polls = models.PositiveIntegerField(default=0)
     # When the tracker should next look at this row (poll, retry, or re-run a stalled finalize).
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # When its owner asked the provider to stop it. fal stops a queued request but only
+    # signals a running one, which may finish anyway (and is then charged as usual); the row
+    # ends as the provider says (workflows.generations.generation_cancel).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
 

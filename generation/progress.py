@@ -18,6 +18,13 @@ STAGE_PERCENT = {
 # A typical render time, to move the bar while the provider works (seconds per video second).
 EXPECTED_RENDER_SECONDS_PER_SECOND = 6
 
+# A cancel the provider has been asked for but has not confirmed (generation_cancel).
+ASKED_TO_STOP = (State.IN_QUEUE, State.IN_PROGRESS)
+CANCEL_REQUESTED_NOTICE = (
+    "You asked to cancel it and the provider has been told to stop. If it has got too far "
+    "to stop, it finishes and is charged as usual; otherwise its credits come back."
+)
+
 
 def progress_of(generation: Generation, *, paused_notice: str = "") -> dict:
     """paused_notice: the provider is paused (workflows.circuit) and this row waits for it."""
@@ -26,13 +33,16 @@ def progress_of(generation: Generation, *, paused_notice: str = "") -> dict:
         elapsed = (timezone.now() - generation.in_progress_at).total_seconds()
         expected = EXPECTED_RENDER_SECONDS_PER_SECOND * generation.duration
         percent = min(90, 30 + int(60 * elapsed / expected))
+    label, notice = generation.get_state_display(), ""
+    if paused_notice:
+        label, notice = "Waiting: the provider is paused", paused_notice
+    elif generation.cancel_requested_at and generation.state in ASKED_TO_STOP:
+        label, notice = "Stopping", CANCEL_REQUESTED_NOTICE
     data = {
         "id": str(generation.pk),
         "state": generation.state,
-        "label": "Waiting: the provider is paused"
-        if paused_notice
-        else generation.get_state_display(),
-        "notice": paused_notice,
+        "label": label,
+        "notice": notice,
         "percent": percent,
         "queue_position": generation.queue_position,
         "terminal": generation.is_terminal,

@@ -339,9 +339,12 @@ class GenerationSerializer(serializers.ModelSerializer):
 
 class GenerationCancelSerializer(GenerationSerializer):
     cancel = serializers.ChoiceField(
-        choices=["canceled", "finishing"],
+        choices=["canceled", "requested", "finishing"],
         read_only=True,
-        help_text="canceled: stopped, credits back; finishing: too late, the video is being saved",
+        help_text="canceled: stopped, credits back; requested: the provider was asked to stop "
+        "a running job and has not confirmed (it ends canceled with credits back, or succeeded "
+        "and charged; poll or wait for the webhook); finishing: too late, the video is being "
+        "saved",
     )
 
     class Meta(GenerationSerializer.Meta):

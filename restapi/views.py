@@ -665,15 +665,19 @@ class GenerationCancel(ApiView):
         operation_id="generations_cancel",
         summary="Cancel a generation",
         description="Stop a generation that has not ended. Before the provider has it, it "
-        "stops at once and its credits come back (200). At the provider, it stops if the "
-        "provider agrees; otherwise it is too late and the video is being saved (202). An "
-        "ended generation answers 409 with its `state`.",
+        "stops at once and its credits come back (200). At the provider, it is asked to stop: "
+        "stopped at once, 200 with `cancel: canceled`; a running job the provider has only been "
+        "signalled to stop, 202 with `cancel: requested` (it ends `canceled` with its credits "
+        "back, or `succeeded` and charged if it was too far along); already finished at the "
+        "provider, 202 with `cancel: finishing`. An ended generation answers 409 with its "
+        "`state`.",
         tags=["generations"],
         request=None,
         responses={
             200: GenerationCancelSerializer,
             202: OpenApiResponse(
-                GenerationCancelSerializer, description="Too late: the video is being saved"
+                GenerationCancelSerializer,
+                description="Not stopped yet (`requested`) or too late (`finishing`)",
             ),
         },
     )
@@ -694,7 +698,7 @@ class GenerationCancel(ApiView):
         context = {"request": request, "output_urls": output_urls(request)}
         body = {**GenerationSerializer(generation, context=context).data, "cancel": outcome}
         return Response(
-            body, status=status.HTTP_200_OK if outcome != "finishing" else status.HTTP_202_ACCEPTED
+            body, status=status.HTTP_200_OK if outcome == "canceled" else status.HTTP_202_ACCEPTED
         )
 
 

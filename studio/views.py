@@ -332,6 +332,8 @@ def cancel(request, pk):
     outcome = generation_cancel(generation=generation, actor=Actor.of_request(request))
     text = {
         "canceled": "Canceled.",
+        "requested": "Asked the provider to stop it. If it has got too far to stop, it "
+        "finishes and is charged as usual.",
         "finishing": "Too late to cancel: the video is already being saved.",
         "finished": "This generation had already finished.",
     }[outcome]

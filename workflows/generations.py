@@ -410,11 +410,14 @@ def _watch_for_bursts(user) -> None:
 
 
 def generation_cancel(*, generation: Generation, actor: Actor) -> str:
-    """Cancel for its owner. Returns 'canceled', 'finishing' or 'finished'.
+    """Cancel for its owner. Returns 'canceled', 'requested', 'finishing' or 'finished'.
 
     Before the provider has the job (held, queued, submitting) it is canceled here at once.
-    At the provider, it is canceled only if the provider accepts; otherwise it finishes (and is
-    charged) as usual: 'finishing'. A job that has ended already is 'finished'.
+    At the provider, it is asked to stop: fal removes a queued request but only signals a
+    running one, which may finish anyway (docs/architecture.md, "Cancel"). Its status right
+    after says which: stopped, it is 'canceled'; still running, it is 'requested' and ends as
+    the provider says (canceled and released, or finished and charged as usual). If the
+    provider has finished it already, it is 'finishing'. A job that has ended is 'finished'.
     """
     reason = "Canceled by its owner"
     # Held apart from the rest: a held row holds no slot in flight (the lifecycle frees none).
@@ -431,21 +434,46 @@ def generation_cancel(*, generation: Generation, actor: Actor) -> str:
         ):
             return "canceled"
     generation.refresh_from_db()
-    if generation.state in (State.IN_QUEUE, State.IN_PROGRESS):
+    at_provider = [State.IN_QUEUE, State.IN_PROGRESS]
+    if generation.state in at_provider:
+        backend = get_backend(generation.backend)
         try:
-            accepted = get_backend(generation.backend).cancel(generation)
+            accepted = backend.cancel(generation)
         except ProviderError as exc:
             log.warning("cancel of %s failed at the provider: %s", generation.pk, exc)
             accepted = False
-        if accepted and generation_move(
-            generation_id=generation.pk,
-            to=State.CANCELED,
-            actor=actor,
-            reason=reason,
-            sources=[State.IN_QUEUE, State.IN_PROGRESS],
-        ):
-            return "canceled"
+        if accepted:
+            now = timezone.now()
+            # The tracker looks at it at once: the provider's answer decides how it ends.
+            Generation.objects.filter(
+                pk=generation.pk,
+                state__in=at_provider,
+                provider_request_id=generation.provider_request_id,
+            ).update(cancel_requested_at=now, next_check_at=now, updated_at=now)
+            try:
+                progress = backend.status(generation)
+            except ProviderError as exc:
+                log.warning("status after cancel of %s failed: %s", generation.pk, exc)
+                progress = None
+            if (
+                progress is not None
+                and progress.stage == "completed"
+                and progress.error_type == "canceled"
+                and generation_move(
+                    generation_id=generation.pk,
+                    to=State.CANCELED,
+                    actor=actor,
+                    reason=reason,
+                    sources=at_provider,
+                    where={"provider_request_id": generation.provider_request_id},
+                )
+            ):
+                return "canceled"
         generation.refresh_from_db()
+        if accepted and generation.state == State.CANCELED:
+            return "canceled"  # the provider's own word (a webhook) got here first
+        if accepted and generation.state in at_provider:
+            return "requested"
     return "finished" if generation.is_terminal else "finishing"
 
 

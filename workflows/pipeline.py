@@ -512,11 +512,14 @@ def generation_complete_at_provider(
     about = _about_request(request_id)
     if error:
         if error_type == "canceled":
+            asked = Generation.objects.filter(
+                pk=generation_id, cancel_requested_at__isnull=False
+            ).exists()
             generation_move(
                 generation_id=generation_id,
                 to=State.CANCELED,
                 actor=actor,
-                reason="Canceled at the provider",
+                reason="Canceled by its owner" if asked else "Canceled at the provider",
                 **about,
             )
         elif is_infrastructure_error(error_type):

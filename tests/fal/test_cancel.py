@@ -1,11 +1,20 @@
 """Cancel from the generation page, at each stage (workflows.generations.generation_cancel)."""
 
+import time
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from api.models import Scope
+from api.services import apikey_create
+from billing.models import LedgerEntry
+from core.models import AuditAction, AuditEntry
 from generation.backends.fal import FalBackend
 from generation.models import Generation, State
+from tests.api.conftest import client_with
 from workflows import pipeline
+from workflows.tracking import track_once
 
 from .conftest import make_generation, run_submit, track_until_terminal
 
@@ -90,3 +99,115 @@ def test_cancel_after_fal_completed_lets_the_job_finish(
 
     assert cancel(alice_client, generation) == ["This generation had already finished."]
     assert generation.state == State.SUCCEEDED
+
+
+FORM = {
+    "endpoint": "fal-ai/pika/v2.2/text-to-video",
+    "prompt": "a red fox in snow",
+    "aspect_ratio": "16:9",
+    "resolution": "720p",
+    "duration": "5",
+    "preset": "static",
+}
+ASKED = (
+    "Asked the provider to stop it. If it has got too far to stop, it finishes and is charged "
+    "as usual."
+)
+
+
+def ledger(generation):
+    return sorted(LedgerEntry.objects.filter(generation=generation).values_list("kind", flat=True))
+
+
+def running_at_fal(client, fake_fal, capture) -> Generation:
+    """A job made on the site, paid for with held credits, that fal has started running."""
+    fake_fal.queue_time = 0
+    fake_fal.inference_time = 3
+    with capture(execute=True):
+        assert client.post(reverse("generate"), FORM).status_code == 302
+    generation = Generation.objects.get()
+    deadline = time.monotonic() + 20
+    while generation.state != State.IN_PROGRESS and time.monotonic() < deadline:
+        Generation.objects.filter(pk=generation.pk).update(next_check_at=generation.created_at)
+        with capture(execute=True):
+            track_once()
+        generation.refresh_from_db()
+    assert generation.state == State.IN_PROGRESS, generation.state
+    assert ledger(generation) == ["hold"]
+    return generation
+
+
+def test_a_running_job_fal_stops_is_canceled_at_once_and_refunded(
+    fake_fal, alice_client, django_capture_on_commit_callbacks
+):
+    generation = running_at_fal(alice_client, fake_fal, django_capture_on_commit_callbacks)
+
+    assert cancel(alice_client, generation) == ["Canceled."]
+    assert generation.state == State.CANCELED and generation.cancel_requested_at
+    assert ledger(generation) == ["hold", "release"]
+    # Asked once; its status, read right after, said it had stopped.
+    assert len(fake_fal.recorded("cancel", request_id=generation.provider_request_id)) == 1
+
+
+def test_a_running_job_fal_does_not_stop_finishes_and_is_charged(
+    fake_fal, alice_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    """fal only signals a running request to stop; one that runs on is delivered and charged
+    (fal charged us for it), and the owner was told so when they asked."""
+    capture = django_capture_on_commit_callbacks
+    generation = running_at_fal(alice_client, fake_fal, capture)
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
+
+    assert cancel(alice_client, generation) == [ASKED]
+    assert generation.state == State.IN_PROGRESS and generation.cancel_requested_at
+    assert generation.next_check_at <= timezone.now(), "the tracker looks at it at once"
+    page = alice_client.get(generation.get_absolute_url()).content.decode()
+    assert "Stopping" in page and "has got too far to stop" in page
+    assert reverse("generation_cancel", args=[generation.pk]) not in page, "asked already"
+    assert (
+        alice_client.get(reverse("generation_status", args=[generation.pk])).json()["label"]
+        == "Stopping"
+    )
+
+    track_until_terminal(capture)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+    assert generation.output
+    assert ledger(generation) == ["capture", "hold"]
+
+
+def test_a_running_job_fal_stops_later_ends_canceled_by_its_owner(
+    fake_fal, alice_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    capture = django_capture_on_commit_callbacks
+    generation = running_at_fal(alice_client, fake_fal, capture)
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
+    assert cancel(alice_client, generation) == [ASKED]
+
+    # fal's model app honours the signal a moment later.
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", True)
+    assert FalBackend().cancel(generation) is True
+    track_until_terminal(capture)
+    generation.refresh_from_db()
+    assert generation.state == State.CANCELED
+    assert ledger(generation) == ["hold", "release"]
+    entry = AuditEntry.objects.get(
+        action=AuditAction.GENERATION_CANCEL, target_id=str(generation.pk)
+    )
+    assert entry.reason == "Canceled by its owner"
+
+
+def test_the_api_says_a_cancel_of_a_running_job_is_only_requested(
+    fake_fal, user, alice_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    generation = running_at_fal(alice_client, fake_fal, django_capture_on_commit_callbacks)
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
+    api = client_with(apikey_create(user=user, name="script", scopes=list(Scope.values))[1])
+
+    response = api.post(f"/api/v1/generations/{generation.pk}/cancel")
+    assert response.status_code == 202, response.content
+    assert response.json()["cancel"] == "requested"
+    assert response.json()["state"] == "in_progress"
+    # Asking again is harmless: fal is asked again, the answer is the same.
+    again = api.post(f"/api/v1/generations/{generation.pk}/cancel")
+    assert again.status_code == 202 and again.json()["cancel"] == "requested"
