@@ -57,7 +57,16 @@ _memo: dict = {"parsed": (), "until": 0.0}
 def _fetch_jwks() -> list[str]:
     response = httpx.get(settings.FAL_WEBHOOK_JWKS_URL, timeout=5.0)
     response.raise_for_status()
-    keys = [key["x"] for key in response.json().get("keys", []) if key.get("crv") == "Ed25519"]
+    # fal-protocol §3 only promises each key's `x` (base64url Ed25519): a key that leaves out
+    # `kty`/`crv` is kept, one that names another kind of key is not.
+    keys = [
+        key["x"]
+        for key in response.json().get("keys", [])
+        if isinstance(key, dict)
+        and isinstance(key.get("x"), str)
+        and key.get("kty", "OKP") == "OKP"
+        and key.get("crv", "Ed25519") == "Ed25519"
+    ]
     cache.set(JWKS_CACHE_KEY, keys, JWKS_TTL)
     return keys
 

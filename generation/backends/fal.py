@@ -266,8 +266,12 @@ def _with_request_id(url: str, old: str, new: str) -> str | None:
 def privacy_headers() -> dict[str, str]:
     """What fal may keep of a request (shared/fal-protocol.md §2, fal's "platform headers").
 
-    X-Fal-Store-IO: 0 keeps no copy of the inputs and outputs in fal's request history (the
-    result stays fetchable for an hour, which is all the tracker needs). The lifecycle
+    X-Fal-Store-IO: 0 keeps no copy of the inputs and outputs in fal's request history. fal's
+    docs say that is the dashboard's copy (the CDN files stay); how long the queue's result
+    endpoint still answers under it is not published (UNCONFIRMED; the fake keeps it 1 h, or
+    6 min when large). The tracker fetches a result within seconds of seeing it done, a
+    webhook carries it, and a result that is gone fails the job with its credits released
+    (`result_expired`), so a shorter life costs a job, never money. The lifecycle
     preference deletes the generated video from fal's public CDN after
     FAL_MEDIA_EXPIRATION_SECONDS: by then finalize has copied it to our storage, or given up.
     """

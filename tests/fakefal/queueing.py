@@ -358,7 +358,9 @@ class QueueSimulation:
 
     def _result_retention(self, rec: _Req) -> float:
         """fal keeps a result 1 h (6 min when 10 KB or more) unless payloads are stored; with
-        `X-Fal-Store-IO: 0` nothing is stored, so the short limits apply whatever the knob."""
+        `X-Fal-Store-IO: 0` nothing is stored, so the short limits apply whatever the knob.
+        UNCONFIRMED: fal publishes no figure for the queue's result under Store-IO 0; these are
+        a guess the product must tolerate (generation/backends/fal.py privacy_headers)."""
         if rec.headers.get("x-fal-store-io") != "0":
             return self.result_retention_s
         short = 360.0 if len(rec.result_body) >= 10_000 else 3600.0

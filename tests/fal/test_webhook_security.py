@@ -134,3 +134,20 @@ def test_jwks_is_cached_and_refetched_when_fal_rotates_its_key(fake_fal, complet
     generation.refresh_from_db()
     assert generation.state in (State.FINALIZING, State.SUCCEEDED)
     assert Generation.objects.filter(state=State.FAILED).count() == 0
+
+
+def test_jwks_keys_without_kty_or_crv_are_used_and_other_kinds_ignored(
+    fake_fal, completed, monkeypatch
+):
+    """fal-protocol §3 promises only each key's `x`: a JWKS that leaves out `kty` and `crv`
+    still verifies, and a key of another kind beside it is skipped, not fatal."""
+    generation, headers, body = completed
+    published = fake_fal.jwks()["keys"]
+    bare = [{"x": key["x"]} for key in published]
+    other = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}
+    monkeypatch.setattr(fake_fal, "jwks", lambda: {"keys": [other, *bare]})
+
+    assert fake_fal.webhooks.post(headers, body).status_code == 204
+    generation.refresh_from_db()
+    assert generation.state in (State.FINALIZING, State.SUCCEEDED)
+    assert cache.get(fal_webhooks.JWKS_CACHE_KEY) == [key["x"] for key in published]
