@@ -405,6 +405,66 @@ def test_api_pikaswaps_with_an_uploaded_video(
     assert "image_url" not in submit.json
 
 
+def test_api_pikadditions_with_an_uploaded_video_and_an_image(
+    fake_fal, user, storage, django_capture_on_commit_callbacks
+):
+    from tests.fakefal import default_mp4
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _api(user).post(
+            "/api/v1/generations",
+            {
+                "endpoint": ADDITIONS,
+                "prompt": "a cat walks in",
+                "video": upload("clip.mp4", default_mp4(), "video/mp4"),
+                "image": upload("cat.png", png_bytes()),
+            },
+            format="multipart",
+        )
+    assert response.status_code == 201, response.json()
+    generation = Generation.objects.get()
+    submit = _sent_video(fake_fal, generation)
+    image = {f.field: f for f in fake_fal.input_fetches}["image_url"]
+    assert image.url == submit.json["image_url"] and image.ok
+    track_until_terminal(django_capture_on_commit_callbacks)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+
+
+def test_api_pikaswaps_with_a_video_link_and_an_image(
+    fake_fal, fetch_options, video_link, user, settings, django_capture_on_commit_callbacks
+):
+    from generation import catalogue
+
+    settings.FAL_PRICE_OVERRIDES = '{"fal-ai/pika/v2/pikaswaps": {"*": {"*": "0.50"}}}'
+    catalogue._price_overrides.cache_clear()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = _api(user).post(
+                "/api/v1/generations",
+                {
+                    "endpoint": SWAPS,
+                    "modify_region": "the red car",
+                    "prompt": "a blue bus",
+                    "video_url": video_link,
+                    "image": upload("bus.png", png_bytes()),
+                },
+                format="multipart",
+            )
+    finally:
+        catalogue._price_overrides.cache_clear()
+    assert response.status_code == 201, response.json()
+    generation = Generation.objects.get()
+    submit = _sent_video(fake_fal, generation)
+    assert submit.json["video_url"] != video_link, "our copy, not the user's link"
+    assert submit.json["modify_region"] == "the red car"
+    image = {f.field: f for f in fake_fal.input_fetches}["image_url"]
+    assert image.url == submit.json["image_url"] and image.ok
+    track_until_terminal(django_capture_on_commit_callbacks)
+    generation.refresh_from_db()
+    assert generation.state == State.SUCCEEDED, generation.error_message
+
+
 @pytest.mark.parametrize(
     ("payload", "field", "fragment"),
     [
