@@ -22,7 +22,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from generation.backends import ProviderError
-from generation.backends.fal import _describe, _http_error, gateway_id, parse_output
+from generation.backends.fal import (
+    _describe,
+    _http_error,
+    completed_error_type,
+    gateway_id,
+    parse_output,
+)
 from generation.models import Generation
 
 from . import pipeline
@@ -213,6 +219,18 @@ def record_webhook(
         return
     payload = body.get("payload") or {}
     detail = payload.get("detail") if isinstance(payload, dict) else None
+    error_type = payload.get("error_type") if isinstance(payload, dict) else None
+    if completed_error_type(body.get("error"), error_type) == "canceled":
+        # A cancel fal honoured (ours, or one made in fal's dashboard): canceled, not failed.
+        pipeline.generation_complete_at_provider(
+            generation_id=generation_id,
+            metrics={},
+            error=str(body.get("error") or "Request cancelled"),
+            error_type="canceled",
+            actor=FAL_WEBHOOK,
+            request_id=request_id,
+        )
+        return
     status = _status_of(body.get("error"))
     if status:
         error = _http_error(status, detail, body.get("error_type"))

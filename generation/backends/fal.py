@@ -194,7 +194,7 @@ class FalBackend:
             "completed",
             metrics=status.metrics or {},
             error=status.error,
-            error_type=_completed_error_type(status.error, status.error_type),
+            error_type=completed_error_type(status.error, status.error_type),
             gateway_request_id=gateway_id(_answer_for(answers, request_id), request_id),
         )
 
@@ -319,8 +319,10 @@ def _endpoint(endpoint_id: str):
     return get_endpoint(endpoint_id)
 
 
-def _completed_error_type(error: str | None, error_type: str | None) -> str | None:
-    if error and "cancel" in error.lower():
+def completed_error_type(error: str | None, error_type: str | None) -> str | None:
+    """Our name for why fal ended a request: a cancelled one is "canceled" (fal says
+    "Request cancelled", error_type request_cancelled, in a status and in a webhook)."""
+    if error_type == "request_cancelled" or (error and "cancel" in error.lower()):
         return "canceled"
     return error_type
 

@@ -211,3 +211,48 @@ def test_the_api_says_a_cancel_of_a_running_job_is_only_requested(
     # Asking again is harmless: fal is asked again, the answer is the same.
     again = api.post(f"/api/v1/generations/{generation.pk}/cancel")
     assert again.status_code == 202 and again.json()["cancel"] == "requested"
+
+
+def test_with_webhooks_a_cancel_fal_honours_later_ends_canceled_not_failed(
+    fake_fal, with_webhooks, alice_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    """fal's webhook for a cancelled request is an ERROR ("Request cancelled"): the row is
+    canceled for its owner, credits back, not failed."""
+    capture = django_capture_on_commit_callbacks
+    generation = running_at_fal(alice_client, fake_fal, capture)
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
+    assert cancel(alice_client, generation) == [ASKED]
+
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", True)
+    assert FalBackend().cancel(generation) is True
+    fake_fal.wait_for_webhooks(1)
+    (answer,) = fake_fal.webhooks.deliver(capture)
+    assert answer.status_code == 204
+    generation.refresh_from_db()
+    assert generation.state == State.CANCELED, (generation.state, generation.error_message)
+    assert ledger(generation) == ["hold", "release"]
+    entry = AuditEntry.objects.get(
+        action=AuditAction.GENERATION_CANCEL, target_id=str(generation.pk)
+    )
+    assert entry.reason == "Canceled by its owner"
+
+
+def test_with_webhooks_fal_news_of_the_cancel_before_its_status_still_says_canceled(
+    fake_fal, with_webhooks, alice_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The webhook for the cancelled request can reach us before the status read that
+    follows the cancel: the owner still reads "Canceled."."""
+    capture = django_capture_on_commit_callbacks
+    generation = running_at_fal(alice_client, fake_fal, capture)
+    real_status = FalBackend.status
+
+    def webhook_first(self, row):
+        fake_fal.wait_for_webhooks(1)
+        (answer,) = fake_fal.webhooks.deliver(capture)
+        assert answer.status_code == 204
+        return real_status(self, row)
+
+    monkeypatch.setattr(FalBackend, "status", webhook_first)
+    assert cancel(alice_client, generation) == ["Canceled."]
+    assert generation.state == State.CANCELED
+    assert ledger(generation) == ["hold", "release"]
