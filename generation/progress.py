@@ -3,7 +3,7 @@
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import Generation, State
+from .models import AT_PROVIDER, Generation, State
 
 # Rough share of the bar each stage reaches; rendering fills the gap by elapsed time.
 STAGE_PERCENT = {
@@ -19,7 +19,6 @@ STAGE_PERCENT = {
 EXPECTED_RENDER_SECONDS_PER_SECOND = 6
 
 # A cancel the provider has been asked for but has not confirmed (generation_cancel).
-ASKED_TO_STOP = (State.IN_QUEUE, State.IN_PROGRESS)
 CANCEL_REQUESTED_NOTICE = (
     "You asked to cancel it and the provider has been told to stop. If it has got too far "
     "to stop, it finishes and is charged as usual; otherwise its credits come back."
@@ -36,7 +35,7 @@ def progress_of(generation: Generation, *, paused_notice: str = "") -> dict:
     label, notice = generation.get_state_display(), ""
     if paused_notice:
         label, notice = "Waiting: the provider is paused", paused_notice
-    elif generation.cancel_requested_at and generation.state in ASKED_TO_STOP:
+    elif generation.cancel_requested_at and generation.state in AT_PROVIDER:
         label, notice = "Stopping", CANCEL_REQUESTED_NOTICE
     data = {
         "id": str(generation.pk),

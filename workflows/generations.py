@@ -26,7 +26,7 @@ from creative import reuse
 from generation import catalogue, media
 from generation.backends import ProviderError, get_backend
 from generation.images import ImageRejected, clean_image
-from generation.models import Generation, GenerationInput, State, Tier
+from generation.models import AT_PROVIDER, Generation, GenerationInput, State, Tier
 from moderation.services import (
     TAKEN_DOWN_ERROR_CODE,
     output_is_taken_down,
@@ -37,7 +37,7 @@ from moderation.services import (
 )
 
 from .lifecycle import Actor, generation_move
-from .pipeline import enqueue_submit
+from .pipeline import enqueue_submit, generation_poll
 from .review import apply_decision
 
 log = logging.getLogger(__name__)
@@ -434,47 +434,37 @@ def generation_cancel(*, generation: Generation, actor: Actor) -> str:
         ):
             return "canceled"
     generation.refresh_from_db()
-    at_provider = [State.IN_QUEUE, State.IN_PROGRESS]
-    if generation.state in at_provider:
-        backend = get_backend(generation.backend)
-        try:
-            accepted = backend.cancel(generation)
-        except ProviderError as exc:
-            log.warning("cancel of %s failed at the provider: %s", generation.pk, exc)
-            accepted = False
-        if accepted:
-            now = timezone.now()
-            # The tracker looks at it at once: the provider's answer decides how it ends.
-            Generation.objects.filter(
-                pk=generation.pk,
-                state__in=at_provider,
-                provider_request_id=generation.provider_request_id,
-            ).update(cancel_requested_at=now, next_check_at=now, updated_at=now)
-            try:
-                progress = backend.status(generation)
-            except ProviderError as exc:
-                log.warning("status after cancel of %s failed: %s", generation.pk, exc)
-                progress = None
-            if (
-                progress is not None
-                and progress.stage == "completed"
-                and progress.error_type == "canceled"
-                and generation_move(
-                    generation_id=generation.pk,
-                    to=State.CANCELED,
-                    actor=actor,
-                    reason=reason,
-                    sources=at_provider,
-                    where={"provider_request_id": generation.provider_request_id},
-                )
-            ):
-                return "canceled"
+    if generation.state in AT_PROVIDER:
+        if _provider_asked_to_stop(generation):
+            # Its status says at once whether it stopped; recorded as the tracker would, a
+            # canceled answer ends it "Canceled by its owner" (pipeline).
+            generation_poll(generation_id=generation.pk, actor=actor)
         generation.refresh_from_db()
-        if accepted and generation.state == State.CANCELED:
-            return "canceled"  # the provider's own word (a webhook) got here first
-        if accepted and generation.state in at_provider:
+        if generation.cancel_requested_at and generation.state == State.CANCELED:
+            return "canceled"
+        if generation.cancel_requested_at and generation.state in AT_PROVIDER:
+            # Still running: the tracker asks again at once, to confirm the stop soon.
+            Generation.objects.filter(pk=generation.pk, state__in=AT_PROVIDER).update(
+                next_check_at=timezone.now()
+            )
             return "requested"
     return "finished" if generation.is_terminal else "finishing"
+
+
+def _provider_asked_to_stop(generation: Generation) -> bool:
+    """Ask the provider to cancel the job; if it accepts, the row records when."""
+    try:
+        accepted = get_backend(generation.backend).cancel(generation)
+    except ProviderError as exc:
+        log.warning("cancel of %s failed at the provider: %s", generation.pk, exc)
+        return False
+    if accepted:
+        Generation.objects.filter(
+            pk=generation.pk,
+            state__in=AT_PROVIDER,
+            provider_request_id=generation.provider_request_id,
+        ).update(cancel_requested_at=timezone.now())
+    return accepted
 
 
 # Arguments the catalogue fills in or we set ourselves, not user inputs.

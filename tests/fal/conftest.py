@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache, caches
 from django.test import Client
 
+from billing.models import LedgerEntry
 from generation.backends import fal as fal_backend
 from generation.models import Generation, State
 from tests.factories import GenerationFactory
@@ -105,6 +106,11 @@ def fake_fal(fake_fal_server, settings, monkeypatch):
 @pytest.fixture
 def with_webhooks(settings):
     settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+
+
+def ledger_kinds(generation) -> list[str]:
+    """The kinds of the ledger entries of a generation, sorted (hold, capture, release...)."""
+    return sorted(LedgerEntry.objects.filter(generation=generation).values_list("kind", flat=True))
 
 
 def make_generation(user, **fields) -> Generation:

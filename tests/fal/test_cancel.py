@@ -8,15 +8,15 @@ from django.utils import timezone
 
 from api.models import Scope
 from api.services import apikey_create
-from billing.models import LedgerEntry
 from core.models import AuditAction, AuditEntry
 from generation.backends.fal import FalBackend
 from generation.models import Generation, State
 from tests.api.conftest import client_with
+from tests.support.forms import FORM
 from workflows import pipeline
 from workflows.tracking import track_once
 
-from .conftest import make_generation, run_submit, track_until_terminal
+from .conftest import ledger_kinds, make_generation, run_submit, track_until_terminal
 
 pytestmark = pytest.mark.django_db
 
@@ -101,22 +101,10 @@ def test_cancel_after_fal_completed_lets_the_job_finish(
     assert generation.state == State.SUCCEEDED
 
 
-FORM = {
-    "endpoint": "fal-ai/pika/v2.2/text-to-video",
-    "prompt": "a red fox in snow",
-    "aspect_ratio": "16:9",
-    "resolution": "720p",
-    "duration": "5",
-    "preset": "static",
-}
 ASKED = (
     "Asked the provider to stop it. If it has got too far to stop, it finishes and is charged "
     "as usual."
 )
-
-
-def ledger(generation):
-    return sorted(LedgerEntry.objects.filter(generation=generation).values_list("kind", flat=True))
 
 
 def running_at_fal(client, fake_fal, capture) -> Generation:
@@ -133,8 +121,32 @@ def running_at_fal(client, fake_fal, capture) -> Generation:
             track_once()
         generation.refresh_from_db()
     assert generation.state == State.IN_PROGRESS, generation.state
-    assert ledger(generation) == ["hold"]
+    assert ledger_kinds(generation) == ["hold"]
     return generation
+
+
+def asked_to_stop_while_running(client, fake_fal, capture, monkeypatch) -> Generation:
+    """A running job whose owner pressed Cancel, and that fal goes on running for now."""
+    generation = running_at_fal(client, fake_fal, capture)
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
+    assert cancel(client, generation) == [ASKED]
+    return generation
+
+
+def fal_honours_the_cancel_now(fake_fal, generation, monkeypatch) -> None:
+    """fal's model app honours the stop signal a moment later."""
+    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", True)
+    assert FalBackend().cancel(generation) is True
+
+
+def assert_canceled_by_its_owner(generation) -> None:
+    generation.refresh_from_db()
+    assert generation.state == State.CANCELED, (generation.state, generation.error_message)
+    assert ledger_kinds(generation) == ["hold", "release"]
+    entry = AuditEntry.objects.get(
+        action=AuditAction.GENERATION_CANCEL, target_id=str(generation.pk)
+    )
+    assert entry.reason == "Canceled by its owner"
 
 
 def test_a_running_job_fal_stops_is_canceled_at_once_and_refunded(
@@ -144,7 +156,7 @@ def test_a_running_job_fal_stops_is_canceled_at_once_and_refunded(
 
     assert cancel(alice_client, generation) == ["Canceled."]
     assert generation.state == State.CANCELED and generation.cancel_requested_at
-    assert ledger(generation) == ["hold", "release"]
+    assert ledger_kinds(generation) == ["hold", "release"]
     # Asked once; its status, read right after, said it had stopped.
     assert len(fake_fal.recorded("cancel", request_id=generation.provider_request_id)) == 1
 
@@ -155,10 +167,7 @@ def test_a_running_job_fal_does_not_stop_finishes_and_is_charged(
     """fal only signals a running request to stop; one that runs on is delivered and charged
     (fal charged us for it), and the owner was told so when they asked."""
     capture = django_capture_on_commit_callbacks
-    generation = running_at_fal(alice_client, fake_fal, capture)
-    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
-
-    assert cancel(alice_client, generation) == [ASKED]
+    generation = asked_to_stop_while_running(alice_client, fake_fal, capture, monkeypatch)
     assert generation.state == State.IN_PROGRESS and generation.cancel_requested_at
     assert generation.next_check_at <= timezone.now(), "the tracker looks at it at once"
     page = alice_client.get(generation.get_absolute_url()).content.decode()
@@ -173,28 +182,17 @@ def test_a_running_job_fal_does_not_stop_finishes_and_is_charged(
     generation.refresh_from_db()
     assert generation.state == State.SUCCEEDED, generation.error_message
     assert generation.output
-    assert ledger(generation) == ["capture", "hold"]
+    assert ledger_kinds(generation) == ["capture", "hold"]
 
 
 def test_a_running_job_fal_stops_later_ends_canceled_by_its_owner(
     fake_fal, alice_client, django_capture_on_commit_callbacks, monkeypatch
 ):
     capture = django_capture_on_commit_callbacks
-    generation = running_at_fal(alice_client, fake_fal, capture)
-    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
-    assert cancel(alice_client, generation) == [ASKED]
-
-    # fal's model app honours the signal a moment later.
-    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", True)
-    assert FalBackend().cancel(generation) is True
+    generation = asked_to_stop_while_running(alice_client, fake_fal, capture, monkeypatch)
+    fal_honours_the_cancel_now(fake_fal, generation, monkeypatch)
     track_until_terminal(capture)
-    generation.refresh_from_db()
-    assert generation.state == State.CANCELED
-    assert ledger(generation) == ["hold", "release"]
-    entry = AuditEntry.objects.get(
-        action=AuditAction.GENERATION_CANCEL, target_id=str(generation.pk)
-    )
-    assert entry.reason == "Canceled by its owner"
+    assert_canceled_by_its_owner(generation)
 
 
 def test_the_api_says_a_cancel_of_a_running_job_is_only_requested(
@@ -219,22 +217,12 @@ def test_with_webhooks_a_cancel_fal_honours_later_ends_canceled_not_failed(
     """fal's webhook for a cancelled request is an ERROR ("Request cancelled"): the row is
     canceled for its owner, credits back, not failed."""
     capture = django_capture_on_commit_callbacks
-    generation = running_at_fal(alice_client, fake_fal, capture)
-    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", False)
-    assert cancel(alice_client, generation) == [ASKED]
-
-    monkeypatch.setattr(fake_fal, "cancel_stops_in_progress", True)
-    assert FalBackend().cancel(generation) is True
+    generation = asked_to_stop_while_running(alice_client, fake_fal, capture, monkeypatch)
+    fal_honours_the_cancel_now(fake_fal, generation, monkeypatch)
     fake_fal.wait_for_webhooks(1)
     (answer,) = fake_fal.webhooks.deliver(capture)
     assert answer.status_code == 204
-    generation.refresh_from_db()
-    assert generation.state == State.CANCELED, (generation.state, generation.error_message)
-    assert ledger(generation) == ["hold", "release"]
-    entry = AuditEntry.objects.get(
-        action=AuditAction.GENERATION_CANCEL, target_id=str(generation.pk)
-    )
-    assert entry.reason == "Canceled by its owner"
+    assert_canceled_by_its_owner(generation)
 
 
 def test_with_webhooks_fal_news_of_the_cancel_before_its_status_still_says_canceled(
@@ -255,4 +243,4 @@ def test_with_webhooks_fal_news_of_the_cancel_before_its_status_still_says_cance
     monkeypatch.setattr(FalBackend, "status", webhook_first)
     assert cancel(alice_client, generation) == ["Canceled."]
     assert generation.state == State.CANCELED
-    assert ledger(generation) == ["hold", "release"]
+    assert ledger_kinds(generation) == ["hold", "release"]

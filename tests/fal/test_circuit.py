@@ -8,27 +8,19 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import LedgerEntry
 from generation.models import Generation, State
 from tests.factories import UserFactory
+from tests.support.forms import FORM
 from workflows import tracking
 from workflows.circuit import circuit_forget
 from workflows.models import ProviderCircuit
 from workflows.tracking import track_once
 
-from .conftest import make_generation, run_submit, track_until_terminal
+from .conftest import ledger_kinds, make_generation, run_submit, track_until_terminal
 
 pytestmark = pytest.mark.django_db
 
 LOCKED = "User is locked. Reason: Exhausted balance. Top up your balance to continue."
-FORM = {
-    "endpoint": "fal-ai/pika/v2.2/text-to-video",
-    "prompt": "a red fox in snow",
-    "aspect_ratio": "16:9",
-    "resolution": "720p",
-    "duration": "5",
-    "preset": "static",
-}
 
 
 @pytest.fixture
@@ -44,10 +36,6 @@ def circuit():
     return ProviderCircuit.objects.get(backend="fal")
 
 
-def kinds(generation):
-    return sorted(LedgerEntry.objects.filter(generation=generation).values_list("kind", flat=True))
-
-
 def test_a_locked_account_pauses_submissions_and_charges_nothing(
     fake_fal, staff, alice_client, django_capture_on_commit_callbacks
 ):
@@ -58,7 +46,7 @@ def test_a_locked_account_pauses_submissions_and_charges_nothing(
     generation = Generation.objects.get()
     # Back in the queue, this attempt not counted; its credits held, nothing captured.
     assert generation.state == State.QUEUED and generation.attempts == 0
-    assert kinds(generation) == ["hold"]
+    assert ledger_kinds(generation) == ["hold"]
     assert circuit().state == ProviderCircuit.State.OPEN
     assert "locked" in circuit().reason
     (alert,) = mail.outbox
@@ -165,7 +153,7 @@ def test_a_job_queued_too_long_is_failed_and_refunded(
     generation.refresh_from_db()
     assert generation.state == State.FAILED and generation.error_code == "stage_timeout"
     assert "Nothing was charged" in generation.error_message
-    assert kinds(generation) == ["hold", "release"]
+    assert ledger_kinds(generation) == ["hold", "release"]
 
 
 def test_a_poll_that_meets_a_locked_account_tries_again_later(

@@ -351,6 +351,33 @@ def _sent_video(fake_fal, generation):
     return submit
 
 
+def _sent_image(fake_fal, submit) -> None:
+    image = {f.field: f for f in fake_fal.input_fetches}["image_url"]
+    assert image.url == submit.json["image_url"] and image.ok
+
+
+def _post_swaps(user, settings, capture, fields: dict):
+    """POST a Pikaswaps generation: its price is unpublished, so an override prices it."""
+    from generation import catalogue
+
+    settings.FAL_PRICE_OVERRIDES = '{"fal-ai/pika/v2/pikaswaps": {"*": {"*": "0.50"}}}'
+    catalogue._price_overrides.cache_clear()
+    try:
+        with capture(execute=True):
+            return _api(user).post(
+                "/api/v1/generations",
+                {
+                    "endpoint": SWAPS,
+                    "modify_region": "the red car",
+                    "prompt": "a blue bus",
+                    **fields,
+                },
+                format="multipart",
+            )
+    finally:
+        catalogue._price_overrides.cache_clear()
+
+
 def test_api_pikadditions_with_a_video_link_and_an_image(
     fake_fal, fetch_options, video_link, user, storage, django_capture_on_commit_callbacks
 ):
@@ -379,25 +406,10 @@ def test_api_pikadditions_with_a_video_link_and_an_image(
 def test_api_pikaswaps_with_an_uploaded_video(
     fake_fal, user, settings, django_capture_on_commit_callbacks
 ):
-    from generation import catalogue
     from tests.fakefal import default_mp4
 
-    settings.FAL_PRICE_OVERRIDES = '{"fal-ai/pika/v2/pikaswaps": {"*": {"*": "0.50"}}}'
-    catalogue._price_overrides.cache_clear()
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = _api(user).post(
-                "/api/v1/generations",
-                {
-                    "endpoint": SWAPS,
-                    "modify_region": "the red car",
-                    "prompt": "a blue bus",
-                    "video": upload("clip.mp4", default_mp4(), "video/mp4"),
-                },
-                format="multipart",
-            )
-    finally:
-        catalogue._price_overrides.cache_clear()
+    video = upload("clip.mp4", default_mp4(), "video/mp4")
+    response = _post_swaps(user, settings, django_capture_on_commit_callbacks, {"video": video})
     assert response.status_code == 201, response.json()
     generation = Generation.objects.get()
     submit = _sent_video(fake_fal, generation)
@@ -424,8 +436,7 @@ def test_api_pikadditions_with_an_uploaded_video_and_an_image(
     assert response.status_code == 201, response.json()
     generation = Generation.objects.get()
     submit = _sent_video(fake_fal, generation)
-    image = {f.field: f for f in fake_fal.input_fetches}["image_url"]
-    assert image.url == submit.json["image_url"] and image.ok
+    _sent_image(fake_fal, submit)
     track_until_terminal(django_capture_on_commit_callbacks)
     generation.refresh_from_db()
     assert generation.state == State.SUCCEEDED, generation.error_message
@@ -434,32 +445,18 @@ def test_api_pikadditions_with_an_uploaded_video_and_an_image(
 def test_api_pikaswaps_with_a_video_link_and_an_image(
     fake_fal, fetch_options, video_link, user, settings, django_capture_on_commit_callbacks
 ):
-    from generation import catalogue
-
-    settings.FAL_PRICE_OVERRIDES = '{"fal-ai/pika/v2/pikaswaps": {"*": {"*": "0.50"}}}'
-    catalogue._price_overrides.cache_clear()
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = _api(user).post(
-                "/api/v1/generations",
-                {
-                    "endpoint": SWAPS,
-                    "modify_region": "the red car",
-                    "prompt": "a blue bus",
-                    "video_url": video_link,
-                    "image": upload("bus.png", png_bytes()),
-                },
-                format="multipart",
-            )
-    finally:
-        catalogue._price_overrides.cache_clear()
+    response = _post_swaps(
+        user,
+        settings,
+        django_capture_on_commit_callbacks,
+        {"video_url": video_link, "image": upload("bus.png", png_bytes())},
+    )
     assert response.status_code == 201, response.json()
     generation = Generation.objects.get()
     submit = _sent_video(fake_fal, generation)
     assert submit.json["video_url"] != video_link, "our copy, not the user's link"
     assert submit.json["modify_region"] == "the red car"
-    image = {f.field: f for f in fake_fal.input_fetches}["image_url"]
-    assert image.url == submit.json["image_url"] and image.ok
+    _sent_image(fake_fal, submit)
     track_until_terminal(django_capture_on_commit_callbacks)
     generation.refresh_from_db()
     assert generation.state == State.SUCCEEDED, generation.error_message

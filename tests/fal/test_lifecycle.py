@@ -12,6 +12,7 @@ from generation.models import Generation, State
 from moderation.models import ModerationCase
 from tests.factories import UserFactory
 from tests.fakefal import Outcome
+from tests.support.forms import FORM
 from tests.support.media import stored_credentials
 from workflows import pipeline
 from workflows.review import held_approve
@@ -20,15 +21,6 @@ from workflows.tracking import track_once
 from .conftest import PUBLIC_BASE_URL, make_generation, run_submit, track_until_terminal
 
 pytestmark = pytest.mark.django_db
-
-FORM = {
-    "endpoint": "fal-ai/pika/v2.2/text-to-video",
-    "prompt": "a red fox in snow",
-    "aspect_ratio": "16:9",
-    "resolution": "720p",
-    "duration": "5",
-    "preset": "static",
-}
 
 
 def test_happy_path_with_webhook(

@@ -14,19 +14,11 @@ from api.services import apikey_create
 from generation.models import Generation, State
 from tests.factories import GenerationFactory
 from tests.generation.test_end_to_end import drive_until_terminal
+from tests.support.forms import FORM
 from tests.support.lifecycle import move
 from workflows import notifications, tasks
 
 pytestmark = pytest.mark.django_db
-
-FORM = {
-    "endpoint": "fal-ai/pika/v2.2/text-to-video",
-    "prompt": "a red fox in snow",
-    "aspect_ratio": "16:9",
-    "resolution": "720p",
-    "duration": "5",
-    "preset": "static",
-}
 
 
 def test_a_clip_made_on_the_site_is_announced_once_when_ready(
